@@ -1,0 +1,103 @@
+"""Face alignment: one square RGB crop per face, shared by the embedder and every head.
+
+Two methods, both measured on LFW (benchmarks/lfw.py, README table):
+- "landmarks": a similarity transform (rotation, uniform scale, shift) takes the 5 MTCNN landmarks
+  onto a canonical template, which removes head roll.
+- "box": MTCNN's plain box crop with a margin, as facenet-pytorch's `extract_face` does.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .detection import Detection
+
+AlignmentMethod = Literal["landmarks", "box"]
+ALIGNED_SIZE = 160
+# Margin of the box method in output pixels (facenet-pytorch semantics): Sandberg's LFW crops used a
+# margin of 32 px, i.e. the face box spans 128 of the 160 pixels.
+BOX_MARGIN = 32
+
+# Where the 5 landmarks (left eye, right eye, nose, left mouth corner, right mouth corner; "left" as
+# seen in the picture) sit on average in a 160x160 box crop with BOX_MARGIN, mirror-averaged. Measured
+# by training/alignment_template.py on 600 LFW faces so that landmark-aligned crops have the same scale and framing
+# as the box crops FaceNet was trained on.
+LANDMARK_TEMPLATE_160 = np.array(
+    [
+        [51.16, 65.88],
+        [108.84, 65.88],
+        [80.00, 91.29],
+        [54.45, 113.19],
+        [105.55, 113.19],
+    ],
+    dtype=np.float32,
+)
+
+
+def align_faces(
+    image: np.ndarray,
+    detections: Sequence[Detection],
+    method: AlignmentMethod = "landmarks",
+    size: int = ALIGNED_SIZE,
+) -> np.ndarray:
+    """Return an (N, size, size, 3) uint8 array: one aligned crop per detection, in order."""
+    crops = np.empty((len(detections), size, size, 3), dtype=np.uint8)
+    pil = Image.fromarray(image)
+    for index, detection in enumerate(detections):
+        if method == "landmarks":
+            crops[index] = _warp_to_template(pil, detection.landmarks, size)
+        elif method == "box":
+            crops[index] = _box_crop(pil, detection.box, size)
+        else:
+            raise ValueError(f"unknown alignment method {method!r}")
+    return crops
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (Umeyama 1991) mapping source points onto target: a 2x3 matrix."""
+    source = source.astype(np.float64)
+    target = target.astype(np.float64)
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    source_centered, target_centered = source - source_mean, target - target_mean
+    covariance = target_centered.T @ source_centered / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    reflection = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        reflection[1, 1] = -1
+    rotation = u @ reflection @ vt
+    variance = source_centered.var(0).sum()
+    scale = (singular * np.diag(reflection)).sum() / variance if variance > 0 else 1.0
+    shift = target_mean - scale * rotation @ source_mean
+    return np.hstack([scale * rotation, shift[:, None]])
+
+
+def _warp_to_template(image: Image.Image, landmarks: np.ndarray, size: int) -> np.ndarray:
+    template = LANDMARK_TEMPLATE_160 * (size / ALIGNED_SIZE)
+    forward = similarity_transform(landmarks, template)
+    # PIL wants the inverse map: for each output pixel, where to sample in the input.
+    inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
+    # Shrinking a big face in one bilinear step aliases; pre-shrink the picture when the scale is small.
+    scale = float(np.hypot(*forward[:, 0]))
+    if scale < 0.5:
+        factor = int(1 / scale)
+        image = image.reduce(factor)
+        inverse = inverse / factor
+    warped = image.transform((size, size), Image.AFFINE, inverse.flatten().tolist(), resample=Image.BILINEAR)
+    return np.asarray(warped)
+
+
+def _box_crop(image: Image.Image, box: np.ndarray, size: int) -> np.ndarray:
+    margin = BOX_MARGIN * size / ALIGNED_SIZE
+    x1, y1, x2, y2 = (float(v) for v in box)
+    pad_x = margin * (x2 - x1) / (size - margin) / 2
+    pad_y = margin * (y2 - y1) / (size - margin) / 2
+    crop_box = (
+        int(max(x1 - pad_x, 0)),
+        int(max(y1 - pad_y, 0)),
+        int(min(x2 + pad_x, image.width)),
+        int(min(y2 + pad_y, image.height)),
+    )
+    return np.asarray(image.crop(crop_box).resize((size, size), Image.BILINEAR))

@@ -1,0 +1,156 @@
+"""The facade every caller uses: detect and align once, then embed and run the heads asked for.
+
+Models are process-wide and loaded lazily (each on first use, once, under a lock); nothing a visitor
+sends is kept here. Galleries are passed in by the caller (see pipeline.gallery).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .alignment import AlignmentMethod, align_faces
+from .detection import Detection, DetectorConfig, FaceDetector
+from .device import configure_cpu_threads, select_device
+from .embedding import BACKBONES, FaceEmbedder
+from .errors import WeightsError
+from .images import ImageInput, load_rgb
+
+log = logging.getLogger(__name__)
+
+# Faces analysed per picture, largest first: bounds memory and time per request (README limits).
+MAX_FACES = int(os.environ.get("FACELAB_MAX_FACES", 40))
+DEFAULT_BACKBONE = "vggface2"
+
+
+@dataclass
+class Face:
+    """One face in the original picture's pixel coordinates, with whatever was computed for it."""
+
+    box: np.ndarray = field(repr=False)  # (4,) x1, y1, x2, y2
+    landmarks: np.ndarray = field(repr=False)  # (5, 2)
+    score: float
+    crop: np.ndarray = field(repr=False)  # (160, 160, 3) uint8, aligned
+    embedding: np.ndarray | None = field(default=None, repr=False)  # (512,) float32, unit length
+    mask: Any = None  # pipeline.heads result, when asked for
+    emotion: Any = None
+
+    @property
+    def area(self) -> float:
+        return float(max(self.box[2] - self.box[0], 0) * max(self.box[3] - self.box[1], 0))
+
+
+@dataclass
+class Analysis:
+    """Everything found in one picture. `faces` is sorted largest first."""
+
+    faces: list[Face]
+    image: np.ndarray = field(repr=False)  # the normalised RGB picture the boxes refer to
+    faces_skipped: int = 0  # faces beyond MAX_FACES, not analysed
+
+    @property
+    def largest(self) -> Face | None:
+        return self.faces[0] if self.faces else None
+
+
+class _Lazy:
+    """A value built on first use, once, even when several threads ask at the same moment."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._value: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+        return self._value
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
+
+class FaceLab:
+    """Process-wide models behind one `analyze` call."""
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        device: torch.device | str | None = None,
+        detector_config: DetectorConfig | None = None,
+        alignment: AlignmentMethod = "landmarks",
+    ) -> None:
+        self.device = torch.device(device) if device is not None else select_device()
+        if self.device.type == "cpu":
+            configure_cpu_threads()
+        self.alignment = alignment
+        self.preferred_backbone = backbone or os.environ.get("FACELAB_BACKBONE") or DEFAULT_BACKBONE
+        if self.preferred_backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.preferred_backbone!r}; choose one of {sorted(BACKBONES)}")
+        self._detector = _Lazy(lambda: FaceDetector(detector_config, self.device))
+        self._embedder = _Lazy(self._load_embedder)
+
+    @property
+    def detector(self) -> FaceDetector:
+        return self._detector.get()
+
+    @property
+    def embedder(self) -> FaceEmbedder:
+        return self._embedder.get()
+
+    def _load_embedder(self) -> FaceEmbedder:
+        # Prefer the configured backbone; fall back to the other one rather than leave identity tabs dead.
+        order = [self.preferred_backbone] + [name for name in BACKBONES if name != self.preferred_backbone]
+        failures = []
+        for backbone in order:
+            try:
+                embedder = FaceEmbedder.from_backbone(backbone, device=self.device, half=self.device.type == "cuda")
+            except WeightsError as exc:
+                failures.append(str(exc))
+                log.warning("backbone %s unavailable: %s", backbone, exc)
+                continue
+            if backbone != self.preferred_backbone:
+                log.warning("using backbone %s because %s is unavailable", backbone, self.preferred_backbone)
+            return embedder
+        raise WeightsError("No face-embedding weights could be loaded. " + " | ".join(failures))
+
+    def detect(self, image: ImageInput, config: DetectorConfig | None = None) -> tuple[np.ndarray, list[Detection]]:
+        """Normalise the input and find its faces (largest first)."""
+        rgb = load_rgb(image)
+        return rgb, self.detector.detect(rgb, config)
+
+    def analyze(
+        self,
+        image: ImageInput,
+        *,
+        embed: bool = False,
+        max_faces: int = MAX_FACES,
+        detector_config: DetectorConfig | None = None,
+    ) -> Analysis:
+        """Detect and align every face (up to `max_faces`, largest first); embed them if asked."""
+        rgb, detections = self.detect(image, detector_config)
+        kept = detections[:max_faces]
+        crops = align_faces(rgb, kept, self.alignment)
+        faces = [
+            Face(box=d.box, landmarks=d.landmarks, score=d.score, crop=crop) for d, crop in zip(kept, crops)
+        ]
+        if embed and faces:
+            for face, vector in zip(faces, self.embedder.embed(crops)):
+                face.embedding = vector
+        return Analysis(faces=faces, image=rgb, faces_skipped=len(detections) - len(kept))
+
+
+@lru_cache(maxsize=None)
+def get_facelab() -> FaceLab:
+    """The process-wide FaceLab built from the environment (FACELAB_BACKBONE, FACELAB_DEVICE, ...)."""
+    return FaceLab()

@@ -1,0 +1,108 @@
+"""Face detection with facenet-pytorch's MTCNN (its wheel ships the weights).
+
+Detection runs on a downscaled copy of large pictures; boxes and landmarks are mapped back to the
+original picture's pixel coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .images import resize_to_max_side
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """MTCNN settings. `min_face_size` is in pixels of the (possibly downscaled) detection copy."""
+
+    min_face_size: int = 20
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    max_side: int = 1280  # longer side of the copy MTCNN sees; larger pictures are downscaled first
+    min_score: float = 0.9  # final face probability to keep a detection
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box (x1, y1, x2, y2), 5 landmarks (eyes, nose, mouth corners) as (x, y), score."""
+
+    box: np.ndarray = field(repr=False)  # (4,) float32, original picture pixels
+    landmarks: np.ndarray = field(repr=False)  # (5, 2) float32, original picture pixels
+    score: float
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+
+class FaceDetector:
+    """Finds every face in an RGB uint8 picture. Safe to call from several threads."""
+
+    def __init__(self, config: DetectorConfig | None = None, device: torch.device | str = "cpu") -> None:
+        from facenet_pytorch import MTCNN  # imported here: it pulls torchvision in
+
+        self.config = config or DetectorConfig()
+        self.device = torch.device(device)
+        self._mtcnn = MTCNN(
+            keep_all=True,
+            min_face_size=self.config.min_face_size,
+            thresholds=list(self.config.thresholds),
+            post_process=False,
+            device=self.device,
+        )
+        self._mtcnn.eval()
+
+    def detect(self, image: np.ndarray, config: DetectorConfig | None = None) -> list[Detection]:
+        """Return the faces sorted largest first. `config` overrides thresholds for this call only."""
+        config = config or self.config
+        small, scale = resize_to_max_side(image, config.max_side)
+        with torch.inference_mode():
+            boxes, scores, landmarks = self._run_mtcnn(small, config)
+        detections = [
+            Detection(box=box / scale, landmarks=points / scale, score=float(score))
+            for box, score, points in zip(boxes, scores, landmarks)
+            if score >= config.min_score
+        ]
+        detections = [_clip_to_image(d, image.shape[1], image.shape[0]) for d in detections]
+        return sorted(detections, key=lambda d: d.area, reverse=True)
+
+    def _run_mtcnn(self, image: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from facenet_pytorch.models.utils.detect_face import detect_face
+
+        # Call the stage function directly so per-call thresholds need no shared mutable state.
+        mtcnn = self._mtcnn
+        batch_boxes, batch_points = detect_face(
+            image[None],
+            config.min_face_size,
+            mtcnn.pnet,
+            mtcnn.rnet,
+            mtcnn.onet,
+            list(config.thresholds),
+            mtcnn.factor,
+            self.device,
+        )
+        return _as_float_arrays(batch_boxes[0], batch_points[0])
+
+
+def _as_float_arrays(raw_boxes: object, raw_points: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """facenet-pytorch 2.5.3 under numpy 2 returns object arrays (or empty/None): normalise to float32."""
+    boxes = np.asarray(raw_boxes if raw_boxes is not None else [], dtype=np.float32).reshape(-1, 5)
+    points = np.asarray(raw_points if raw_points is not None else [], dtype=np.float32).reshape(-1, 5, 2)
+    return boxes[:, :4], boxes[:, 4], points
+
+
+def _clip_to_image(detection: Detection, width: int, height: int) -> Detection:
+    box = detection.box.astype(np.float32).copy()
+    box[[0, 2]] = box[[0, 2]].clip(0, width)
+    box[[1, 3]] = box[[1, 3]].clip(0, height)
+    return Detection(box=box, landmarks=detection.landmarks.astype(np.float32), score=detection.score)

@@ -1,0 +1,174 @@
+"""Input normalisation, in one place: whatever a browser or a script hands us becomes an RGB uint8 array.
+
+Every public entry point of the pipeline calls `load_rgb` first, so limits and error messages are the
+same for the app, the scripts and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidImageError
+
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray]
+
+# Documented limits (README "Privacy and limits"): they bound memory per request.
+MAX_PIXELS = int(os.environ.get("FACELAB_MAX_PIXELS", 40_000_000))  # e.g. 8000x5000
+MAX_FILE_BYTES = int(os.environ.get("FACELAB_MAX_FILE_BYTES", 50 * 1024 * 1024))
+MIN_SIDE = 16  # smaller pictures cannot hold a detectable face (MTCNN's smallest window is 12 px)
+
+# We check the pixel count ourselves before decoding; PIL's own guard would only warn below 2x its limit.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def load_rgb(source: ImageInput) -> np.ndarray:
+    """Return the picture as a contiguous (H, W, 3) uint8 RGB array, EXIF orientation applied.
+
+    Raises InvalidImageError with a user-facing message for anything unreadable or out of limits.
+    """
+    if source is None:
+        raise InvalidImageError("No picture was given. Upload a photo or take a webcam snapshot.")
+    if isinstance(source, np.ndarray):
+        rgb = _array_to_rgb(source)
+    else:
+        rgb = _pil_to_rgb(_open_pil(source))
+    _check_size(rgb.shape[1], rgb.shape[0])
+    return np.ascontiguousarray(rgb)
+
+
+def _open_pil(source: ImageInput) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        name = "the uploaded data"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidImageError(f"The file {path.name!r} does not exist.")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidImageError(
+                f"The file is {path.stat().st_size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB."
+            )
+        data = path.read_bytes()
+        name = repr(path.name)
+    else:
+        raise InvalidImageError(f"Unsupported input type {type(source).__name__}; give a picture.")
+    if not data:
+        raise InvalidImageError(f"{name[0].upper() + name[1:]} is empty (0 bytes).")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError(f"The file is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InvalidImageError(
+            f"{name[0].upper() + name[1:]} is not a picture we can read (JPEG, PNG, WebP, GIF, BMP, TIFF)."
+        ) from None
+    except Exception as exc:  # PIL raises many types for corrupt headers
+        raise InvalidImageError(f"The picture is damaged or truncated and cannot be decoded ({exc}).") from None
+    return image
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
+    # Check the declared size before decoding a single pixel: a decompression bomb is a tiny
+    # file that declares a huge picture.
+    _check_size(*image.size)
+    try:
+        if getattr(image, "is_animated", False):
+            image.seek(0)  # animated GIF/WebP: analyse the first frame
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = ImageOps.exif_transpose(image) or image
+            image.load()
+    except InvalidImageError:
+        raise
+    except Exception as exc:  # truncated or corrupt data
+        raise InvalidImageError(f"The picture is damaged or truncated and cannot be decoded ({exc}).") from None
+    return _convert_mode(image)
+
+
+def _convert_mode(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image)
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and float pictures: stretch to 8 bit by the actual range, not by clipping.
+        values = np.asarray(image, dtype=np.float32)
+        return _gray_to_rgb(_stretch_to_uint8(values))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        # Transparent pixels become white, as a browser shows them on a white page.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InvalidImageError(f"Expected an (H, W), (H, W, 3) or (H, W, 4) picture, got shape {array.shape}.")
+    _check_size(array.shape[1], array.shape[0])
+    if array.dtype != np.uint8:
+        values = array.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise InvalidImageError("The picture contains NaN or infinite values.")
+        # Floats in [0, 1] are the usual convention; anything else is stretched by its range.
+        if values.min() >= 0 and values.max() <= 1.0:
+            array = np.round(values * 255).astype(np.uint8)
+        elif values.min() >= 0 and values.max() <= 255:
+            array = np.round(values).astype(np.uint8)
+        else:
+            array = _stretch_to_uint8(values)
+    if array.ndim == 2:
+        return _gray_to_rgb(array)
+    if array.shape[2] == 4:
+        return _convert_mode(Image.fromarray(array, "RGBA"))
+    return array
+
+
+def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    if high <= 255 and low >= 0:
+        return np.round(values).astype(np.uint8)
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return np.round((values - low) * scale).astype(np.uint8)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise InvalidImageError(
+            f"The picture is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
+            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Please send a smaller picture."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise InvalidImageError(
+            f"The picture is only {width}x{height} pixels; a face needs at least {MIN_SIDE}x{MIN_SIDE}."
+        )
+
+
+def resize_to_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Downscale so the longer side is at most `max_side`; return the copy and the scale applied (<= 1)."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # reduce() first makes big downscales cheap and alias-free; resize() then hits the exact size.
+    pil = Image.fromarray(image)
+    factor = int(1 / scale)
+    if factor >= 2:
+        pil = pil.reduce(factor)
+    resized = np.asarray(pil.resize(size, Image.BILINEAR))
+    return resized, size[0] / width

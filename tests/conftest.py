@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests read real data from ../shared (beside the repo) and never need the internet."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchmarks.datasets import DATA_DIR, SHARED_WEIGHTS_DIR
+
+# The real casia-webface weights lie in ../shared/weights; the vggface2 ones need the Hub.
+os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_data_present() -> None:
+    if not DATA_DIR.is_dir():
+        pytest.exit(f"Test data not found at {DATA_DIR}: the repo must sit beside shared/.", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    from pipeline import FaceLab
+
+    return FaceLab(backbone="casia-webface", device="cpu")

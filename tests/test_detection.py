@@ -1,0 +1,107 @@
+"""Detection and alignment on real photos from ../shared/data/misc, with the real MTCNN."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.datasets import MISC_DIR
+from pipeline.alignment import LANDMARK_TEMPLATE_160, align_faces, similarity_transform
+
+GROUP = MISC_DIR / "multiple_faces_group_photo.jpg"
+ASTRONAUT = MISC_DIR / "single_face_astronaut.png"
+# The astronaut's face, in the 512x512 picture's pixels (checked by eye).
+ASTRONAUT_FACE_CENTRE = (225, 117)
+
+
+def centre(box: np.ndarray) -> tuple[float, float]:
+    return float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2
+
+
+def test_single_face_photo_gives_one_face_on_the_face(lab) -> None:
+    rgb, faces = lab.detect(ASTRONAUT)
+    assert len(faces) == 1
+    x, y = centre(faces[0].box)
+    assert abs(x - ASTRONAUT_FACE_CENTRE[0]) < 25 and abs(y - ASTRONAUT_FACE_CENTRE[1]) < 25
+    assert faces[0].score > 0.95 and faces[0].landmarks.shape == (5, 2)
+    assert faces[0].box.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "name, count",
+    [
+        ("multiple_faces_group_photo.jpg", 6),
+        ("grayscale_multiple_faces_group_photo.jpg", 6),
+        ("rgba_png_with_alpha_single_face_astronaut.png", 1),
+        ("grayscale_photo_single_person_cameraman.png", 1),
+        ("no_face_coffee_cup.png", 0),
+        ("no_face_random_noise.jpg", 0),
+        ("no_face_rocket_launch_outdoor.jpg", 0),
+        ("no_human_face_cat.png", 0),
+    ],
+)
+def test_face_counts_on_real_photos(lab, name: str, count: int) -> None:
+    _, faces = lab.detect(MISC_DIR / name)
+    assert len(faces) == count
+
+
+def test_large_picture_boxes_are_in_original_coordinates(lab) -> None:
+    large = MISC_DIR / "large_4800px_multiple_faces_upscaled.jpg"
+    rgb, faces = lab.detect(large)
+    assert rgb.shape[1] == 4800 and len(faces) == 6
+    # The 4800 px picture is the group photo upscaled 4x: the same faces at 4x the coordinates.
+    _, small_faces = lab.detect(GROUP)
+    large_centres = sorted(centre(f.box) for f in faces)
+    small_centres = sorted(centre(f.box) for f in small_faces)
+    for (lx, ly), (sx, sy) in zip(large_centres, small_centres):
+        assert abs(lx / 4 - sx) < 8 and abs(ly / 4 - sy) < 8
+
+
+def test_exif_rotated_copy_finds_the_face_where_it_is_shown(lab) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 CCW to display"
+    stored = Image.open(ASTRONAUT).convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", exif=exif, quality=95)
+    rgb, faces = lab.detect(buffer.getvalue())
+    assert rgb.shape == (512, 512, 3) and len(faces) == 1
+    x, y = centre(faces[0].box)
+    assert abs(x - ASTRONAUT_FACE_CENTRE[0]) < 25 and abs(y - ASTRONAUT_FACE_CENTRE[1]) < 25
+
+
+def test_faces_are_sorted_largest_first(lab) -> None:
+    _, faces = lab.detect(GROUP)
+    areas = [f.area for f in faces]
+    assert areas == sorted(areas, reverse=True)
+
+
+def test_landmark_alignment_puts_the_eyes_on_the_template(lab) -> None:
+    rgb, faces = lab.detect(GROUP)
+    crops = align_faces(rgb, faces, "landmarks")
+    assert crops.shape == (6, 160, 160, 3) and crops.dtype == np.uint8
+    for face in faces:
+        matrix = similarity_transform(face.landmarks, LANDMARK_TEMPLATE_160)
+        mapped = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
+        # Eyes land within a few pixels of the template: the alignment is a real fit, not a crop.
+        assert np.abs(mapped[:2] - LANDMARK_TEMPLATE_160[:2]).max() < 6
+
+
+def test_box_alignment_gives_same_shape(lab) -> None:
+    rgb, faces = lab.detect(GROUP)
+    crops = align_faces(rgb, faces, "box")
+    assert crops.shape == (6, 160, 160, 3)
+    assert crops.std() > 20  # real picture content
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 100, size=(5, 2))
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -4.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    target = scale * points @ rotation.T + shift
+    matrix = similarity_transform(points, target)
+    np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-9)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)

@@ -1,0 +1,112 @@
+"""Input normalisation: every kind of picture a browser can send becomes RGB uint8, or a clear error."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.datasets import MISC_DIR
+from pipeline.errors import InvalidImageError
+from pipeline.images import MAX_PIXELS, load_rgb, resize_to_max_side
+
+ASTRONAUT = MISC_DIR / "single_face_astronaut.png"
+
+
+def encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_mode_becomes_rgb_uint8(mode: str) -> None:
+    source = Image.open(ASTRONAUT).convert("RGB")
+    if mode == "I;16":
+        converted = Image.fromarray((np.asarray(source.convert("L"), dtype=np.uint16) * 257))
+    else:
+        converted = source.convert(mode)
+    rgb = load_rgb(converted)
+    assert rgb.dtype == np.uint8 and rgb.shape == (512, 512, 3)
+    assert 20 < rgb.mean() < 235  # content survived, not a blank picture
+
+
+def test_sixteen_bit_png_keeps_its_contrast() -> None:
+    gray = np.asarray(Image.open(ASTRONAUT).convert("L"), dtype=np.uint16) * 257
+    rgb = load_rgb(encoded(Image.fromarray(gray), "PNG"))
+    reference = np.asarray(Image.open(ASTRONAUT).convert("L"), dtype=np.int16)
+    assert np.abs(rgb[:, :, 0].astype(np.int16) - reference).max() <= 1
+
+
+def test_transparent_pixels_become_white() -> None:
+    rgba = np.zeros((64, 64, 4), dtype=np.uint8)
+    rgba[:, :32] = (255, 0, 0, 255)  # opaque red left half, fully transparent right half
+    rgb = load_rgb(rgba)
+    assert tuple(rgb[0, 0]) == (255, 0, 0) and tuple(rgb[0, 63]) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied() -> None:
+    upright = Image.open(ASTRONAUT).convert("RGB").crop((0, 0, 512, 300))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": stored sideways
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    rgb = load_rgb(encoded(stored, "JPEG", exif=exif, quality=95))
+    assert rgb.shape == (300, 512, 3)
+
+
+def test_animated_gif_uses_first_frame() -> None:
+    frames = [Image.new("RGB", (40, 40), color) for color in ((255, 0, 0), (0, 0, 255))]
+    data = encoded(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    rgb = load_rgb(data)
+    assert rgb.shape == (40, 40, 3) and rgb[0, 0, 0] > 200 and rgb[0, 0, 2] < 50
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"%PDF-1.4 not a picture at all", "not a picture"),
+        (encoded(Image.new("RGB", (300, 300)), "JPEG")[:200], "damaged or truncated"),
+        (ASTRONAUT.read_bytes()[: ASTRONAUT.stat().st_size // 2], "damaged or truncated"),
+    ],
+    ids=["zero-bytes", "pdf-named-jpg", "truncated-jpeg-header", "truncated-png-data"],
+)
+def test_unreadable_files_get_a_clear_message(data: bytes, message: str) -> None:
+    with pytest.raises(InvalidImageError, match=message):
+        load_rgb(data)
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    # A tiny PNG that declares 30000 x 30000 pixels.
+    bomb = encoded(Image.new("1", (30000, 30000)), "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(InvalidImageError, match="megapixels"):
+        load_rgb(bomb)
+    assert 30000 * 30000 > MAX_PIXELS
+
+
+def test_too_small_picture_gets_a_clear_message() -> None:
+    with pytest.raises(InvalidImageError, match="1x1"):
+        load_rgb(np.zeros((1, 1, 3), dtype=np.uint8))
+
+
+def test_missing_input_and_wrong_shapes() -> None:
+    with pytest.raises(InvalidImageError, match="No picture"):
+        load_rgb(None)
+    with pytest.raises(InvalidImageError, match="shape"):
+        load_rgb(np.zeros((10, 10, 10, 3), dtype=np.uint8))
+
+
+def test_float_arrays_are_understood() -> None:
+    rgb = load_rgb(np.full((32, 32, 3), 0.5, dtype=np.float32))
+    assert rgb.dtype == np.uint8 and rgb[0, 0, 0] == 128
+
+
+def test_downscale_reports_its_scale() -> None:
+    picture = np.zeros((1080, 1920, 3), dtype=np.uint8)
+    small, scale = resize_to_max_side(picture, 960)
+    assert small.shape == (540, 960, 3) and scale == pytest.approx(0.5)
+    same, scale = resize_to_max_side(picture, 4000)
+    assert same is picture and scale == 1.0
