@@ -20,7 +20,7 @@ class DetectorConfig:
 
     min_face_size: int = 20
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    max_side: int = 1280  # longer side of the copy MTCNN sees; larger pictures are downscaled first
+    max_side: int = 960  # longer side of the copy MTCNN sees; larger pictures are downscaled first
     min_score: float = 0.9  # final face probability to keep a detection
 
 
@@ -92,6 +92,42 @@ class FaceDetector:
             self.device,
         )
         return _as_float_arrays(batch_boxes[0], batch_points[0])
+
+
+    def refine(self, image: np.ndarray, boxes: list[np.ndarray], min_score: float = 0.8) -> list[Detection | None]:
+        """Re-locate faces near known boxes with MTCNN's last stage only (O-Net): a cheap tracker.
+
+        For each box, returns the refined Detection, or None where O-Net no longer sees a face there
+        (the face left, turned away or is occluded): the caller then runs a full `detect`.
+        """
+        if not boxes:
+            return []
+        from torchvision.ops import roi_align
+
+        squares = np.stack([_square(box) for box in boxes]).astype(np.float32)
+        rois = torch.cat((torch.zeros(len(squares), 1), torch.from_numpy(squares)), dim=1)
+        picture = torch.from_numpy(image.copy()).to(self.device).permute(2, 0, 1)[None].float()
+        with torch.inference_mode():
+            crops = roi_align(picture, rois.to(self.device), output_size=48, sampling_ratio=-1, aligned=True)
+            regression, points, probabilities = self._mtcnn.onet((crops - 127.5) * 0.0078125)
+        regression, points, scores = regression.cpu().numpy(), points.cpu().numpy(), probabilities[:, 1].cpu().numpy()
+        refined: list[Detection | None] = []
+        for square, shift, marks, score in zip(squares, regression, points, scores):
+            if score < min_score:
+                refined.append(None)
+                continue
+            size = square[2] - square[0]
+            landmarks = np.stack((square[0] + size * marks[:5], square[1] + size * marks[5:]), axis=1)
+            detection = Detection(box=square + shift * size, landmarks=landmarks, score=float(score))
+            refined.append(_clip_to_image(detection, image.shape[1], image.shape[0]))
+        return refined
+
+
+def _square(box: np.ndarray) -> np.ndarray:
+    """The square around a box's centre with the box's longer side, as MTCNN feeds its stages."""
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = max(box[2] - box[0], box[3] - box[1]) / 2
+    return np.array([centre_x - half, centre_y - half, centre_x + half, centre_y + half], dtype=np.float32)
 
 
 def _as_float_arrays(raw_boxes: object, raw_points: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

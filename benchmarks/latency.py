@@ -1,0 +1,135 @@
+"""Detect + embed latency of the pipeline beside naive facenet-pytorch use, in the same run.
+
+Naive use is what a facenet-pytorch tutorial does: `MTCNN(keep_all=True)` on the full picture, then
+`InceptionResnetV1` on the crops it returns. Runs alternate between the two so both see the same
+machine noise; the figure that matters is the ratio.
+
+    python -m benchmarks.latency [--runs 20]   # writes benchmarks/results/latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.datasets import DATA_DIR, MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR
+from pipeline import FaceLab, load_rgb
+from pipeline.device import configure_cpu_threads
+from pipeline.weights import load_named
+
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "latency.json"
+
+
+def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to fit width x height and pad with grey: the shape a webcam or a screenshot has."""
+    scale = min(width / image.shape[1], height / image.shape[0])
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    canvas.paste(Image.fromarray(image).resize(size, Image.BILINEAR), ((width - size[0]) // 2, (height - size[1]) // 2))
+    return np.asarray(canvas)
+
+
+def test_pictures() -> dict[str, np.ndarray]:
+    portrait = load_rgb(DATA_DIR / "identity" / "celebs" / "paul_rudd" / "1.jpg")
+    group = load_rgb(MISC_DIR / "multiple_faces_group_photo.jpg")
+    return {
+        "640x480_one_face": letterbox(portrait, 640, 480),
+        "group_photo_1200x630": group,
+        "1920x1080_group": letterbox(load_rgb(MISC_DIR / "large_4800px_multiple_faces_upscaled.jpg"), 1920, 1080),
+    }
+
+
+class NaiveFacenet:
+    """facenet-pytorch as its README shows it, with the same casia weights."""
+
+    def __init__(self) -> None:
+        from facenet_pytorch import MTCNN, InceptionResnetV1
+
+        self.mtcnn = MTCNN(keep_all=True, device="cpu")
+        self.resnet = InceptionResnetV1(pretrained=None).eval()
+        self.resnet.load_state_dict(load_named("facenet-casia-webface"))
+
+    def __call__(self, image: np.ndarray) -> int:
+        with torch.no_grad():
+            faces = self.mtcnn(Image.fromarray(image))
+            if faces is None:
+                return 0
+            return len(self.resnet(faces))
+
+
+def median_ms(function, picture: np.ndarray, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function(picture)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def cold_start() -> dict[str, float]:
+    """Seconds from a fresh interpreter to the first embedding (weights cached locally), and peak RSS."""
+    code = (
+        "import time, resource; t0 = time.perf_counter()\n"
+        "from pipeline import FaceLab\n"
+        "from benchmarks.datasets import MISC_DIR\n"
+        "lab = FaceLab(backbone='casia-webface')\n"
+        "lab.analyze(MISC_DIR / 'single_face_astronaut.png', embed=True)\n"
+        "print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    env = {**os.environ, "FACELAB_WEIGHTS_DIR": str(SHARED_WEIGHTS_DIR)}
+    output = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
+    seconds, rss_mb = (float(v) for v in output.stdout.split())
+    return {"cold_start_s": round(seconds, 2), "peak_rss_mb": round(rss_mb, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    threads = configure_cpu_threads()
+    lab = FaceLab(backbone="casia-webface", device="cpu")
+    naive = NaiveFacenet()
+    ours = lambda picture: len(lab.analyze(picture, embed=True).faces)  # noqa: E731
+    cases = {}
+    for name, picture in test_pictures().items():
+        ours(picture), naive(picture)  # warm-up
+        ours_ms, naive_ms = [], []
+        for _ in range(args.runs):  # alternate so both see the same noise
+            ours_ms += median_ms(ours, picture, 1)
+            naive_ms += median_ms(naive, picture, 1)
+        cases[name] = {
+            "size": f"{picture.shape[1]}x{picture.shape[0]}",
+            "faces_found": ours(picture),
+            "faces_found_naive": naive(picture),
+            "pipeline_ms": round(statistics.median(ours_ms), 1),
+            "naive_ms": round(statistics.median(naive_ms), 1),
+            "ratio_vs_naive": round(statistics.median(naive_ms) / statistics.median(ours_ms), 2),
+        }
+        print(f"{name:24s} {cases[name]}")
+    result = {
+        "what": "median warm latency of detect + align + embed, ms; ratio_vs_naive = naive / pipeline",
+        "runs": args.runs,
+        "torch_threads": threads,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "cases": cases,
+        **cold_start(),
+    }
+    print(f"cold start {result['cold_start_s']} s, peak RSS {result['peak_rss_mb']} MB")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
