@@ -1,0 +1,74 @@
+"""Finding masked faces: MTCNN was trained on unmasked faces and misses many masked ones.
+
+`detect_faces_masked` is the mask path's detector: the normal pass, then a second pass with
+lower thresholds whose extra (non-overlapping) faces are added, and, when a picture holds no
+detectable face but is itself shaped like a face crop (a small, roughly square picture, e.g.
+an uploaded face photo), the whole picture taken as one face with landmarks at the mean
+positions measured on face-crop datasets. Recall before/after: benchmarks/mask.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .detection import DetectorConfig, Detection, FaceDetector
+
+# Mean MTCNN landmarks in face-crop pictures, as fractions of the picture side (training.crop_geometry:
+# mean over the mask set's with_mask and without_mask crops): eyes, nose, mouth corners.
+FACE_CROP_LANDMARKS = np.array([[0.326, 0.384], [0.686, 0.381], [0.502, 0.591], [0.350, 0.760], [0.658, 0.760]],
+                               dtype=np.float32)
+WHOLE_PICTURE_SCORE = 0.0  # marks a face that was assumed, not detected
+
+
+@dataclass(frozen=True)
+class MaskedFaceSearch:
+    """Options of `detect_faces_masked`."""
+
+    # Second pass: lower stage thresholds and final score (measured in benchmarks/mask.py).
+    second_pass: DetectorConfig | None = field(
+        default_factory=lambda: DetectorConfig(thresholds=(0.5, 0.5, 0.5), min_score=0.8))
+    # Whole-picture fallback only for pictures that look like a face crop.
+    whole_picture: bool = True
+    whole_picture_max_side: int = 640
+    whole_picture_max_aspect: float = 1.4
+    max_overlap: float = 0.3  # IoU above which a second-pass face duplicates a first-pass one
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def whole_picture_face(image: np.ndarray) -> Detection:
+    """The whole picture as one face, landmarks where face-crop datasets have them on average."""
+    h, w = image.shape[:2]
+    side = np.array([w, h], dtype=np.float32)
+    return Detection(box=np.array([0, 0, w, h], dtype=np.float32), landmarks=FACE_CROP_LANDMARKS * side,
+                     score=WHOLE_PICTURE_SCORE)
+
+
+def looks_like_face_crop(image: np.ndarray, search: MaskedFaceSearch) -> bool:
+    h, w = image.shape[:2]
+    return max(h, w) <= search.whole_picture_max_side and max(h, w) / max(min(h, w), 1) <= search.whole_picture_max_aspect
+
+
+def detect_faces_masked(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch | None = None,
+                        first_pass: list[Detection] | None = None) -> list[Detection]:
+    """Faces for the mask check, largest first: `detector.detect` plus the second pass and the
+    whole-picture fallback of `search` (defaults: both on). Feed the result to `align_faces`.
+
+    Pass ``first_pass`` when the normal detection already ran on this picture (the app's other
+    heads need it anyway): only the second pass is then added."""
+    search = search or MaskedFaceSearch()
+    found = list(first_pass) if first_pass is not None else detector.detect(image)
+    if search.second_pass is not None:
+        for extra in detector.detect(image, config=search.second_pass):
+            if all(_iou(extra.box, d.box) <= search.max_overlap for d in found):
+                found.append(extra)
+    if not found and search.whole_picture and looks_like_face_crop(image, search):
+        found.append(whole_picture_face(image))
+    return sorted(found, key=lambda d: d.area, reverse=True)

@@ -1,0 +1,108 @@
+"""Loading the shared datasets into memory, with deterministic splits.
+
+The images are small (FER 48x48, mask crops resized to a fixed size), so the whole
+set is decoded once into a uint8 array and cached under /tmp: training then
+augments batches on tensors instead of decoding JPEGs every epoch.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline.heads import EMOTIONS, MASK_LABELS
+
+DATA_ROOT = Path(os.environ.get("FACELAB_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
+CACHE_DIR = Path(os.environ.get("FACELAB_CACHE", "/tmp/facelab_cache"))
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: np.ndarray  # (N,H,W) uint8 gray or (N,H,W,3) uint8 RGB
+    labels: np.ndarray  # (N,) int64
+    files: list[str]    # paths relative to DATA_ROOT, same order
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
+def _cached(name: str, build) -> ImageSet:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    path = CACHE_DIR / f"{name}.npz"
+    if path.exists():
+        z = np.load(path, allow_pickle=False)
+        return ImageSet(z["images"], z["labels"], [str(f) for f in z["files"]])
+    s = build()
+    np.savez(path, images=s.images, labels=s.labels, files=np.array(s.files))
+    return s
+
+
+def load_fer(split: str) -> ImageSet:
+    """FER2013 ``train`` or ``test`` as (N,48,48) uint8 gray, labels in EMOTIONS order."""
+
+    def build() -> ImageSet:
+        imgs, labels, files = [], [], []
+        for k, name in enumerate(EMOTIONS):
+            for p in _list_images(DATA_ROOT / "emotion" / split / name):
+                imgs.append(np.asarray(Image.open(p).convert("L").resize((48, 48))))
+                labels.append(k)
+                files.append(str(p.relative_to(DATA_ROOT)))
+        return ImageSet(np.stack(imgs), np.array(labels, np.int64), files)
+
+    return _cached(f"fer_{split}", build)
+
+
+def fer_train_val_split(files: list[str], val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train/val indices: a file is in val when the md5 of its name falls
+    in the lowest ``val_fraction`` (independent of ordering, seed or machine)."""
+    h = np.array([int(hashlib.md5(Path(f).name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for f in files])
+    val = h < val_fraction
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def fer_blank_mask(images: np.ndarray) -> np.ndarray:
+    """True for the blank (uniform) FER images; they carry no signal and are dropped from training."""
+    flat = images.reshape(len(images), -1)
+    return flat.std(axis=1) < 1.0
+
+
+def fer_test_duplicates() -> set[str]:
+    """Test files that also occur byte-identically in train (exact_duplicates.csv)."""
+    groups: dict[str, list[dict]] = {}
+    with open(DATA_ROOT / "emotion" / "exact_duplicates.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            groups.setdefault(row["group"], []).append(row)
+    out: set[str] = set()
+    for rows in groups.values():
+        if any(r["split"] == "train" for r in rows):
+            out.update("emotion/" + r["file"] for r in rows if r["split"] == "test")
+    return out
+
+
+def load_mask(split: str, size: int) -> ImageSet:
+    """Mask ``train``/``val``/``test`` as (N,size,size,3) uint8 RGB, labels in MASK_LABELS order."""
+    folders = {"with_mask": MASK_LABELS.index("mask"), "without_mask": MASK_LABELS.index("no_mask")}
+
+    def build() -> ImageSet:
+        imgs, labels, files = [], [], []
+        for folder, k in folders.items():
+            for p in _list_images(DATA_ROOT / "mask" / split / folder):
+                imgs.append(np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)))
+                labels.append(k)
+                files.append(str(p.relative_to(DATA_ROOT)))
+        return ImageSet(np.stack(imgs), np.array(labels, np.int64), files)
+
+    return _cached(f"mask_{split}_{size}", build)
+
+
+def mask_dup_groups() -> dict[str, str]:
+    """File (relative to DATA_ROOT) -> dup_group from mask/manifest.csv."""
+    with open(DATA_ROOT / "mask" / "manifest.csv", newline="") as f:
+        return {"mask/" + r["file"]: r["dup_group"] for r in csv.DictReader(f)}

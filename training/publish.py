@@ -1,0 +1,55 @@
+"""Add or refresh the heads' entries in weights/manifest.json (sha256 of the files in weights/).
+
+    python -m training.publish
+
+Only the ``emotion_head`` and ``mask_head`` entries are written; other entries are left as they are.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.weights import MANIFEST_PATH, REPO_WEIGHTS_DIR, file_sha256
+
+HUB_REPO = "facelab/face-lab-weights"  # the project's own Hub repo; FACELAB_HUB_REPO overrides it
+ENTRIES = {
+    "emotion_head": {
+        "description": "Face Lab's own 7-class emotion head (EmotionNet, compact VGG-style CNN, gray 44x44), "
+                       "trained by training/train_emotion.py on FER2013; temperature stored in the file.",
+        "filename": "emotion_head.safetensors",
+        "license": "Weights: same terms as the project code. Trained on FER2013 (Kaggle; research use only, "
+                   "no licence stated by the source), see weights/emotion_head.md.",
+        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        "metrics": "weights/emotion_head.metrics.json",
+    },
+    "mask_head": {
+        "description": "Face Lab's own mask / no-mask head (MaskNet, compact VGG-style CNN, RGB 64x64), "
+                       "trained by training/train_mask.py on the Face Mask ~12K subset; temperature stored in the file.",
+        "filename": "mask_head.safetensors",
+        "license": "Weights: same terms as the project code. Training images: web-scraped masked faces and "
+                   "CelebA (non-commercial research use only), see weights/mask_head.md.",
+        "labels": ["mask", "no_mask"],
+        "metrics": "weights/mask_head.metrics.json",
+    },
+}
+
+
+def main() -> None:
+    manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
+    for name, entry in ENTRIES.items():
+        path = REPO_WEIGHTS_DIR / entry["filename"]
+        manifest["models"][name] = {
+            **entry,
+            "repo_id": HUB_REPO,
+            "project_hosted": True,
+            "revision": "main",
+            "revision_note": "The project's own Hub copy; pin the commit sha here once it is published.",
+            "sha256": file_sha256(path),
+            "note": f"{path.stat().st_size} bytes; retrain and refresh with python -m training.publish.",
+        }
+        print(name, manifest["models"][name]["sha256"])
+    MANIFEST_PATH.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
