@@ -21,7 +21,9 @@ from .detection import Detection, DetectorConfig, FaceDetector
 from .device import configure_cpu_threads, select_device
 from .embedding import BACKBONES, FaceEmbedder
 from .errors import WeightsError
+from .heads import EmotionHead, EmotionPrediction, MaskHead, MaskPrediction
 from .images import ImageInput, load_rgb
+from .mask_detection import detect_faces_masked
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,8 @@ class Face:
     score: float
     crop: np.ndarray = field(repr=False)  # (160, 160, 3) uint8, aligned
     embedding: np.ndarray | None = field(default=None, repr=False)  # (512,) float32, unit length
-    mask: Any = None  # pipeline.heads result, when asked for
-    emotion: Any = None
+    mask: MaskPrediction | None = None
+    emotion: EmotionPrediction | None = None
 
     @property
     def area(self) -> float:
@@ -99,6 +101,8 @@ class FaceLab:
             raise ValueError(f"unknown backbone {self.preferred_backbone!r}; choose one of {sorted(BACKBONES)}")
         self._detector = _Lazy(lambda: FaceDetector(detector_config, self.device))
         self._embedder = _Lazy(self._load_embedder)
+        self._mask_head = _Lazy(lambda: MaskHead.from_manifest())
+        self._emotion_head = _Lazy(lambda: EmotionHead.from_manifest())
 
     @property
     def detector(self) -> FaceDetector:
@@ -107,6 +111,14 @@ class FaceLab:
     @property
     def embedder(self) -> FaceEmbedder:
         return self._embedder.get()
+
+    @property
+    def mask_head(self) -> MaskHead:
+        return self._mask_head.get()
+
+    @property
+    def emotion_head(self) -> EmotionHead:
+        return self._emotion_head.get()
 
     def _load_embedder(self) -> FaceEmbedder:
         # Prefer the configured backbone; fall back to the other one rather than leave identity tabs dead.
@@ -134,20 +146,41 @@ class FaceLab:
         image: ImageInput,
         *,
         embed: bool = False,
+        mask: bool = False,
+        emotion: bool = False,
         max_faces: int = MAX_FACES,
         detector_config: DetectorConfig | None = None,
     ) -> Analysis:
-        """Detect and align every face (up to `max_faces`, largest first); embed them if asked."""
+        """Detect and align every face (up to `max_faces`, largest first), then run what is asked.
+
+        With `mask=True` the detector also looks for masked faces, which MTCNN alone often misses
+        (pipeline.mask_detection).
+        """
         rgb, detections = self.detect(image, detector_config)
+        if mask:
+            detections = detect_faces_masked(self.detector, rgb, first_pass=detections)
         kept = detections[:max_faces]
         crops = align_faces(rgb, kept, self.alignment)
         faces = [
             Face(box=d.box, landmarks=d.landmarks, score=d.score, crop=crop) for d, crop in zip(kept, crops)
         ]
-        if embed and faces:
+        self.describe(faces, embed=embed, mask=mask, emotion=emotion)
+        return Analysis(faces=faces, image=rgb, faces_skipped=len(detections) - len(kept))
+
+    def describe(self, faces: list[Face], *, embed: bool = False, mask: bool = False, emotion: bool = False) -> None:
+        """Fill in embeddings and head results for faces whose aligned crops are known, batched."""
+        if not faces:
+            return
+        crops = np.stack([face.crop for face in faces])
+        if embed:
             for face, vector in zip(faces, self.embedder.embed(crops)):
                 face.embedding = vector
-        return Analysis(faces=faces, image=rgb, faces_skipped=len(detections) - len(kept))
+        if mask:
+            for face, prediction in zip(faces, self.mask_head.predict(crops)):
+                face.mask = prediction
+        if emotion:
+            for face, prediction in zip(faces, self.emotion_head.predict(crops)):
+                face.emotion = prediction
 
 
 @lru_cache(maxsize=None)
