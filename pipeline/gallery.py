@@ -1,0 +1,611 @@
+"""Galleries of enrolled people: names, 512-d embeddings and a small thumbnail each. Never photos.
+
+Usage (the app goes through pipeline.identity, which adds face detection and quality checks)::
+
+    gallery = open_gallery()          # FACELAB_GALLERY=path -> shared SqliteGallery, else a fresh InMemoryGallery
+    gallery.add("Ada Lovelace", embedding, thumbnail_jpeg)   # more calls with the same name add embeddings
+    gallery.search(embedding, k=3)   # -> [Candidate(name, similarity), ...] best first
+    gallery.people()                 # -> [Person(name, embeddings, thumbnail), ...]
+    gallery.rename("Ada Lovelace", "Ada"); gallery.delete("Ada"); gallery.clear()
+    data = gallery.export_json(); other.import_json(data)
+
+Two implementations behind one interface (`Gallery`):
+- `InMemoryGallery`, the default: one per visitor session (the app keeps it in gr.State), gone when the
+  session ends, so visitors never see each other's people. It survives `copy.deepcopy` (Gradio copies
+  State values) and an empty one costs a few hundred bytes.
+- `SqliteGallery(path)`, for an operator who wants a persistent gallery shared by every visitor:
+  stdlib sqlite3 in WAL mode, one transaction per change, embeddings as float32 blobs. Safe across threads
+  (one lock per object) and processes (SQLite locking; each process follows the others' commits).
+
+Search is a vectorised cosine over an in-memory (N, 512) float32 matrix of unit vectors, grown and shrunk
+in place on add/delete (no rebuild); a person's score is the max over their embeddings.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import html
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .errors import FaceLabError, InvalidNameError
+
+EMBEDDING_SIZE = 512
+MAX_NAME_LENGTH = 64
+MAX_THUMBNAIL_BYTES = 64 * 1024
+# Per-visitor bound on memory (an in-memory gallery lives in server RAM): 2 kB per embedding.
+MAX_SESSION_EMBEDDINGS = int(os.environ.get("FACELAB_SESSION_GALLERY_MAX", 2000))
+MAX_IMPORT_BYTES = 100 * 1024 * 1024
+EXPORT_FORMAT = "facelab-gallery"
+EXPORT_VERSION = 1
+
+# Bidirectional-text overrides can make a name display as something else ("Trojan Source"); refuse them.
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+class GalleryError(FaceLabError):
+    """A gallery operation the user asked for cannot be done (unknown person, full, bad import file...)."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """One enrolled person as the UI lists them."""
+
+    name: str
+    embeddings: int
+    thumbnail: bytes | None = field(default=None, repr=False)  # small JPEG of the first enrolled face
+
+    @property
+    def html_name(self) -> str:
+        return display_name(self.name)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A search hit: a person and the cosine similarity of their best-matching embedding."""
+
+    name: str
+    similarity: float
+
+
+def normalize_name(name: object) -> str:
+    """A person's name as stored: NFC unicode, trimmed, inner whitespace collapsed to one space.
+
+    Raises InvalidNameError for empty names, names over 64 characters and names with control characters.
+    HTML is kept as text ("<b>Bob</b>" is a valid name); escape it where it is shown (`display_name`).
+    """
+    if not isinstance(name, str):
+        raise InvalidNameError("Type a name for this person.")
+    name = re.sub(r"\s+", " ", unicodedata.normalize("NFC", name)).strip()
+    if not name:
+        raise InvalidNameError("Type a name for this person (it cannot be empty).")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"Names can be at most {MAX_NAME_LENGTH} characters; this one has {len(name)}.")
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") or char in _BIDI_CONTROLS:
+            raise InvalidNameError(f"The name contains an invisible control character (U+{ord(char):04X}); remove it.")
+    return name
+
+
+def display_name(name: str) -> str:
+    """The name escaped for HTML (Markdown/HTML components); plain-text components need no escaping."""
+    return html.escape(name, quote=True)
+
+
+def _as_unit_vectors(embeddings: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None]
+    if vectors.ndim != 2 or vectors.shape[1] != EMBEDDING_SIZE:
+        raise ValueError(f"embeddings must have {EMBEDDING_SIZE} values each, got shape {np.shape(embeddings)}")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not np.all(np.isfinite(vectors)) or np.any(norms == 0):
+        raise ValueError("embeddings must be finite and non-zero")
+    return vectors / norms
+
+
+def _check_thumbnail(thumbnail: bytes | None) -> bytes | None:
+    if thumbnail is None:
+        return None
+    thumbnail = bytes(thumbnail)
+    if len(thumbnail) > MAX_THUMBNAIL_BYTES or not thumbnail.startswith(b"\xff\xd8"):
+        raise GalleryError(f"A thumbnail must be a JPEG of at most {MAX_THUMBNAIL_BYTES // 1024} kB.")
+    return thumbnail
+
+
+class _Index:
+    """Rows of unit vectors with the id of the person each belongs to; grows and shrinks in place."""
+
+    def __init__(self) -> None:
+        self.matrix = np.zeros((0, EMBEDDING_SIZE), np.float32)
+        self.owner = np.zeros(0, np.int64)
+        self.size = 0
+
+    def append(self, vectors: np.ndarray, owners: np.ndarray) -> None:
+        needed = self.size + len(vectors)
+        if needed > len(self.matrix):  # amortised O(1): double the capacity
+            capacity = max(needed, 2 * len(self.matrix), 16)
+            matrix = np.empty((capacity, EMBEDDING_SIZE), np.float32)
+            owner = np.empty(capacity, np.int64)
+            matrix[: self.size] = self.matrix[: self.size]
+            owner[: self.size] = self.owner[: self.size]
+            self.matrix, self.owner = matrix, owner
+        self.matrix[self.size : needed] = vectors
+        self.owner[self.size : needed] = owners
+        self.size = needed
+
+    def remove_owners(self, owners: Iterable[int]) -> None:
+        """Drop every row of these people: the last rows move into the holes (no rebuild)."""
+        owners = np.fromiter(owners, np.int64)
+        if not len(owners) or not self.size:
+            return
+        doomed = np.isin(self.owner[: self.size], owners)
+        new_size = self.size - int(doomed.sum())
+        holes = np.flatnonzero(doomed[:new_size])
+        movers = new_size + np.flatnonzero(~doomed[new_size:])
+        self.matrix[holes] = self.matrix[movers]
+        self.owner[holes] = self.owner[movers]
+        self.size = new_size
+        if self.size < len(self.matrix) // 4 and len(self.matrix) > 64:  # give memory back after big deletes
+            self.matrix = self.matrix[: max(2 * self.size, 16)].copy()
+            self.owner = self.owner[: len(self.matrix)].copy()
+
+    def counts(self) -> dict[int, int]:
+        ids, counts = np.unique(self.owner[: self.size], return_counts=True)
+        return dict(zip(ids.tolist(), counts.tolist()))
+
+    def top_people(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """For each query, the k best people (id, max similarity over their rows), best first."""
+        if not self.size:
+            return [[] for _ in queries]
+        similarities = queries @ self.matrix[: self.size].T  # (Q, N): the one pass over the matrix
+        owner = self.owner[: self.size]
+        return [_best_distinct(row, owner, k) for row in similarities]
+
+    def __deepcopy__(self, memo: dict) -> "_Index":
+        clone = _Index()
+        clone.append(self.matrix[: self.size], self.owner[: self.size])
+        return clone
+
+
+def _best_distinct(similarities: np.ndarray, owner: np.ndarray, k: int) -> list[tuple[int, float]]:
+    # The k best people are the first k distinct owners among the rows sorted by similarity, so only the
+    # top few rows need sorting (argpartition is O(N)); widen the window if they hold fewer than k people.
+    n = len(similarities)
+    window = min(n, max(4 * k, 32))
+    while True:
+        rows = np.argpartition(-similarities, window - 1)[:window] if window < n else np.arange(n)
+        rows = rows[np.argsort(-similarities[rows], kind="stable")]
+        best: dict[int, float] = {}
+        for row in rows:
+            best.setdefault(int(owner[row]), min(float(similarities[row]), 1.0))
+            if len(best) == k:
+                return list(best.items())
+        if window == n:
+            return list(best.items())
+        window = min(n, window * 4)
+
+
+class Gallery:
+    """The interface the app uses. Subclasses store people; this class holds the search index."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._index = _Index()
+        self._names: dict[int, str] = {}  # person id -> name
+        self.backbone: str | None = None  # the embedder the stored embeddings came from
+
+    # -- the interface -------------------------------------------------------------------------------
+    def add(self, name: str, embedding: np.ndarray, thumbnail: bytes | None = None, backbone: str | None = None) -> Person:
+        """Store one more embedding under `name` (a new person if the name is new). Returns that person."""
+        name = normalize_name(name)
+        vectors = _as_unit_vectors(embedding)
+        thumbnail = _check_thumbnail(thumbnail)
+        with self._lock:
+            self._sync()
+            self._check_backbone(backbone)
+            self._add(name, vectors, thumbnail, backbone)
+            return self._person(name)
+
+    def people(self) -> list[Person]:
+        """Everyone enrolled, sorted by name (case-insensitive)."""
+        with self._lock:
+            self._sync()
+            return sorted(self._people(), key=lambda person: (person.name.casefold(), person.name))
+
+    def person(self, name: str) -> Person | None:
+        with self._lock:
+            self._sync()
+            return self._person(normalize_name(name))
+
+    def rename(self, old: str, new: str) -> Person:
+        old, new = normalize_name(old), normalize_name(new)
+        with self._lock:
+            self._sync()
+            if self._person_id(old) is None:
+                raise GalleryError(f"No one named {old!r} is enrolled.")
+            if old != new and self._person_id(new) is not None:
+                raise GalleryError(f"{new!r} is already enrolled; delete or rename that person first.")
+            self._rename(old, new)
+            return self._person(new)
+
+    def delete(self, name: str) -> bool:
+        """Remove a person and all their embeddings. Returns False if no one had that name."""
+        name = normalize_name(name)
+        with self._lock:
+            self._sync()
+            person_id = self._person_id(name)
+            if person_id is None:
+                return False
+            self._delete(person_id)
+            return True
+
+    def clear(self) -> None:
+        """Remove everyone."""
+        with self._lock:
+            self._clear()
+
+    def search(self, embedding: np.ndarray, k: int = 3, backbone: str | None = None) -> list[Candidate]:
+        """The k people most similar to one embedding, best first (empty list for an empty gallery)."""
+        return self.search_many(_as_unit_vectors(embedding), k, backbone)[0]
+
+    def search_many(self, embeddings: np.ndarray, k: int = 3, backbone: str | None = None) -> list[list[Candidate]]:
+        """`search` for several faces at once (one pass over the matrix)."""
+        queries = _as_unit_vectors(embeddings)
+        with self._lock:
+            self._sync()
+            self._check_backbone(backbone)
+            hits = self._index.top_people(queries, k)
+            return [[Candidate(self._names[pid], similarity) for pid, similarity in row] for row in hits]
+
+    def __len__(self) -> int:
+        """Number of people."""
+        with self._lock:
+            self._sync()
+            return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            return self.person(name) is not None  # type: ignore[arg-type]
+        except InvalidNameError:
+            return False
+
+    @property
+    def embedding_count(self) -> int:
+        with self._lock:
+            self._sync()
+            return self._index.size
+
+    def export_json(self) -> bytes:
+        """Every person with their embeddings and thumbnail, as UTF-8 JSON (vectors base64 float32)."""
+        with self._lock:
+            self._sync()
+            people = []
+            for person in self.people():
+                person_id = self._person_id(person.name)
+                rows = self._index.matrix[: self._index.size][self._index.owner[: self._index.size] == person_id]
+                people.append({
+                    "name": person.name,
+                    "thumbnail_jpeg": base64.b64encode(person.thumbnail).decode() if person.thumbnail else None,
+                    "embeddings_float32_le": [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in rows],
+                })
+            document = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "backbone": self.backbone,
+                        "embedding_size": EMBEDDING_SIZE, "people": people}
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+    def import_json(self, data: bytes | str) -> int:
+        """Add the people of an `export_json` file (merging into people of the same name). Returns how many.
+
+        The whole file is checked before anything is stored; a bad file raises GalleryError.
+        """
+        backbone, people = _parse_export(data)
+        with self._lock:
+            self._sync()
+            self._check_backbone(backbone)
+            self._import(people, backbone)
+        return len(people)
+
+    # -- storage hooks (subclasses) -------------------------------------------------------------------
+    def _sync(self) -> None:
+        """Catch up with changes made elsewhere (other processes). Nothing to do in memory."""
+
+    def _add(self, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
+        raise NotImplementedError
+
+    def _import(self, people: list[tuple[str, np.ndarray, bytes | None]], backbone: str | None) -> None:
+        for name, vectors, thumbnail in people:
+            self._add(name, vectors, thumbnail, backbone)
+
+    def _people(self) -> list[Person]:
+        raise NotImplementedError
+
+    def _person(self, name: str) -> Person | None:
+        return next((person for person in self._people() if person.name == name), None)
+
+    def _rename(self, old: str, new: str) -> None:
+        raise NotImplementedError
+
+    def _delete(self, person_id: int) -> None:
+        raise NotImplementedError
+
+    def _clear(self) -> None:
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _person_id(self, name: str) -> int | None:
+        return next((pid for pid, known in self._names.items() if known == name), None)
+
+    def _check_backbone(self, backbone: str | None) -> None:
+        # Embeddings of different backbones are not comparable: refuse to mix them rather than mismatch.
+        if backbone and self.backbone and backbone != self.backbone and self._names:
+            raise GalleryError(
+                f"This gallery holds {self.backbone} embeddings but faces are now embedded with {backbone}; "
+                f"they cannot be compared. Clear the gallery and enroll again, or switch the backbone back."
+            )
+
+
+class InMemoryGallery(Gallery):
+    """One visitor's gallery, in this process's memory only. Cheap to create and to deep-copy."""
+
+    def __init__(self, max_embeddings: int | None = MAX_SESSION_EMBEDDINGS) -> None:
+        super().__init__()
+        self.max_embeddings = max_embeddings
+        self._thumbnails: dict[int, bytes | None] = {}
+        self._by_name: dict[str, int] = {}
+        self._next_id = 1
+
+    def _person_id(self, name: str) -> int | None:
+        return self._by_name.get(name)
+
+    def _add(self, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
+        if self.max_embeddings is not None and self._index.size + len(vectors) > self.max_embeddings:
+            raise GalleryError(
+                f"This session's gallery is full ({self.max_embeddings} face embeddings). Delete someone first."
+            )
+        person_id = self._by_name.get(name)
+        if person_id is None:
+            person_id = self._next_id
+            self._next_id += 1
+            self._by_name[name], self._names[person_id] = person_id, name
+            self._thumbnails[person_id] = thumbnail
+        elif self._thumbnails[person_id] is None:
+            self._thumbnails[person_id] = thumbnail
+        self._index.append(vectors, np.full(len(vectors), person_id))
+        self.backbone = backbone or self.backbone
+
+    def _people(self) -> list[Person]:
+        counts = self._index.counts()
+        return [Person(name, counts.get(pid, 0), self._thumbnails[pid]) for pid, name in self._names.items()]
+
+    def _person(self, name: str) -> Person | None:
+        person_id = self._by_name.get(name)
+        if person_id is None:
+            return None
+        count = int(np.count_nonzero(self._index.owner[: self._index.size] == person_id))
+        return Person(name, count, self._thumbnails[person_id])
+
+    def _rename(self, old: str, new: str) -> None:
+        person_id = self._by_name.pop(old)
+        self._by_name[new], self._names[person_id] = person_id, new
+
+    def _delete(self, person_id: int) -> None:
+        self._index.remove_owners([person_id])
+        del self._by_name[self._names.pop(person_id)], self._thumbnails[person_id]
+
+    def _clear(self) -> None:
+        self._index = _Index()
+        self._names.clear(), self._by_name.clear(), self._thumbnails.clear()
+        self.backbone = None
+
+    def __deepcopy__(self, memo: dict) -> "InMemoryGallery":
+        # Gradio deep-copies State values; locks cannot be copied, so build a fresh one.
+        with self._lock:
+            clone = InMemoryGallery(self.max_embeddings)
+            clone._index = copy.deepcopy(self._index, memo)
+            clone._names, clone._by_name = dict(self._names), dict(self._by_name)
+            clone._thumbnails, clone._next_id, clone.backbone = dict(self._thumbnails), self._next_id, self.backbone
+            return clone
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    thumbnail BLOB,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, so "id > last seen" finds new rows
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL,                  -- 512 float32, little-endian
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS embeddings_person ON embeddings(person_id);
+"""
+
+
+class SqliteGallery(Gallery):
+    """A persistent gallery shared by every visitor of this server (and other processes on the file).
+
+    Every change is one transaction (BEGIN IMMEDIATE ... COMMIT) with synchronous=FULL in WAL mode, so a
+    crash or kill -9 loses at most the change in flight and leaves the file readable. Each process keeps
+    its own search index and catches up with other processes' commits (PRAGMA data_version) before
+    reading, incrementally: new embedding rows by id, deleted people by id.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"The gallery file {self.path} cannot be opened as a gallery: {exc}") from None
+        self._data_version: int | None = None
+        self._last_embedding_id = 0
+        self._sync(force=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __deepcopy__(self, memo: dict) -> "SqliteGallery":
+        return self  # one shared resource: copies would be the same people anyway
+
+    # A transaction per change; BEGIN IMMEDIATE takes the write lock up front so two writers queue
+    # instead of failing halfway.
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, kind, value, traceback) -> None:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def _transaction(self) -> "_Tx":
+        return SqliteGallery._Tx(self._db)
+
+    def _sync(self, force: bool = False) -> None:
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version and not force:
+            return  # no other connection committed since we last looked
+        self._db.execute("BEGIN")  # one consistent snapshot of people and embeddings
+        try:
+            names = dict(self._db.execute("SELECT id, name FROM people"))
+            rows = self._db.execute(
+                "SELECT id, person_id, vector FROM embeddings WHERE id > ? ORDER BY id", (self._last_embedding_id,)
+            ).fetchall()
+            backbone = self._db.execute("SELECT value FROM meta WHERE key = 'backbone'").fetchone()
+        finally:
+            self._db.execute("COMMIT")
+        self._index.remove_owners(set(self._names) - set(names))
+        self._names = names
+        if rows:
+            vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype="<f4").reshape(len(rows), EMBEDDING_SIZE)
+            self._index.append(vectors, np.array([row[1] for row in rows]))
+            self._last_embedding_id = rows[-1][0]
+        self.backbone = backbone[0] if backbone else None
+        self._data_version = version
+
+    def _person_id(self, name: str) -> int | None:
+        row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _store(self, db: sqlite3.Connection, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
+        now = time.time()
+        db.execute("INSERT OR IGNORE INTO people (name, thumbnail, created) VALUES (?, ?, ?)", (name, thumbnail, now))
+        person_id, stored_thumbnail = db.execute("SELECT id, thumbnail FROM people WHERE name = ?", (name,)).fetchone()
+        if stored_thumbnail is None and thumbnail is not None:
+            db.execute("UPDATE people SET thumbnail = ? WHERE id = ?", (thumbnail, person_id))
+        db.executemany(
+            "INSERT INTO embeddings (person_id, vector, created) VALUES (?, ?, ?)",
+            [(person_id, vector.astype("<f4").tobytes(), now) for vector in vectors],
+        )
+        if backbone:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone', ?)", (backbone,))
+
+    def _add(self, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
+        with self._transaction() as db:
+            self._store(db, name, vectors, thumbnail, backbone)
+        self._sync(force=True)
+
+    def _import(self, people: list[tuple[str, np.ndarray, bytes | None]], backbone: str | None) -> None:
+        with self._transaction() as db:  # all or nothing
+            for name, vectors, thumbnail in people:
+                self._store(db, name, vectors, thumbnail, backbone)
+        self._sync(force=True)
+
+    def _people(self) -> list[Person]:
+        rows = self._db.execute(
+            "SELECT p.name, COUNT(e.id), p.thumbnail FROM people p LEFT JOIN embeddings e ON e.person_id = p.id "
+            "GROUP BY p.id"
+        ).fetchall()
+        return [Person(name, count, thumbnail) for name, count, thumbnail in rows]
+
+    def _person(self, name: str) -> Person | None:
+        row = self._db.execute(
+            "SELECT p.name, COUNT(e.id), p.thumbnail FROM people p LEFT JOIN embeddings e ON e.person_id = p.id "
+            "WHERE p.name = ? GROUP BY p.id", (name,)
+        ).fetchone()
+        return Person(*row) if row else None
+
+    def _rename(self, old: str, new: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE people SET name = ? WHERE name = ?", (new, old))
+        self._sync(force=True)
+
+    def _delete(self, person_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM people WHERE id = ?", (person_id,))  # embeddings go by ON DELETE CASCADE
+        self._sync(force=True)
+
+    def _clear(self) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM people")
+            db.execute("DELETE FROM meta WHERE key = 'backbone'")
+        self._sync(force=True)
+
+
+def _parse_export(data: bytes | str) -> tuple[str | None, list[tuple[str, np.ndarray, bytes | None]]]:
+    if len(data) > MAX_IMPORT_BYTES:
+        raise GalleryError(f"The gallery file is over {MAX_IMPORT_BYTES // 2**20} MB.")
+    try:
+        document = json.loads(data)
+        if document.get("format") != EXPORT_FORMAT or document.get("version") != EXPORT_VERSION:
+            raise ValueError("not a Face Lab gallery export (format/version)")
+        if document.get("embedding_size") != EMBEDDING_SIZE:
+            raise ValueError(f"embeddings are not {EMBEDDING_SIZE}-d")
+        people = []
+        for entry in document["people"]:
+            vectors = np.stack([np.frombuffer(base64.b64decode(v, validate=True), dtype="<f4")
+                                for v in entry["embeddings_float32_le"]])
+            thumbnail = entry.get("thumbnail_jpeg")
+            people.append((
+                normalize_name(entry["name"]),
+                _as_unit_vectors(vectors),
+                _check_thumbnail(base64.b64decode(thumbnail, validate=True) if thumbnail else None),
+            ))
+        backbone = document.get("backbone")
+    except FaceLabError as exc:
+        raise GalleryError(f"The gallery file has an unusable entry: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GalleryError(f"This is not a Face Lab gallery file ({exc}).") from None
+    return (backbone if isinstance(backbone, str) else None), people
+
+
+def open_gallery(path: str | os.PathLike | None = None) -> Gallery:
+    """The shared SQLite gallery at `path` or env FACELAB_GALLERY when set, else a fresh in-memory one."""
+    path = path or os.environ.get("FACELAB_GALLERY")
+    return SqliteGallery(path) if path else InMemoryGallery()
