@@ -1,38 +1,516 @@
-"""Face Lab: a Gradio app over the pipeline package. This file only wires the UI to `pipeline/`."""
+"""Face Lab: a Gradio app over the pipeline package. This file only wires the UI to `pipeline/`.
+
+    python app.py    # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT to change)
+
+Four tabs (mask check, emotion, enroll & identify, verify) and an About tab. Every action has a
+stable api_name (README "API (gradio_client)"). Models load in a background thread at start-up, so
+the page is usable at once; a tab whose weights are missing is disabled and says why.
+"""
 
 from __future__ import annotations
 
+import functools
+import html
+import json
 import logging
 import os
+import threading
+import time
+from pathlib import Path
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # analytics off unless the operator opts in
 
-from pipeline import FaceLabError, get_facelab
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipeline import FaceLabError, get_facelab, load_rgb, overlay  # noqa: E402
+from pipeline.alignment import align_faces  # noqa: E402
+from pipeline.analysis import MAX_FACES  # noqa: E402
+from pipeline.tracking import FaceTracker  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+log = logging.getLogger("facelab.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "examples"
+RESULTS = ROOT / "benchmarks" / "results"
+
+# Live streams: a frame every 100 ms; a frame that arrives while the previous one is still being
+# processed replaces the waiting one (Gradio keeps only the latest), so slow frames are dropped, never
+# queued. Streams and uploads have their own bounded worker pools; the queue itself is bounded too.
+LIVE = dict(stream_every=0.1, time_limit=int(os.environ.get("FACELAB_STREAM_SECONDS", 60)),
+            concurrency_limit=int(os.environ.get("FACELAB_LIVE_CONCURRENCY", 8)), concurrency_id="live",
+            show_progress="hidden", api_visibility="undocumented", preprocess=False)
+UPLOAD = dict(concurrency_limit=int(os.environ.get("FACELAB_UPLOAD_CONCURRENCY", 4)), concurrency_id="upload",
+              preprocess=False)
+QUEUE_SIZE = int(os.environ.get("FACELAB_QUEUE_SIZE", 100))
+
+try:  # ZeroGPU Spaces: run the model handlers on a borrowed GPU; elsewhere a no-op.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+    def gpu(fn):
+        return fn
 
 
-def count_faces(image):
-    if image is None:
-        raise gr.Error("Upload a photo or take a webcam snapshot first.")
+# ----------------------------------------------------------------------------------------------
+# Models: resolved at start-up with progress in the log; heads that cannot load disable their tab.
+
+def _load_head(kind: str):
+    """(head, None) or (None, the reason its tab is off)."""
     try:
-        analysis = get_facelab().analyze(image)
-    except FaceLabError as exc:
-        raise gr.Error(str(exc)) from None
-    return f"{len(analysis.faces)} face(s) found."
+        from pipeline import heads
+    except ImportError:
+        return None, "The mask and emotion models are not part of this build yet."
+    cls = heads.MaskHead if kind == "mask" else heads.EmotionHead
+    try:
+        log.info("loading the %s head (weights from weights/manifest.json, sha256 checked)...", kind)
+        head = cls.from_manifest()
+        log.info("%s head ready", kind)
+        return head, None
+    except (FaceLabError, OSError, RuntimeError) as exc:
+        log.warning("%s tab disabled: %s", kind, exc)
+        return None, f"The {kind} model could not be loaded: {exc}"
+
+
+def _load_identity():
+    try:
+        from pipeline import gallery, identity
+    except ImportError:
+        return None, None, "Enrollment, identification and verification are not part of this build yet."
+    return identity, gallery, None
+
+
+MASK, MASK_OFF = _load_head("mask")
+EMOTION, EMOTION_OFF = _load_head("emotion")
+IDENTITY, GALLERY, IDENTITY_OFF = _load_identity()
+STATUS: dict[str, str] = {"face detector": "loading", "face embedder": "loading"}
+
+
+def _warm_up() -> None:
+    """Load the detector and the embedder in the background, so the page is up before they are."""
+    lab = get_facelab()
+    for what, load in (("face detector", lambda: lab.detector), ("face embedder", lambda: lab.embedder)):
+        started = time.perf_counter()
+        log.info("loading the %s...", what)
+        try:
+            model = load(); STATUS[what] = "ready"  # noqa: E702
+            log.info("%s ready in %.1f s (%s)", what, time.perf_counter() - started, getattr(model, "backbone", "MTCNN"))
+        except Exception as exc:  # the tabs that need it will show this reason
+            STATUS[what] = f"unavailable: {exc}"
+            log.error("%s unavailable: %s", what, exc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Handler helpers: friendly errors, picture payloads, tables.
+
+def friendly(fn):
+    """Show pipeline errors as their message and anything unexpected as a short apology: never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except FaceLabError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error("Something went wrong while analysing this picture. Please try another one.",
+                           print_exception=False) from None
+    return wrapper
+
+
+def picture(payload, what: str = "a photo") -> np.ndarray:
+    """The RGB array of an uploaded file, webcam snapshot or example (the pipeline's limits apply)."""
+    if payload is None:
+        raise gr.Error(f"Upload {what} or take a webcam snapshot first.", print_exception=False)
+    if isinstance(payload, dict):
+        url = payload.get("url") or ""
+        if not payload.get("path") and url.startswith("data:"):
+            import base64
+            return load_rgb(base64.b64decode(url.split(",", 1)[-1]))
+        payload = payload.get("path")
+    return load_rgb(payload)
+
+
+def require(reason: str | None) -> None:
+    if reason:
+        raise gr.Error(reason, print_exception=False)
+
+
+def warn_skipped(skipped: int) -> None:
+    if skipped:
+        gr.Warning(f"Only the {MAX_FACES} largest faces were analysed; {skipped} more were skipped.")
+
+
+def box_text(box) -> str:
+    return ", ".join(str(int(round(v))) for v in box)
+
+
+# ----------------------------------------------------------------------------------------------
+# Mask check
+
+def _masked_faces(rgb: np.ndarray):
+    """Faces for the mask check (a second, more lenient detection pass finds masked faces)."""
+    from pipeline.mask_detection import detect_faces_masked
+
+    found = detect_faces_masked(get_facelab().detector, rgb)
+    return found[:MAX_FACES], max(0, len(found) - MAX_FACES)
+
+
+def _mask_labels(crops) -> list[tuple[str, tuple]]:
+    return [overlay.mask_text(p.label, p.probability) for p in MASK.predict(np.stack(crops))] if len(crops) else []
+
+
+@gpu
+@friendly
+def mask_check(image):
+    require(MASK_OFF)
+    rgb = picture(image)
+    faces, skipped = _masked_faces(rgb)
+    if not faces:
+        raise gr.Error("No face found. Try a picture where the face is larger, well lit and facing the camera.",
+                       print_exception=False)
+    warn_skipped(skipped)
+    labels = _mask_labels(align_faces(rgb, faces, get_facelab().alignment))
+    boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(faces, labels)]
+    rows = [[i + 1, text, box_text(f.box)] for i, (f, (text, _)) in enumerate(zip(faces, labels))]
+    return overlay.draw_boxes(rgb, boxes), rows
+
+
+def _live(label_faces):
+    """A stream handler: follow faces with the session's tracker, label new ones, draw. Never raises:
+    a bad frame comes back unlabelled and the stream goes on."""
+    @gpu
+    def handler(frame, tracker, *extra):
+        if frame is None:
+            return None, tracker
+        try:
+            rgb = picture(frame)
+        except FaceLabError:
+            return None, tracker
+        try:
+            tracker = tracker or FaceTracker(get_facelab())
+            tracks = tracker.update(rgb)
+            fresh = [t for t in tracks if "label" not in t.memo]
+            for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
+                track.memo["label"] = label
+            return overlay.draw_boxes(rgb, [overlay.Box(t.face.box, *t.memo["label"]) for t in tracks]), tracker
+        except Exception:
+            log.exception("live frame failed")
+            return rgb, tracker
+    return handler
+
+
+mask_live = _live(lambda faces: _mask_labels([f.crop for f in faces]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Emotion
+
+def _emotions(crops):
+    return EMOTION.predict(np.stack(crops)) if len(crops) else []
+
+
+@gpu
+@friendly
+def emotion(image):
+    require(EMOTION_OFF)
+    analysis = get_facelab().analyze(picture(image))
+    if not analysis.faces:
+        raise gr.Error("No face found. Try a picture where the face is larger, well lit and facing the camera.",
+                       print_exception=False)
+    warn_skipped(analysis.faces_skipped)
+    predictions = _emotions([f.crop for f in analysis.faces])
+    boxes = [overlay.Box(f.box, *overlay.emotion_text(p.top, p.confidence)) for f, p in zip(analysis.faces, predictions)]
+    rows = [[i + 1, p.top, overlay.percent(p.confidence), box_text(f.box)]
+            for i, (f, p) in enumerate(zip(analysis.faces, predictions))]
+    faces = [(f.box.tolist(), p.probabilities) for f, p in zip(analysis.faces, predictions)]
+    return overlay.draw_boxes(analysis.image, boxes), predictions[0].probabilities, rows, faces
+
+
+def emotion_pick(faces, evt: gr.SelectData):
+    """Clicking a face in the result shows that face's probabilities."""
+    x, y = evt.index
+    for box, probabilities in faces or []:
+        if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
+            return probabilities
+    return gr.skip()
+
+
+emotion_live = _live(lambda faces: [overlay.emotion_text(p.top, p.confidence) for p in _emotions([f.crop for f in faces])])
+
+
+# ----------------------------------------------------------------------------------------------
+# Enroll & identify, verify (pipeline.identity)
+
+def _people(gallery) -> tuple[list, dict]:
+    """The gallery grid (thumbnail, name) and the choices of the delete menu."""
+    import io
+    from PIL import Image
+
+    people = gallery.people()
+    grid = [(np.asarray(Image.open(io.BytesIO(p.thumbnail)).convert("RGB")) if p.thumbnail else np.full((64, 64, 3), 200, np.uint8),
+             p.name) for p in people]
+    return grid, gr.update(choices=[p.name for p in people], value=None)
+
+
+@gpu
+@friendly
+def enroll(name, image, gallery):
+    require(IDENTITY_OFF)
+    if not (name or "").strip():
+        raise gr.Error("Type the person's name first.", print_exception=False)
+    result = IDENTITY.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
+    for note in [*result.notes, *result.warnings]:
+        gr.Warning(note)
+    photos = f" ({result.person.embeddings} photos)" if result.person.embeddings > 1 else ""
+    gr.Info(f"Enrolled {result.person.name}{photos}.")
+    return (*_people(gallery), gallery)
+
+
+@friendly
+def people(gallery):
+    require(IDENTITY_OFF)
+    return [{"name": p.name, "photos": p.embeddings} for p in gallery.people()]
+
+
+@friendly
+def delete(name, gallery):
+    require(IDENTITY_OFF)
+    if not name:
+        raise gr.Error("Choose whom to delete first.", print_exception=False)
+    if not gallery.delete(name):
+        raise gr.Error("No one by that name is enrolled.", print_exception=False)
+    return (*_people(gallery), gallery)
+
+
+@friendly
+def clear(gallery):
+    require(IDENTITY_OFF)
+    gallery.clear()
+    return (*_people(gallery), gallery)
+
+
+@gpu
+@friendly
+def identify(image, operating_point, gallery):
+    require(IDENTITY_OFF)
+    rgb = picture(image)
+    if not len(gallery):
+        gr.Warning("No one is enrolled yet: every face will be unknown. Enroll someone first.")
+    matches = IDENTITY.identify(get_facelab(), gallery, rgb, operating_point)
+    if not matches:
+        raise gr.Error("No face found. Try a picture where the face is larger, well lit and facing the camera.",
+                       print_exception=False)
+    boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity)) for m in matches]
+    rows = [[i + 1, m.label, None if np.isnan(m.similarity) else round(float(m.similarity), 3), box_text(m.box)]
+            for i, m in enumerate(matches)]
+    return overlay.draw_boxes(rgb, boxes), rows
+
+
+def _identify_faces(faces, operating_point, gallery):
+    if not faces:
+        return []
+    lab = get_facelab()
+    threshold = IDENTITY.threshold_for(lab, operating_point)
+    hits = gallery.search_many(lab.embedder.embed(np.stack([f.crop for f in faces])), 1, lab.embedder.backbone)
+    return [overlay.identity_text(best[0].name if best and best[0].similarity >= threshold else None,
+                                  best[0].similarity if best else float("nan")) for best in hits]
+
+
+identify_live = _live(_identify_faces)
+
+
+@gpu
+@friendly
+def verify(image_a, image_b, operating_point):
+    require(IDENTITY_OFF)
+    result = IDENTITY.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
+                             operating_point)
+    verdict = "Same person" if result.same_person else "Different people"
+    notes = "".join(f"\n- {html.escape(note)}" for note in result.notes)
+    text = (f"## {verdict}\nSimilarity **{result.similarity:.3f}**, threshold {result.threshold:.3f} "
+            f"({html.escape(result.operating_point)} operating point: {'at or above' if result.same_person else 'below'} "
+            f"the threshold means {'same person' if result.same_person else 'different people'}).{notes}")
+    return text, round(float(result.similarity), 4), overlay.side_by_side(result.crop_a, result.crop_b)
+
+
+# ----------------------------------------------------------------------------------------------
+# About
+
+def about() -> str:
+    models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
+    lines = ["## Models", "| model | weights | licence |", "|---|---|---|",
+             "| MTCNN face detector | shipped in the facenet-pytorch wheel | MIT |"]
+    lines += [f"| {html.escape(m.get('description', name))} | `{m.get('repo_id', '')}` / `{m.get('filename', '')}` "
+              f"| {html.escape(m.get('license', '?'))} |" for name, m in models.items()]
+    lines += ["", "## Measured accuracy"]
+    found = sorted(RESULTS.glob("*.json")) if RESULTS.is_dir() else []
+    for path in found:
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        flat = {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        lines.append(f"- **{path.stem}**: " + ", ".join(f"{k} = {v}" for k, v in list(flat.items())[:8]))
+    if not found:
+        lines.append("No benchmark results yet (run the scripts in `benchmarks/`).")
+    lines += [
+        "", "## Limits",
+        "- **No liveness check**: a printed photo or a screen held up to the camera can fool it.",
+        "- Accuracy drops for children and for groups under-represented in the training data.",
+        "- A webcam (blur, low light, angles) is harder than the LFW benchmark photos the accuracy is measured on.",
+        "- Emotion labels are what a face looks like, not what a person feels.",
+        "", "## Privacy",
+        "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "
+        "thumbnail, never the photo) live in this browser tab's session and are gone when you close it. "
+        "Only when the operator sets `FACELAB_GALLERY` is a shared gallery kept on the server.",
+    ]
+    return "\n".join(lines)
+
+
+def operating_points() -> list[tuple[str, str]]:
+    """Radio choices that show each operating point's threshold when the manifest has them."""
+    try:
+        values = IDENTITY.thresholds(get_facelab().preferred_backbone)
+    except (FaceLabError, ValueError, AttributeError):
+        return [("balanced", "balanced"), ("strict", "strict")]
+    return [(f"{point} (similarity >= {values[point]:.2f})", point) for point in ("balanced", "strict")]
+
+
+def status() -> str:
+    parts = [f"{name}: {state}" for name, state in STATUS.items()]
+    return "Models: " + "; ".join(parts) if any(s != "ready" for s in STATUS.values()) else ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Layout
+
+def _image_inputs(label: str):
+    """An upload/snapshot picture and a live webcam stream, in two sub-tabs."""
+    with gr.Tab("Upload or snapshot"):
+        still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
+                         webcam_options=gr.WebcamOptions(mirror=True), height=360)
+        button = gr.Button("Analyse", variant="primary")
+    with gr.Tab("Live webcam"):
+        live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=360)
+    return still, button, live
+
+
+def _off(reason: str | None) -> None:
+    if reason:
+        gr.Markdown(f"**Not available:** {html.escape(reason)}")
+
+
+def _examples(rows, inputs, fn=None, outputs=None, labels=None):
+    """Clickable examples from examples/; with `fn` a click also runs the tab (the gallery tabs need the
+    visitor's state, so there a click only fills the inputs)."""
+    rows = [[str(EXAMPLES / v) if str(v).endswith(".jpg") else v for v in row] for row in rows]
+    gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False, preprocess=False,
+                example_labels=labels)
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="Face Lab") as demo:
-        gr.Markdown("# Face Lab")
-        image = gr.Image(type="numpy", sources=["upload", "webcam"], label="Picture")
-        result = gr.Textbox(label="Result")
-        gr.Button("Find faces").click(count_faces, image, result, api_name="count_faces")
-    return demo
+    with gr.Blocks(title="Face Lab", analytics_enabled=False) as demo:
+        gr.Markdown("# Face Lab\nMask check, emotion, enroll & identify, verify: upload a picture or use your webcam.")
+        status_line = gr.Markdown()
+        demo.load(status, None, status_line, api_visibility="private")
+        gallery = gr.State(GALLERY.open_gallery() if GALLERY else None)
+        tracker = gr.State(None)
 
+        with gr.Tab("Mask check", id="mask", interactive=MASK_OFF is None):
+            _off(MASK_OFF)
+            with gr.Row():
+                with gr.Column():
+                    still, button, live = _image_inputs("Picture")
+                with gr.Column():
+                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
+                    table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
+            button.click(mask_check, still, [result, table], api_name="mask", **UPLOAD)
+            live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
+            _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table], ["masked", "no mask"])
+
+        with gr.Tab("Emotion", id="emotion", interactive=EMOTION_OFF is None):
+            _off(EMOTION_OFF)
+            faces = gr.State([])
+            with gr.Row():
+                with gr.Column():
+                    still, button, live = _image_inputs("Picture")
+                with gr.Column():
+                    result = gr.Image(label="Result (click a face for its emotions)", format="jpeg", interactive=False,
+                                      height=360)
+                    bars = gr.Label(num_top_classes=7, label="Emotions of the largest (or clicked) face")
+                    table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
+                                         interactive=False)
+            button.click(emotion, still, [result, bars, table, faces], api_name="emotion", **UPLOAD)
+            result.select(emotion_pick, faces, bars, api_visibility="private")
+            live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
+            _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
+
+        with gr.Tab("Enroll & identify", id="identify", interactive=IDENTITY_OFF is None):
+            _off(IDENTITY_OFF)
+            point = gr.Radio(operating_points(), value="balanced", label="Operating point",
+                             info="strict: fewer false matches; balanced: fewer missed matches")
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("### Enroll")
+                    name = gr.Textbox(label="Name", max_length=64, placeholder="e.g. Ada Lovelace")
+                    enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
+                                            label="Photo of this person (one face)", height=260)
+                    enroll_button = gr.Button("Enroll", variant="primary")
+                    grid = gr.Gallery(label="Enrolled people", columns=4, height=220, allow_preview=False)
+                    with gr.Row():
+                        who = gr.Dropdown([], label="Person", scale=2)
+                        delete_button = gr.Button("Delete", scale=1)
+                        clear_button = gr.Button("Clear all", variant="stop", scale=1)
+                with gr.Column():
+                    gr.Markdown("### Identify")
+                    still, button, live = _image_inputs("Picture to identify")
+                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
+                    table = gr.Dataframe(headers=["face", "name", "similarity", "box"], label="Faces", interactive=False)
+            enroll_button.click(enroll, [name, enroll_image, gallery], [grid, who, gallery], api_name="enroll", **UPLOAD)
+            delete_button.click(delete, [who, gallery], [grid, who, gallery], api_name="delete", **UPLOAD)
+            clear_button.click(clear, gallery, [grid, who, gallery], api_name="clear", **UPLOAD)
+            gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
+                                                                  api_name="people", **UPLOAD)
+            button.click(identify, [still, point, gallery], [result, table], api_name="identify", **UPLOAD)
+            live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
+            _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
+            _examples([["astronaut_mirror.jpg"]], still)
+
+        with gr.Tab("Verify", id="verify", interactive=IDENTITY_OFF is None):
+            _off(IDENTITY_OFF)
+            with gr.Row():
+                first = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="First photo", height=300)
+                second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo", height=300)
+            verify_point = gr.Radio(operating_points(), value="balanced", label="Operating point",
+                                    info="strict: fewer false matches; balanced: fewer missed matches")
+            verify_button = gr.Button("Verify", variant="primary")
+            with gr.Row():
+                verdict = gr.Markdown()
+                similarity = gr.Number(label="Similarity (cosine)", interactive=False)
+            crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=200)
+            verify_button.click(verify, [first, second, verify_point], [verdict, similarity, crops], api_name="verify",
+                                **UPLOAD)
+            _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
+                      [verdict, similarity, crops])
+
+        with gr.Tab("About", id="about"):
+            gr.Markdown(about())
+    return demo.queue(max_size=QUEUE_SIZE)
+
+
+demo = build_demo()
 
 if __name__ == "__main__":
-    build_demo().launch(
+    threading.Thread(target=_warm_up, name="facelab-warm-up", daemon=True).start()
+    demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+        theme=gr.themes.Soft(),
+        max_file_size="50mb",
+        show_error=False,
     )

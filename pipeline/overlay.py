@@ -1,0 +1,94 @@
+"""Drawing results onto pictures, and the short texts that label them. UI-free (PIL only).
+
+Colours follow one rule everywhere: green = mask, red = no mask, grey = unknown person,
+blue = any other label (an emotion, a known person's name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+GREEN = (22, 163, 74)
+RED = (220, 38, 38)
+GREY = (120, 120, 120)
+BLUE = (37, 99, 235)
+WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Box:
+    """One face to draw: (x1, y1, x2, y2) in picture pixels, the text to write above it, its colour."""
+
+    box: Sequence[float]
+    text: str
+    colour: tuple[int, int, int] = BLUE
+
+
+def percent(probability: float) -> str:
+    """0.9812 -> '98 %' (rounded down at the top so 0.999 never reads as a certain '100 %')."""
+    value = int(round(float(probability) * 100))
+    if value == 100 and probability < 1.0:
+        value = 99
+    return f"{value} %"
+
+
+def mask_text(label: str, probability: float) -> tuple[str, tuple[int, int, int]]:
+    """('mask', 0.98) -> ('mask 98 %', green); ('no_mask', 0.91) -> ('no mask 91 %', red)."""
+    masked = label == "mask"
+    return f"{'mask' if masked else 'no mask'} {percent(probability)}", GREEN if masked else RED
+
+
+def emotion_text(emotion: str, probability: float) -> tuple[str, tuple[int, int, int]]:
+    return f"{emotion} {percent(probability)}", BLUE
+
+
+def identity_text(name: str | None, similarity: float) -> tuple[str, tuple[int, int, int]]:
+    """A known name in blue with its similarity; 'unknown' in grey (no similarity for an empty gallery)."""
+    if not name:
+        return ("unknown", GREY) if similarity != similarity else (f"unknown ({similarity:.2f})", GREY)
+    return f"{name} ({similarity:.2f})", BLUE
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def draw_boxes(image: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
+    """A copy of `image` (RGB uint8) with each box outlined and its text on a filled tag above it
+    (below the box's top edge when there is no room above). Text is drawn as pixels: names can
+    never be interpreted as markup."""
+    picture = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    side = max(picture.size)
+    width = max(2, side // 250)
+    font = _font(max(12, min(48, side // 32)))
+    for item in boxes:
+        x1, y1, x2, y2 = (float(v) for v in item.box)
+        draw.rectangle((x1, y1, x2, y2), outline=item.colour, width=width)
+        if not item.text:
+            continue
+        left, top, right, bottom = draw.textbbox((0, 0), item.text, font=font)
+        tag_w, tag_h = right - left + 2 * width + 4, bottom - top + 2 * width + 4
+        tag_x = min(max(0.0, x1), max(0.0, picture.width - tag_w))
+        tag_y = y1 - tag_h if y1 - tag_h >= 0 else y1
+        draw.rectangle((tag_x, tag_y, tag_x + tag_w, tag_y + tag_h), fill=item.colour)
+        draw.text((tag_x + width + 2 - left, tag_y + width + 2 - top), item.text, fill=WHITE, font=font)
+    return np.asarray(picture)
+
+
+def side_by_side(first: np.ndarray, second: np.ndarray, gap: int = 8) -> np.ndarray:
+    """Two crops of equal height next to each other on a white background (verify's aligned faces)."""
+    height = max(first.shape[0], second.shape[0])
+    out = np.full((height, first.shape[1] + gap + second.shape[1], 3), 255, dtype=np.uint8)
+    out[: first.shape[0], : first.shape[1]] = first
+    out[: second.shape[0], first.shape[1] + gap :] = second
+    return out
