@@ -24,7 +24,6 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline import FaceLabError, get_facelab, load_rgb, overlay  # noqa: E402
-from pipeline.alignment import align_faces  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 
@@ -57,21 +56,16 @@ except ImportError:
 # ----------------------------------------------------------------------------------------------
 # Models: resolved at start-up with progress in the log; heads that cannot load disable their tab.
 
-def _load_head(kind: str):
-    """(head, None) or (None, the reason its tab is off)."""
-    try:
-        from pipeline import heads
-    except ImportError:
-        return None, "The mask and emotion models are not part of this build yet."
-    cls = heads.MaskHead if kind == "mask" else heads.EmotionHead
+def _load_head(kind: str) -> str | None:
+    """None when the head is ready, else the reason its tab is off."""
     try:
         log.info("loading the %s head (weights from weights/manifest.json, sha256 checked)...", kind)
-        head = cls.from_manifest()
+        getattr(get_facelab(), f"{kind}_head")
         log.info("%s head ready", kind)
-        return head, None
-    except (FaceLabError, OSError, RuntimeError) as exc:
+        return None
+    except (FaceLabError, OSError, RuntimeError, KeyError) as exc:
         log.warning("%s tab disabled: %s", kind, exc)
-        return None, f"The {kind} model could not be loaded: {exc}"
+        return f"The {kind} model could not be loaded: {exc}"
 
 
 def _load_identity():
@@ -82,8 +76,8 @@ def _load_identity():
     return identity, gallery, None
 
 
-MASK, MASK_OFF = _load_head("mask")
-EMOTION, EMOTION_OFF = _load_head("emotion")
+MASK_OFF = _load_head("mask")
+EMOTION_OFF = _load_head("emotion")
 IDENTITY, GALLERY, IDENTITY_OFF = _load_identity()
 STATUS: dict[str, str] = {"face detector": "loading", "face embedder": "loading"}
 
@@ -113,8 +107,8 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except FaceLabError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        except FaceLabError as exc:  # toasts render HTML: escape, since messages may quote what a visitor typed
+            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error("Something went wrong while analysing this picture. Please try another one.",
@@ -152,32 +146,29 @@ def box_text(box) -> str:
 # ----------------------------------------------------------------------------------------------
 # Mask check
 
-def _masked_faces(rgb: np.ndarray):
-    """Faces for the mask check (a second, more lenient detection pass finds masked faces)."""
-    from pipeline.mask_detection import detect_faces_masked
-
-    found = detect_faces_masked(get_facelab().detector, rgb)
-    return found[:MAX_FACES], max(0, len(found) - MAX_FACES)
+NO_FACE = "No face found. Try a picture where the face is larger, well lit and facing the camera."
 
 
-def _mask_labels(crops) -> list[tuple[str, tuple]]:
-    return [overlay.mask_text(p.label, p.probability) for p in MASK.predict(np.stack(crops))] if len(crops) else []
+def _mask_label(face) -> tuple[str, tuple]:
+    return overlay.mask_text(face.mask.label, face.mask.probability)
+
+
+def _emotion_label(face) -> tuple[str, tuple]:
+    return overlay.emotion_text(face.emotion.top, face.emotion.confidence)
 
 
 @gpu
 @friendly
 def mask_check(image):
     require(MASK_OFF)
-    rgb = picture(image)
-    faces, skipped = _masked_faces(rgb)
-    if not faces:
-        raise gr.Error("No face found. Try a picture where the face is larger, well lit and facing the camera.",
-                       print_exception=False)
-    warn_skipped(skipped)
-    labels = _mask_labels(align_faces(rgb, faces, get_facelab().alignment))
-    boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(faces, labels)]
-    rows = [[i + 1, text, box_text(f.box)] for i, (f, (text, _)) in enumerate(zip(faces, labels))]
-    return overlay.draw_boxes(rgb, boxes), rows
+    analysis = get_facelab().analyze(picture(image), mask=True)
+    if not analysis.faces:
+        raise gr.Error(NO_FACE, print_exception=False)
+    warn_skipped(analysis.faces_skipped)
+    labels = [_mask_label(f) for f in analysis.faces]
+    boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(analysis.faces, labels)]
+    rows = [[i + 1, text, box_text(f.box)] for i, (f, (text, _)) in enumerate(zip(analysis.faces, labels))]
+    return overlay.draw_boxes(analysis.image, boxes), rows
 
 
 def _live(label_faces):
@@ -204,31 +195,32 @@ def _live(label_faces):
     return handler
 
 
-mask_live = _live(lambda faces: _mask_labels([f.crop for f in faces]))
+def _describe(label, **heads):
+    def label_faces(faces):
+        get_facelab().describe(faces, **heads)
+        return [label(f) for f in faces]
+    return label_faces
+
+
+mask_live = _live(_describe(_mask_label, mask=True))
 
 
 # ----------------------------------------------------------------------------------------------
 # Emotion
 
-def _emotions(crops):
-    return EMOTION.predict(np.stack(crops)) if len(crops) else []
-
-
 @gpu
 @friendly
 def emotion(image):
     require(EMOTION_OFF)
-    analysis = get_facelab().analyze(picture(image))
+    analysis = get_facelab().analyze(picture(image), emotion=True)
     if not analysis.faces:
-        raise gr.Error("No face found. Try a picture where the face is larger, well lit and facing the camera.",
-                       print_exception=False)
+        raise gr.Error(NO_FACE, print_exception=False)
     warn_skipped(analysis.faces_skipped)
-    predictions = _emotions([f.crop for f in analysis.faces])
-    boxes = [overlay.Box(f.box, *overlay.emotion_text(p.top, p.confidence)) for f, p in zip(analysis.faces, predictions)]
-    rows = [[i + 1, p.top, overlay.percent(p.confidence), box_text(f.box)]
-            for i, (f, p) in enumerate(zip(analysis.faces, predictions))]
-    faces = [(f.box.tolist(), p.probabilities) for f, p in zip(analysis.faces, predictions)]
-    return overlay.draw_boxes(analysis.image, boxes), predictions[0].probabilities, rows, faces
+    boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
+    rows = [[i + 1, f.emotion.top, overlay.percent(f.emotion.confidence), box_text(f.box)]
+            for i, f in enumerate(analysis.faces)]
+    faces = [(f.box.tolist(), f.emotion.probabilities) for f in analysis.faces]
+    return overlay.draw_boxes(analysis.image, boxes), analysis.faces[0].emotion.probabilities, rows, faces
 
 
 def emotion_pick(faces, evt: gr.SelectData):
@@ -240,7 +232,7 @@ def emotion_pick(faces, evt: gr.SelectData):
     return gr.skip()
 
 
-emotion_live = _live(lambda faces: [overlay.emotion_text(p.top, p.confidence) for p in _emotions([f.crop for f in faces])])
+emotion_live = _live(_describe(_emotion_label, emotion=True))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,9 +257,9 @@ def enroll(name, image, gallery):
         raise gr.Error("Type the person's name first.", print_exception=False)
     result = IDENTITY.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
     for note in [*result.notes, *result.warnings]:
-        gr.Warning(note)
+        gr.Warning(html.escape(note, quote=False))
     photos = f" ({result.person.embeddings} photos)" if result.person.embeddings > 1 else ""
-    gr.Info(f"Enrolled {result.person.name}{photos}.")
+    gr.Info(f"Enrolled {html.escape(result.person.name, quote=False)}{photos}.")
     return (*_people(gallery), gallery)
 
 
@@ -303,8 +295,7 @@ def identify(image, operating_point, gallery):
         gr.Warning("No one is enrolled yet: every face will be unknown. Enroll someone first.")
     matches = IDENTITY.identify(get_facelab(), gallery, rgb, operating_point)
     if not matches:
-        raise gr.Error("No face found. Try a picture where the face is larger, well lit and facing the camera.",
-                       print_exception=False)
+        raise gr.Error(NO_FACE, print_exception=False)
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity)) for m in matches]
     rows = [[i + 1, m.label, None if np.isnan(m.similarity) else round(float(m.similarity), 3), box_text(m.box)]
             for i, m in enumerate(matches)]
@@ -316,7 +307,8 @@ def _identify_faces(faces, operating_point, gallery):
         return []
     lab = get_facelab()
     threshold = IDENTITY.threshold_for(lab, operating_point)
-    hits = gallery.search_many(lab.embedder.embed(np.stack([f.crop for f in faces])), 1, lab.embedder.backbone)
+    lab.describe(faces, embed=True)
+    hits = gallery.search_many(np.stack([f.embedding for f in faces]), 1, lab.embedder.backbone)
     return [overlay.identity_text(best[0].name if best and best[0].similarity >= threshold else None,
                                   best[0].similarity if best else float("nan")) for best in hits]
 
@@ -381,20 +373,23 @@ def operating_points() -> list[tuple[str, str]]:
     return [(f"{point} (similarity >= {values[point]:.2f})", point) for point in ("balanced", "strict")]
 
 
-def status() -> str:
-    parts = [f"{name}: {state}" for name, state in STATUS.items()]
-    return "Models: " + "; ".join(parts) if any(s != "ready" for s in STATUS.values()) else ""
+def status():
+    """The loading line at the top, refreshed until every model is ready (then the timer stops)."""
+    loading = any(state == "loading" for state in STATUS.values())
+    problems = [f"{name}: {state}" for name, state in STATUS.items() if state != "ready"]
+    text = ("Loading models... " if loading else "") + "; ".join(html.escape(p) for p in problems)
+    return text, gr.Timer(active=loading)
 
 
 # ----------------------------------------------------------------------------------------------
 # Layout
 
-def _image_inputs(label: str):
+def _image_inputs(label: str, off: str | None):
     """An upload/snapshot picture and a live webcam stream, in two sub-tabs."""
     with gr.Tab("Upload or snapshot"):
         still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
                          webcam_options=gr.WebcamOptions(mirror=True), height=360)
-        button = gr.Button("Analyse", variant="primary")
+        button = gr.Button("Analyse", variant="primary", interactive=off is None)
     with gr.Tab("Live webcam"):
         live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=360)
     return still, button, live
@@ -414,18 +409,21 @@ def _examples(rows, inputs, fn=None, outputs=None, labels=None):
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="Face Lab", analytics_enabled=False) as demo:
+    # Every result picture is a file in Gradio's cache (a live stream writes one per frame): sweep files
+    # older than 15 minutes every 5 minutes so a long class session cannot fill the disk.
+    with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900)) as demo:
         gr.Markdown("# Face Lab\nMask check, emotion, enroll & identify, verify: upload a picture or use your webcam.")
-        status_line = gr.Markdown()
-        demo.load(status, None, status_line, api_visibility="private")
+        status_line, timer = gr.Markdown(), gr.Timer(2)
+        timer.tick(status, None, [status_line, timer], api_visibility="private", show_progress="hidden")
+        demo.load(status, None, [status_line, timer], api_visibility="private")
         gallery = gr.State(GALLERY.open_gallery() if GALLERY else None)
         tracker = gr.State(None)
 
-        with gr.Tab("Mask check", id="mask", interactive=MASK_OFF is None):
+        with gr.Tab("Mask check", id="mask"):
             _off(MASK_OFF)
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture")
+                    still, button, live = _image_inputs("Picture", MASK_OFF)
                 with gr.Column():
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
@@ -433,12 +431,12 @@ def build_demo() -> gr.Blocks:
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table], ["masked", "no mask"])
 
-        with gr.Tab("Emotion", id="emotion", interactive=EMOTION_OFF is None):
+        with gr.Tab("Emotion", id="emotion"):
             _off(EMOTION_OFF)
             faces = gr.State([])
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture")
+                    still, button, live = _image_inputs("Picture", EMOTION_OFF)
                 with gr.Column():
                     result = gr.Image(label="Result (click a face for its emotions)", format="jpeg", interactive=False,
                                       height=360)
@@ -450,7 +448,7 @@ def build_demo() -> gr.Blocks:
             live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
             _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
 
-        with gr.Tab("Enroll & identify", id="identify", interactive=IDENTITY_OFF is None):
+        with gr.Tab("Enroll & identify", id="identify"):
             _off(IDENTITY_OFF)
             point = gr.Radio(operating_points(), value="balanced", label="Operating point",
                              info="strict: fewer false matches; balanced: fewer missed matches")
@@ -460,7 +458,7 @@ def build_demo() -> gr.Blocks:
                     name = gr.Textbox(label="Name", max_length=64, placeholder="e.g. Ada Lovelace")
                     enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
                                             label="Photo of this person (one face)", height=260)
-                    enroll_button = gr.Button("Enroll", variant="primary")
+                    enroll_button = gr.Button("Enroll", variant="primary", interactive=IDENTITY_OFF is None)
                     grid = gr.Gallery(label="Enrolled people", columns=4, height=220, allow_preview=False)
                     with gr.Row():
                         who = gr.Dropdown([], label="Person", scale=2)
@@ -468,7 +466,7 @@ def build_demo() -> gr.Blocks:
                         clear_button = gr.Button("Clear all", variant="stop", scale=1)
                 with gr.Column():
                     gr.Markdown("### Identify")
-                    still, button, live = _image_inputs("Picture to identify")
+                    still, button, live = _image_inputs("Picture to identify", IDENTITY_OFF)
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "similarity", "box"], label="Faces", interactive=False)
             enroll_button.click(enroll, [name, enroll_image, gallery], [grid, who, gallery], api_name="enroll", **UPLOAD)
@@ -481,14 +479,14 @@ def build_demo() -> gr.Blocks:
             _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
             _examples([["astronaut_mirror.jpg"]], still)
 
-        with gr.Tab("Verify", id="verify", interactive=IDENTITY_OFF is None):
+        with gr.Tab("Verify", id="verify"):
             _off(IDENTITY_OFF)
             with gr.Row():
                 first = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="First photo", height=300)
                 second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo", height=300)
             verify_point = gr.Radio(operating_points(), value="balanced", label="Operating point",
                                     info="strict: fewer false matches; balanced: fewer missed matches")
-            verify_button = gr.Button("Verify", variant="primary")
+            verify_button = gr.Button("Verify", variant="primary", interactive=IDENTITY_OFF is None)
             with gr.Row():
                 verdict = gr.Markdown()
                 similarity = gr.Number(label="Similarity (cosine)", interactive=False)
