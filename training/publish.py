@@ -38,6 +38,9 @@ def main() -> None:
     manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
     for name, entry in ENTRIES.items():
         path = REPO_WEIGHTS_DIR / entry["filename"]
+        if not path.exists():
+            print(f"{name}: {path} not trained yet, entry left as it is")
+            continue
         manifest["models"][name] = {
             **entry,
             "repo_id": HUB_REPO,

@@ -32,16 +32,22 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+COLOUR_AUG = False  # --colour-aug: colour casts + pixelation (tried; lower val accuracy within the same CPU budget)
+
+
 def prepare_train(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     # Wide scale/shift range: the two classes come framed differently in this dataset
     # (without_mask are tight aligned CelebA crops), so framing must not be a usable cue.
     x = random_affine(to_float(x), MASK_INPUT, g, rot_deg=15, scale=(0.8, 1.25), shift=0.12,
                       base=MASK_INPUT / LOAD_SIZE)
-    x = colour_cast(brightness_contrast(x, g, b=0.3, c=0.4), g)
+    x = brightness_contrast(x, g, b=0.3, c=0.4)
+    if COLOUR_AUG:
+        x = colour_cast(x, g)
     gray = torch.rand(len(x), generator=g) < 0.15  # some webcams / photos are gray
     x[gray] = x[gray].mean(1, keepdim=True).expand(-1, 3, -1, -1)
-    x = random_erase(x, g, p=0.3, area=(0.02, 0.12))
-    return random_pixelate(random_blur(x, g, p=0.25), g)
+    x = random_erase(x, g, p=0.4, area=(0.02, 0.12))
+    x = random_blur(x, g, p=0.3)
+    return random_pixelate(x, g) if COLOUR_AUG else x
 
 
 def prepare_eval(x: torch.Tensor) -> torch.Tensor:
@@ -50,9 +56,12 @@ def prepare_eval(x: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--budget-min", type=float, default=12.0)
+    ap.add_argument("--budget-min", type=float, default=8.0)
     ap.add_argument("--out", type=Path, default=Path("weights/mask_head.safetensors"))
+    ap.add_argument("--colour-aug", action="store_true", help="add colour casts and pixelation")
     args = ap.parse_args()
+    global COLOUR_AUG
+    COLOUR_AUG = args.colour_aug
     g = seed_everything(SEED)
     t0 = time.time()
     train, val, test = (load_mask(s, LOAD_SIZE) for s in ("train", "val", "test"))
@@ -62,7 +71,7 @@ def main() -> None:
     print(f"train {len(tr_x)} {counts.tolist()} val {len(va_x)} test {len(test.labels)}", flush=True)
 
     model = MaskNet()
-    cfg = FitConfig(budget_s=args.budget_min * 60, batch_size=64, lr=0.05, patience=25,
+    cfg = FitConfig(budget_s=args.budget_min * 60, batch_size=64, lr=0.05, patience=15,
                     checkpoint=Path("/tmp") / (args.out.stem + ".best.pt"))
     model, history = fit(model, tr_x, tr_y, va_x, va_y, prepare_train, prepare_eval, cfg, g)
 
