@@ -400,12 +400,11 @@ def _off(reason: str | None) -> None:
         gr.Markdown(f"**Not available:** {html.escape(reason)}")
 
 
-def _examples(rows, inputs, fn=None, outputs=None, labels=None):
+def _examples(rows, inputs, fn=None, outputs=None):
     """Clickable examples from examples/; with `fn` a click also runs the tab (the gallery tabs need the
     visitor's state, so there a click only fills the inputs)."""
     rows = [[str(EXAMPLES / v) if str(v).endswith(".jpg") else v for v in row] for row in rows]
-    gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False, preprocess=False,
-                example_labels=labels)
+    gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False, preprocess=False)
 
 
 def build_demo() -> gr.Blocks:
@@ -429,7 +428,7 @@ def build_demo() -> gr.Blocks:
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
             button.click(mask_check, still, [result, table], api_name="mask", **UPLOAD)
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
-            _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table], ["masked", "no mask"])
+            _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
 
         with gr.Tab("Emotion", id="emotion"):
             _off(EMOTION_OFF)

@@ -70,7 +70,7 @@ def draw_boxes(image: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
     draw = ImageDraw.Draw(picture)
     side = max(picture.size)
     width = max(2, side // 250)
-    font = _font(max(12, min(48, side // 32)))
+    font = _font(max(14, min(48, side // 26)))
     for item in boxes:
         x1, y1, x2, y2 = (float(v) for v in item.box)
         draw.rectangle((x1, y1, x2, y2), outline=item.colour, width=width)

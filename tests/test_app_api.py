@@ -198,3 +198,60 @@ def test_bad_inputs_get_a_friendly_message(client: Client, tmp_path: Path) -> No
     assert "64 characters" in friendly_error(lambda: client.predict("x" * 65, astronaut, api_name="/enroll"))
     assert client.predict(api_name="/people") == []  # nothing was enrolled by any of these
     assert "Choose" in friendly_error(lambda: client.predict(None, api_name="/delete"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Live streams: the handler the webcam stream calls, fed frames in-process
+
+def moving_frames(count: int = 12):
+    """The astronaut's photo sliding across a 640x480 webcam-sized canvas."""
+    import numpy as np
+    from PIL import Image
+
+    face = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").resize((320, 320)))
+    for i in range(count):
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        x = 20 + i * 8
+        canvas[80:400, x : x + 320] = face
+        yield canvas
+
+
+def as_payload(frame, kind: str) -> dict:
+    """A frame as the browser sends it: a data URL, or an uploaded file's path."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=85)
+    if kind == "data":
+        return {"url": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), "path": None}
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"facelab_frame_{os.getpid()}.jpg"
+    path.write_bytes(buffer.getvalue())
+    return {"path": str(path), "url": None}
+
+
+def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> None:
+    import numpy as np
+
+    import app
+
+    if app.MASK_OFF:
+        pytest.skip(app.MASK_OFF)
+    tracker, times = None, []
+    for i, frame in enumerate(moving_frames()):
+        started = time.perf_counter()
+        out, tracker = app.mask_live(as_payload(frame, "data" if i % 2 else "file"), tracker)
+        times.append(time.perf_counter() - started)
+        assert out.shape == frame.shape and not np.array_equal(out, frame)  # a box and a label were drawn
+        box = tracker.tracks[0].face.box
+        assert len(tracker.tracks) == 1 and 20 + i * 8 < (box[0] + box[2]) / 2 < 20 + i * 8 + 320
+        assert tracker.tracks[0].memo["label"][0].startswith("no mask ")
+    assert tracker.full_detections < len(times)  # the tracker, not a full detection, followed most frames
+    # A broken frame comes back empty and the stream goes on with the same tracker.
+    out, same = app.mask_live({"path": None, "url": "data:image/jpeg;base64,bm90IGEgcGljdHVyZQ=="}, tracker)
+    assert out is None and same is tracker
+    with capsys.disabled():
+        print(f"\nlive mask frames: median {1000 * sorted(times)[len(times) // 2]:.0f} ms "
+              f"({tracker.full_detections} full detections in {len(times)} frames)")
