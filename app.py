@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -171,9 +172,10 @@ def mask_check(image):
     return overlay.draw_boxes(analysis.image, boxes), rows
 
 
-def _live(label_faces):
-    """A stream handler: follow faces with the session's tracker, label new ones, draw. Never raises:
-    a bad frame comes back unlabelled and the stream goes on."""
+def _live(label_faces, reuse: bool = True):
+    """A stream handler: follow faces with the session's tracker, label them, draw. With `reuse`, a face
+    keeps its label while it is tracked (recomputed at each full detection); without, every frame is
+    labelled afresh (expressions change). Never raises: a bad frame comes back empty, the stream goes on."""
     @gpu
     def handler(frame, tracker, *extra):
         if frame is None:
@@ -185,7 +187,7 @@ def _live(label_faces):
         try:
             tracker = tracker or FaceTracker(get_facelab())
             tracks = tracker.update(rgb)
-            fresh = [t for t in tracks if "label" not in t.memo]
+            fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
             return overlay.draw_boxes(rgb, [overlay.Box(t.face.box, *t.memo["label"]) for t in tracks]), tracker
@@ -232,7 +234,7 @@ def emotion_pick(faces, evt: gr.SelectData):
     return gr.skip()
 
 
-emotion_live = _live(_describe(_emotion_label, emotion=True))
+emotion_live = _live(_describe(_emotion_label, emotion=True), reuse=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,23 +335,41 @@ def verify(image_a, image_b, operating_point):
 # ----------------------------------------------------------------------------------------------
 # About
 
+ACCURACY_KEYS = ("accuracy", "auc", "f1", "tar", "eer", "recall", "precision")
+
+
+def _metrics(data, prefix: str = ""):
+    """(path, value) of every accuracy-like number in a benchmark JSON (nested dicts and lists flattened)."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+    for key, value in items:
+        path = f"{prefix}{key}"
+        if isinstance(value, (dict, list)):
+            yield from _metrics(value, path + " / ")
+        elif isinstance(value, float) and set(re.split(r"[^a-z0-9]+", str(key).lower())) & set(ACCURACY_KEYS):
+            yield path, value
+
+
+def accuracy_lines(limit: int = 8) -> list[str]:
+    """One line per benchmark result file (benchmarks/results/*.json, weights/*.metrics.json)."""
+    lines = []
+    for path in sorted(RESULTS.glob("*.json")) + sorted((ROOT / "weights").glob("*.metrics.json")):
+        try:
+            found = list(_metrics(json.loads(path.read_text())))
+        except ValueError:
+            continue
+        if found:
+            shown = ", ".join(f"{html.escape(k)} = {v:.3f}" for k, v in found[:limit])
+            lines.append(f"- **{path.name}**: {shown}" + (f" (and {len(found) - limit} more)" if len(found) > limit else ""))
+    return lines or ["No accuracy results yet (run the scripts in `benchmarks/`)."]
+
+
 def about() -> str:
     models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
     lines = ["## Models", "| model | weights | licence |", "|---|---|---|",
              "| MTCNN face detector | shipped in the facenet-pytorch wheel | MIT |"]
-    lines += [f"| {html.escape(m.get('description', name))} | `{m.get('repo_id', '')}` / `{m.get('filename', '')}` "
-              f"| {html.escape(m.get('license', '?'))} |" for name, m in models.items()]
-    lines += ["", "## Measured accuracy"]
-    found = sorted(RESULTS.glob("*.json")) if RESULTS.is_dir() else []
-    for path in found:
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            continue
-        flat = {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-        lines.append(f"- **{path.stem}**: " + ", ".join(f"{k} = {v}" for k, v in list(flat.items())[:8]))
-    if not found:
-        lines.append("No benchmark results yet (run the scripts in `benchmarks/`).")
+    lines += [f"| {html.escape(m.get('description', name), quote=False)} | `{m.get('repo_id', '')}` / "
+              f"`{m.get('filename', '')}` | {html.escape(m.get('license', '?'), quote=False)} |" for name, m in models.items()]
+    lines += ["", "## Measured accuracy", *accuracy_lines()]
     lines += [
         "", "## Limits",
         "- **No liveness check**: a printed photo or a screen held up to the camera can fool it.",
@@ -416,7 +436,6 @@ def build_demo() -> gr.Blocks:
         timer.tick(status, None, [status_line, timer], api_visibility="private", show_progress="hidden")
         demo.load(status, None, [status_line, timer], api_visibility="private")
         gallery = gr.State(GALLERY.open_gallery() if GALLERY else None)
-        tracker = gr.State(None)
 
         with gr.Tab("Mask check", id="mask"):
             _off(MASK_OFF)
@@ -427,6 +446,7 @@ def build_demo() -> gr.Blocks:
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
             button.click(mask_check, still, [result, table], api_name="mask", **UPLOAD)
+            tracker = gr.State(None)  # one face tracker per visitor and stream (labels differ per tab)
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
 
@@ -444,6 +464,7 @@ def build_demo() -> gr.Blocks:
                                          interactive=False)
             button.click(emotion, still, [result, bars, table, faces], api_name="emotion", **UPLOAD)
             result.select(emotion_pick, faces, bars, api_visibility="private")
+            tracker = gr.State(None)
             live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
             _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
 
@@ -474,6 +495,7 @@ def build_demo() -> gr.Blocks:
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
             button.click(identify, [still, point, gallery], [result, table], api_name="identify", **UPLOAD)
+            tracker = gr.State(None)
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
             _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
             _examples([["astronaut_mirror.jpg"]], still)
