@@ -109,14 +109,14 @@ def _download(entry: WeightSpec) -> Path:
                 endpoint=os.environ.get("HF_ENDPOINT") or None,
             )
         )
-    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise WeightsError(
-            f"The Hub has no {entry.filename} in {entry.repo_id}@{entry.revision} ({type(exc).__name__}). {how_to_fix}"
-        ) from None
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError:  # first: it is a subclass of EntryNotFoundError
         raise WeightsError(
             f"Weights {entry.filename} are not in any local folder, not in the Hugging Face cache, and the Hub "
             f"could not be reached (offline or no network). {how_to_fix}"
+        ) from None
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise WeightsError(
+            f"The Hub has no {entry.filename} in {entry.repo_id}@{entry.revision} ({type(exc).__name__}). {how_to_fix}"
         ) from None
     except Exception as exc:  # network errors, HTTP errors, disk full
         raise WeightsError(f"Downloading {entry.filename} from the Hub failed: {exc}. {how_to_fix}") from None
