@@ -433,8 +433,8 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900)) as demo:
         gr.Markdown("# Face Lab\nMask check, emotion, enroll & identify, verify: upload a picture or use your webcam.")
         status_line, timer = gr.Markdown(), gr.Timer(2)
-        timer.tick(status, None, [status_line, timer], api_visibility="private", show_progress="hidden")
-        demo.load(status, None, [status_line, timer], api_visibility="private")
+        timer.tick(status, None, [status_line, timer], api_visibility="private", show_progress="hidden", queue=False)
+        demo.load(status, None, [status_line, timer], api_visibility="private", queue=False)
         gallery = gr.State(GALLERY.open_gallery() if GALLERY else None)
 
         with gr.Tab("Mask check", id="mask"):

@@ -255,3 +255,32 @@ def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> No
     with capsys.disabled():
         print(f"\nlive mask frames: median {1000 * sorted(times)[len(times) // 2]:.0f} ms "
               f"({tracker.full_detections} full detections in {len(times)} frames)")
+
+
+@pytest.mark.slow
+def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path: Path) -> None:
+    """A tampered copy of the mask weights first on the search path: its sha256 does not match, so the
+    mask tab is off with that reason, and the rest of the app works."""
+    import shutil
+
+    from benchmarks.datasets import SHARED_WEIGHTS_DIR
+    from pipeline import weights
+
+    tampered = tmp_path / "weights"
+    tampered.mkdir()
+    original = weights.resolve("mask_head")
+    shutil.copyfile(original, tampered / original.name)
+    with (tampered / original.name).open("r+b") as handle:
+        handle.seek(-8, 2)
+        handle.write(b"\x00" * 8)
+    process, url = launch_app(tmp_path / "app.log",
+                              FACELAB_WEIGHTS_DIR=f"{tampered}{os.pathsep}{SHARED_WEIGHTS_DIR}")
+    try:
+        client = Client(url, verbose=False)
+        message = friendly_error(lambda: client.predict(image(EXAMPLES / "astronaut.jpg"), api_name="/mask"))
+        assert "mask model could not be loaded" in message and "sha256" in message
+        client.predict("Eileen Collins", image(EXAMPLES / "astronaut.jpg"), api_name="/enroll")
+        assert [p["name"] for p in client.predict(api_name="/people")] == ["Eileen Collins"]
+    finally:
+        stop_app(process)
+    assert "mask tab disabled" in (tmp_path / "app.log").read_text()
