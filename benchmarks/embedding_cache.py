@@ -26,7 +26,7 @@ from benchmarks.datasets import LFW_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, central_
 
 CACHE_DIR = REPO_ROOT / "benchmarks" / ".cache"
 ALIGNMENTS = ("landmarks", "box")
-SAVE_EVERY = 250
+SAVE_EVERY = 100
 
 
 @dataclass
@@ -56,12 +56,9 @@ def _relative(path: Path | str) -> str:
 
 
 def all_lfw_images() -> list[str]:
-    """Every LFW picture, those in pairs.txt first (so verification can start before the rest is done)."""
-    from benchmarks.datasets import lfw_pairs
-
-    in_pairs = sorted({_relative(p) for pair in lfw_pairs() for p in (pair.first, pair.second)})
-    rest = sorted({_relative(p) for p in LFW_DIR.glob("*/*.jpg")} - set(in_pairs))
-    return in_pairs + rest
+    """Every LFW picture in a fixed shuffled order: a partly built cache is a uniform sample."""
+    paths = sorted(_relative(p) for p in LFW_DIR.glob("*/*.jpg"))
+    return [paths[i] for i in np.random.default_rng(0).permutation(len(paths))]
 
 
 def cache_path(backbone: str, shard: tuple[int, int] = (0, 1)) -> Path:
@@ -104,6 +101,15 @@ def load(backbone: str = "casia-webface", require_complete: bool = True) -> LfwE
     )
 
 
+def load_or_build(backbone: str = "casia-webface", partial: bool = False) -> LfwEmbeddings:
+    """The cache, built first if there is none; with partial=True whatever part is computed so far."""
+    try:
+        return load(backbone, require_complete=not partial)
+    except FileNotFoundError:
+        build(backbone)
+        return load(backbone)
+
+
 def build(backbone: str, limit: int | None = None, shard: tuple[int, int] = (0, 1)) -> Path:
     """Compute the rows of this shard (row % count == index); several shards can run as parallel processes."""
     from pipeline import FaceLab
@@ -125,10 +131,16 @@ def build(backbone: str, limit: int | None = None, shard: tuple[int, int] = (0, 
         "faces_in_picture": np.zeros(n, np.int32),
         **{f"embedding_{a}": np.zeros((n, 512), np.float32) for a in ALIGNMENTS},
     }
-    if out.is_file():  # resume
-        with np.load(out, allow_pickle=False) as previous:
-            if [str(p) for p in previous["paths"]] == paths:
-                arrays = {key: previous[key].copy() for key in arrays}
+    for previous_file in [out, *sorted(out.parent.glob(out.name.split("_shard")[0] + "_shard*.npz"))]:
+        if previous_file.is_file():  # resume: keep every row computed before, whatever its order was
+            with np.load(previous_file, allow_pickle=False) as previous:
+                row_of = {path: row for row, path in enumerate(paths)}
+                old_rows = np.flatnonzero(previous["computed"])
+                new_rows = np.array([row_of.get(str(previous["paths"][r]), -1) for r in old_rows], dtype=int)
+                keep = new_rows >= 0
+                for key in arrays:
+                    if key != "paths":
+                        arrays[key][new_rows[keep]] = previous[key][old_rows[keep]]
     todo = [row for row in range(shard[0], n, shard[1]) if not arrays["computed"][row]]
     lab = FaceLab(backbone=backbone, device="cpu")
     if lab.embedder.backbone != backbone:

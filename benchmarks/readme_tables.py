@@ -42,6 +42,7 @@ def latency_table() -> str:
 
 
 RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table}
+RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
 
 
 def render(readme: str) -> str:

@@ -161,10 +161,6 @@ class _Index:
             self.matrix = self.matrix[: max(2 * self.size, 16)].copy()
             self.owner = self.owner[: len(self.matrix)].copy()
 
-    def counts(self) -> dict[int, int]:
-        ids, counts = np.unique(self.owner[: self.size], return_counts=True)
-        return dict(zip(ids.tolist(), counts.tolist()))
-
     def top_people(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """For each query, the k best people (id, max similarity over their rows), best first."""
         if not self.size:
@@ -362,6 +358,7 @@ class InMemoryGallery(Gallery):
         super().__init__()
         self.max_embeddings = max_embeddings
         self._thumbnails: dict[int, bytes | None] = {}
+        self._counts: dict[int, int] = {}  # embeddings per person
         self._by_name: dict[str, int] = {}
         self._next_id = 1
 
@@ -378,22 +375,19 @@ class InMemoryGallery(Gallery):
             person_id = self._next_id
             self._next_id += 1
             self._by_name[name], self._names[person_id] = person_id, name
-            self._thumbnails[person_id] = thumbnail
+            self._thumbnails[person_id], self._counts[person_id] = thumbnail, 0
         elif self._thumbnails[person_id] is None:
             self._thumbnails[person_id] = thumbnail
         self._index.append(vectors, np.full(len(vectors), person_id))
+        self._counts[person_id] += len(vectors)
         self.backbone = backbone or self.backbone
 
     def _people(self) -> list[Person]:
-        counts = self._index.counts()
-        return [Person(name, counts.get(pid, 0), self._thumbnails[pid]) for pid, name in self._names.items()]
+        return [Person(name, self._counts[pid], self._thumbnails[pid]) for pid, name in self._names.items()]
 
     def _person(self, name: str) -> Person | None:
         person_id = self._by_name.get(name)
-        if person_id is None:
-            return None
-        count = int(np.count_nonzero(self._index.owner[: self._index.size] == person_id))
-        return Person(name, count, self._thumbnails[person_id])
+        return None if person_id is None else Person(name, self._counts[person_id], self._thumbnails[person_id])
 
     def _rename(self, old: str, new: str) -> None:
         person_id = self._by_name.pop(old)
@@ -401,11 +395,11 @@ class InMemoryGallery(Gallery):
 
     def _delete(self, person_id: int) -> None:
         self._index.remove_owners([person_id])
-        del self._by_name[self._names.pop(person_id)], self._thumbnails[person_id]
+        del self._by_name[self._names.pop(person_id)], self._thumbnails[person_id], self._counts[person_id]
 
     def _clear(self) -> None:
         self._index = _Index()
-        self._names.clear(), self._by_name.clear(), self._thumbnails.clear()
+        self._names.clear(), self._by_name.clear(), self._thumbnails.clear(), self._counts.clear()
         self.backbone = None
 
     def __deepcopy__(self, memo: dict) -> "InMemoryGallery":
@@ -414,7 +408,8 @@ class InMemoryGallery(Gallery):
             clone = InMemoryGallery(self.max_embeddings)
             clone._index = copy.deepcopy(self._index, memo)
             clone._names, clone._by_name = dict(self._names), dict(self._by_name)
-            clone._thumbnails, clone._next_id, clone.backbone = dict(self._thumbnails), self._next_id, self.backbone
+            clone._thumbnails, clone._counts = dict(self._thumbnails), dict(self._counts)
+            clone._next_id, clone.backbone = self._next_id, self.backbone
             return clone
 
     def __getstate__(self) -> dict:

@@ -1,0 +1,114 @@
+"""Calibrate the verification thresholds of every backbone whose weights are present, on LFW pairs.
+
+    python -m benchmarks.calibrate_thresholds
+
+Writes the `thresholds` key of each backbone's entry in weights/manifest.json (and nothing else there):
+- "balanced": the cosine-similarity threshold with the best accuracy over LFW's 6,000 View 2 pairs,
+- "strict": the lowest threshold whose false accept rate over LFW's 3,000 mismatched pairs is <= 0.1 %,
+each with the accuracy / TAR / FAR it gives, the date, the pairs and the alignment method used.
+Thresholds depend on the alignment, so they are calibrated for FaceLab's default alignment.
+
+A backbone whose weights cannot be had here (vggface2 on these machines) gets thresholds taken from a
+cited public source, marked "calibrated": false; a calibrated entry is never replaced by a cited one,
+and the script recalibrates whenever the weights are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import os
+
+from benchmarks import embedding_cache
+from benchmarks.datasets import SHARED_WEIGHTS_DIR
+from benchmarks.lfw_protocol import TARGET_FAR, best_accuracy_threshold, far_threshold, pair_scores, rates, ten_fold
+from pipeline.analysis import FaceLab
+from pipeline.embedding import BACKBONES
+from pipeline.errors import WeightsError
+from pipeline.weights import MANIFEST_PATH, resolve
+
+# deepface's default decision thresholds for its "Facenet512" model (Sandberg's 512-d InceptionResnetV1;
+# deepface does not say which checkpoint in its code, its users describe it as Sandberg's VGGFace2 model).
+# On unit vectors, L2 distance d and cosine similarity s are tied by s = 1 - d^2 / 2.
+CITED = {
+    "vggface2": {
+        "calibrated": False,
+        "balanced": {"threshold": round(1 - 1.04**2 / 2, 4), "from": "euclidean_l2 distance 1.04"},
+        "strict": {"threshold": 0.70, "from": "cosine distance 0.30"},
+        "source": "deepface, serengil/deepface@2d4c24520ccfea6fcd311254ca4d111c1403982d "
+                  "deepface/config/threshold.py: \"Facenet512\": {\"cosine\": 0.30, \"euclidean_l2\": 1.04}",
+        "note": "Not measured here: the vggface2 weights cannot be downloaded on the machines this was built on. "
+                "deepface tuned these on its own data, detector and alignment; their FAR/TAR on LFW are unknown. "
+                "Run `python -m benchmarks.calibrate_thresholds` where the weights are present to replace them.",
+    }
+}
+
+
+def default_alignment() -> str:
+    return inspect.signature(FaceLab.__init__).parameters["alignment"].default
+
+
+def calibrate(backbone: str, alignment: str, partial: bool = False) -> dict:
+    cache = embedding_cache.load_or_build(backbone, partial)
+    scores = pair_scores(cache, alignment)
+    balanced = best_accuracy_threshold(scores.similarity, scores.same)
+    strict = far_threshold(scores.similarity, scores.same, TARGET_FAR)
+    folds = ten_fold(scores)
+    return {
+        "calibrated": True,
+        "balanced": {"threshold": round(balanced, 4), **_rounded(rates(scores.similarity, scores.same, balanced)),
+                     "accuracy_10fold_mean": round(folds["accuracy_mean"], 4)},
+        "strict": {"threshold": round(strict, 4), "target_far": TARGET_FAR,
+                   **_rounded(rates(scores.similarity, scores.same, strict))},
+        "alignment": alignment,
+        "pairs_used": int(len(scores.same)),
+        "pairs_with_a_face_missing": scores.missing,
+        "dataset": "LFW View 2 pairs.txt (deep-funneled copy in ../shared/data/identity/lfw), "
+                   + ("all 10 folds" if len(scores.same) == 6000 else "PROVISIONAL: the pairs embedded so far"),
+        "date": datetime.date.today().isoformat(),
+        "script": "benchmarks/calibrate_thresholds.py",
+    }
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 5) for key, value in values.items()}
+
+
+def write_thresholds(model_name: str, thresholds: dict) -> None:
+    """Set models[model_name].thresholds, re-reading the manifest right before writing (others edit it too)."""
+    manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
+    manifest["models"][model_name]["thresholds"] = thresholds
+    temporary = MANIFEST_PATH.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary.replace(MANIFEST_PATH)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--partial", action="store_true",
+                        help="calibrate on the pairs the embedding cache holds so far (provisional; says so)")
+    args = parser.parse_args()
+    os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    # "Present" means local or in the HF cache; set HF_HUB_OFFLINE=0 to let it download as well.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    alignment = default_alignment()
+    for backbone, model_name in BACKBONES.items():
+        try:
+            resolve(model_name)
+        except WeightsError as exc:
+            current = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"][model_name].get("thresholds")
+            if current and current.get("calibrated"):
+                print(f"{backbone}: weights unavailable, keeping its calibrated thresholds")
+            elif backbone in CITED:
+                write_thresholds(model_name, CITED[backbone])
+                print(f"{backbone}: weights unavailable ({exc}); wrote the cited thresholds")
+            continue
+        thresholds = calibrate(backbone, alignment, args.partial)
+        write_thresholds(model_name, thresholds)
+        print(f"{backbone} ({alignment}): " + json.dumps({k: thresholds[k] for k in ("balanced", "strict")}))
+
+
+if __name__ == "__main__":
+    main()

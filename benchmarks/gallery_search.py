@@ -1,0 +1,109 @@
+"""Gallery search latency and memory at 1k, 10k, 100k and 1M embeddings (synthetic unit vectors).
+
+    python -m benchmarks.gallery_search [--sizes 1000 10000 100000 1000000] [--queries 50]
+    # -> benchmarks/results/gallery_search.json
+
+Search is one (N, 512) float32 matrix-vector product plus an O(N) partial sort, so it is bound by how
+fast one core reads the matrix from memory. Beside each search figure, the same run times a plain
+streaming read of the same matrix (numpy sum over it): `ratio_vs_streaming_read` close to 1 means the
+search costs what reading the matrix costs. Also timed: adding one embedding and deleting one person
+(incremental, no rebuild). Two embeddings per person, as after two enrollments. One thread
+(FACELAB_THREADS / OPENBLAS_NUM_THREADS=1): the app serves requests in parallel threads instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ.get("FACELAB_THREADS", "1"))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks.datasets import REPO_ROOT  # noqa: E402
+from pipeline.gallery import EMBEDDING_SIZE, InMemoryGallery  # noqa: E402
+
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "gallery_search.json"
+
+
+def unit_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
+    vectors = rng.standard_normal((count, EMBEDDING_SIZE), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def median_ms(function, repeats: int) -> float:
+    function()  # warm
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1000)
+
+
+def measure(size: int, queries: int, rng: np.random.Generator) -> dict:
+    gallery = InMemoryGallery(max_embeddings=None)
+    started = time.perf_counter()
+    chunk = 2  # two embeddings per person
+    vectors = unit_vectors(rng, size)
+    for person, start in enumerate(range(0, size, chunk)):
+        gallery.add(f"person {person}", vectors[start : start + chunk])
+    build_s = time.perf_counter() - started
+    del vectors
+    probes = unit_vectors(rng, queries)
+    index = gallery._index  # the matrix the search reads, for the streaming-read baseline
+    matrix = index.matrix[: index.size]
+
+    probe_iter = iter(np.tile(probes, (4, 1)))
+    search = median_ms(lambda: gallery.search(next(probe_iter), k=3), queries)
+    stream = median_ms(lambda: matrix.sum(axis=0), queries)
+    batch = median_ms(lambda: gallery.search_many(probes[:8], k=3), max(3, queries // 8)) / 8
+    extra = unit_vectors(rng, 1)[0]
+    add = median_ms(lambda: gallery.add("late arrival", extra), 20)
+    victims = iter(f"person {i}" for i in range(10**9))
+    delete = median_ms(lambda: gallery.delete(next(victims)), 20)
+    return {
+        "embeddings": size,
+        "people": size // chunk,
+        "search_ms_median": round(search, 3),
+        "streaming_read_ms_median": round(stream, 3),
+        "ratio_vs_streaming_read": round(search / stream, 2),
+        "search_ms_per_face_batch_of_8": round(batch, 3),
+        "add_one_embedding_ms": round(add, 3),
+        "delete_one_person_ms": round(delete, 3),
+        "index_memory_mb": round((index.matrix.nbytes + index.owner.nbytes) / 2**20, 1),
+        "matrix_mb_float32": round(size * EMBEDDING_SIZE * 4 / 2**20, 1),
+        "build_s_one_add_per_person": round(build_s, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=50)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    rows = []
+    for size in args.sizes:
+        row = measure(size, args.queries, rng)
+        rows.append(row)
+        print(json.dumps(row))
+    document = {
+        "method": __doc__.split("\n\n")[1].replace("\n", " "),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared, busy), 1 thread",
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "target": "100k embeddings searched in <= 10 ms",
+        "results": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""README tables of the identity benchmarks (registered in benchmarks/readme_tables.py's RENDERERS).
+
+lfw.json, identification.json, gallery_search.json, quality_thresholds.json and the manifest's thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.datasets import REPO_ROOT
+from pipeline.weights import MANIFEST_PATH
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _provisional(data: dict) -> list[str]:
+    return [f"", f"**Provisional:** {data['provisional']}"] if data.get("provisional") else []
+
+
+def lfw_table() -> str:
+    data = _load("lfw")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.lfw`_"
+    rows = ["| backbone | alignment | accuracy (10-fold) | TAR @ FAR 1e-3 | ROC AUC | pairs without a face |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for r in data["results"]:
+        best = " (default)" if r["alignment"] == data["best_alignment"] else ""
+        rows.append(f"| {r['backbone']} | {r['alignment']}{best} | {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} "
+                    f"| {r['tar_at_far_1e-3']:.4f} | {r['roc_auc']:.5f} | {r['pairs_with_a_face_missing']} |")
+    anchors = ", ".join(f"{key.replace('_', ' ')} {value:.4f}" for key, value in data["anchors"].items())
+    rows += ["", f"{data['protocol']} Anchors: {anchors}. ROC curves: `{data['roc_plot']}`."]
+    return "\n".join(rows + _provisional(data))
+
+
+def thresholds_table() -> str:
+    models = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"]
+    rows = ["| backbone | balanced | strict | how they were set |", "| --- | --- | --- | --- |"]
+    for backbone, name in (("casia-webface", "facenet-casia-webface"), ("vggface2", "facenet-vggface2")):
+        t = models.get(name, {}).get("thresholds")
+        if not t:
+            rows.append(f"| {backbone} | - | - | not calibrated yet: `python -m benchmarks.calibrate_thresholds` |")
+        elif t.get("calibrated"):
+            b, s = t["balanced"], t["strict"]
+            rows.append(
+                f"| {backbone} | {b['threshold']} (accuracy {b['accuracy']:.4f} on all pairs, 10-fold "
+                f"{b['accuracy_10fold_mean']:.4f}) | {s['threshold']} (FAR {s['far']:.4f}, TAR {s['tar']:.4f}) "
+                f"| calibrated on {t['pairs_used']} LFW pairs, {t['alignment']} alignment, {t['date']}; "
+                f"{t['dataset']} |")
+        else:
+            rows.append(f"| {backbone} | {t['balanced']['threshold']} | {t['strict']['threshold']} | "
+                        f"**not calibrated** (weights unavailable here): {t['source']} |")
+    return "\n".join(rows)
+
+
+def identification_table() -> str:
+    data = _load("identification")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.identification`_"
+    rows = ["| alignment | people | probes | top-1 (closed set) | open-set DIR @ FAR 1e-3 | DIR / FAR at balanced | DIR / FAR at strict |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["results"]:
+        at = r.get("open_set_at_calibrated_thresholds", {})
+        cells = [f"{at[p]['dir']:.4f} / {at[p]['far']:.4f}" if p in at else "-" for p in ("balanced", "strict")]
+        rows.append(f"| {r['alignment']} | {r['people']} | {r['probes_closed_set']} | {r['top1_closed_set']:.4f} "
+                    f"| {r['open_set_detection_identification_rate_at_far_1e-3']:.4f} | {cells[0]} | {cells[1]} |")
+    rows += ["", data["protocol"]]
+    return "\n".join(rows + _provisional(data))
+
+
+def gallery_search_table() -> str:
+    data = _load("gallery_search")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.gallery_search`_"
+    rows = ["| embeddings | search ms (median) | streaming read of the matrix ms | ratio | add one ms | delete one person ms | index MB |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["results"]:
+        rows.append(f"| {r['embeddings']:,} | {r['search_ms_median']} | {r['streaming_read_ms_median']} "
+                    f"| {r['ratio_vs_streaming_read']} | {r['add_one_embedding_ms']} | {r['delete_one_person_ms']} "
+                    f"| {r['index_memory_mb']} |")
+    rows += ["", f"{data['machine']}; peak RSS {data['peak_rss_mb']} MB. Target: {data['target']}."]
+    return "\n".join(rows)
+
+
+def quality_table() -> str:
+    data = _load("quality_thresholds")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.quality_thresholds`_"
+    size = ", ".join(f"{px} px {v['median']}" for px, v in data["face_width_px"].items())
+    blur = ", ".join(f"σ {sigma}: {v['laplacian_variance']['median']} / {v['similarity_to_sharp']['median']}"
+                     for sigma, v in data["gaussian_blur_sigma"].items())
+    rows = [f"- Face width → median similarity to the full-size embedding: {size}.",
+            f"- Gaussian blur → median Laplacian variance / similarity to the sharp embedding: {blur}."]
+    if data.get("head_turn"):
+        buckets = ", ".join(f"|yaw| {k}: {v['accepted']:.3f} of {v['pairs']}"
+                            for k, v in data["head_turn"]["matched_pairs_accepted_at_balanced_by_larger_abs_yaw"].items())
+        rows.append(f"- Matched LFW pairs accepted at the balanced threshold, by the larger |yaw ratio| of the two: {buckets}.")
+    return "\n".join(rows)
+
+
+RENDERERS = {
+    "lfw": lfw_table,
+    "thresholds": thresholds_table,
+    "identification": identification_table,
+    "gallery_search": gallery_search_table,
+    "quality": quality_table,
+}

@@ -1,0 +1,94 @@
+"""LFW verification, 10-fold, for both alignment methods: accuracy, TAR at FAR 1e-3, ROC AUC, ROC plot.
+
+    python -m benchmarks.lfw [--backbone casia-webface]
+    # -> benchmarks/results/lfw.json and benchmarks/results/lfw_roc.png
+
+Embeddings come from the LFW cache (benchmarks/embedding_cache.py, built on first use). Each fold's
+threshold is chosen on the other 9 folds (best accuracy; and FAR <= 1e-3 for the TAR figure). The
+calibrated thresholds the app uses (weights/manifest.json) are copied into the JSON beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from benchmarks import embedding_cache
+from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR
+from benchmarks.lfw_protocol import pair_scores, roc_curve, ten_fold
+from pipeline.embedding import BACKBONES
+from pipeline.weights import MANIFEST_PATH
+
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+ANCHORS = {
+    "casia-webface": {"published": 0.9905, "naive_facenet_pytorch_crops_here_10fold": 0.9843},
+    "vggface2": {"published": 0.9965, "facenet_pytorch_remeasured": 0.9937},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="casia-webface", choices=sorted(BACKBONES))
+    parser.add_argument("--partial", action="store_true", help="use the pairs the cache holds so far (PROVISIONAL)")
+    args = parser.parse_args()
+    os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    cache = embedding_cache.load_or_build(args.backbone, args.partial)
+
+    results, curves = [], {}
+    for alignment in embedding_cache.ALIGNMENTS:
+        scores = pair_scores(cache, alignment)
+        figures = ten_fold(scores)
+        results.append({"backbone": args.backbone, "alignment": alignment, **figures})
+        curves[alignment] = roc_curve(scores.similarity, scores.same)
+        print(f"{args.backbone} {alignment:9s}: accuracy {figures['accuracy_mean']:.4f} +- {figures['accuracy_std']:.4f}, "
+              f"TAR@FAR1e-3 {figures['tar_at_far_1e-3']:.4f}, AUC {figures['roc_auc']:.5f}, "
+              f"{figures['pairs_with_a_face_missing']} pairs with a face missing")
+    best = max(results, key=lambda r: r["accuracy_mean"])
+    manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
+    document = {
+        "provisional": None if results[0]["pairs"] == 6000 else
+        f"only {results[0]['pairs']} of 6000 pairs were embedded when this ran: rerun `python -m benchmarks.lfw`",
+        "protocol": "LFW View 2 (pairs.txt, deep-funneled copy), 10 folds; threshold on 9 folds, scored on the "
+                    "10th; a pair with no face found counts as 'different'. MTCNN from facenet-pytorch, "
+                    "subject = face nearest the picture centre, cosine similarity, CPU float32.",
+        "results": results,
+        "best_alignment": best["alignment"],
+        "anchors": ANCHORS.get(args.backbone, {}),
+        "calibrated_thresholds": manifest["models"][BACKBONES[args.backbone]].get("thresholds"),
+        "roc_plot": "benchmarks/results/lfw_roc.png",
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "lfw.json").write_text(json.dumps(document, indent=2) + "\n")
+    plot_roc(curves, args.backbone, results)
+    print(f"best alignment: {best['alignment']}; wrote {RESULTS_DIR / 'lfw.json'}")
+
+
+def plot_roc(curves: dict, backbone: str, results: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4.5), dpi=110)
+    for result in results:
+        far, tar = curves[result["alignment"]]
+        axis.plot(np.maximum(far, 1e-4), tar, label=f"{result['alignment']} (acc {result['accuracy_mean']:.4f}, "
+                                                   f"AUC {result['roc_auc']:.4f})")
+    axis.axvline(1e-3, color="grey", linestyle=":", linewidth=1)
+    axis.set_xscale("log")
+    axis.set_xlim(1e-4, 1)
+    axis.set_ylim(0.8, 1.001)
+    axis.set_xlabel("false accept rate (log)")
+    axis.set_ylabel("true accept rate")
+    axis.set_title(f"LFW View 2 ROC, {backbone}")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(RESULTS_DIR / "lfw_roc.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Galleries: isolation between sessions, persistence, delete, concurrency, crash safety, names.
+
+Embeddings are real: a handful of real photos embedded once by the real casia model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from benchmarks.datasets import REPO_ROOT, central_face, lfw_people
+from pipeline.errors import InvalidNameError
+from pipeline.gallery import (
+    MAX_NAME_LENGTH,
+    GalleryError,
+    InMemoryGallery,
+    SqliteGallery,
+    display_name,
+    normalize_name,
+    open_gallery,
+)
+
+PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Serena_Williams", "Gerhard_Schroeder", "Laura_Bush"]
+
+
+@pytest.fixture(scope="module")
+def faces(lab) -> dict[str, np.ndarray]:
+    """name -> (2, 512): embeddings of two different LFW pictures of that person."""
+    people = lfw_people(min_images=2)
+    return {
+        name: np.stack([central_face(lab.analyze(path, embed=True)).embedding for path in people[name][:2]])
+        for name in PEOPLE
+    }
+
+
+def enroll_all(gallery, faces, names=PEOPLE) -> None:
+    for name in names:
+        gallery.add(name.replace("_", " "), faces[name][0])
+
+
+def best(gallery, vector) -> str | None:
+    hits = gallery.search(vector, k=3)
+    return hits[0].name if hits else None
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_second_picture_finds_the_enrolled_person(kind, faces, tmp_path) -> None:
+    gallery = InMemoryGallery() if kind == "memory" else SqliteGallery(tmp_path / "g.db")
+    enroll_all(gallery, faces)
+    for name in PEOPLE:
+        hits = gallery.search(faces[name][1], k=3)
+        assert hits[0].name == name.replace("_", " "), hits
+        assert len(hits) == 3 and hits[0].similarity > hits[1].similarity >= hits[2].similarity
+
+
+def test_sessions_are_isolated_including_gradio_state_copies(faces) -> None:
+    # gr.State deep-copies its initial value for every session.
+    template = InMemoryGallery()
+    alice_session, bob_session = copy.deepcopy(template), copy.deepcopy(template)
+    enroll_all(alice_session, faces, PEOPLE[:3])
+    assert len(alice_session) == 3
+    assert len(bob_session) == 0 and len(template) == 0
+    assert bob_session.search(faces[PEOPLE[0]][1]) == []
+    # A copy of a filled gallery is independent too.
+    copied = copy.deepcopy(alice_session)
+    copied.delete(PEOPLE[0].replace("_", " "))
+    assert len(copied) == 2 and len(alice_session) == 3
+    assert best(alice_session, faces[PEOPLE[0]][1]) == PEOPLE[0].replace("_", " ")
+
+
+def test_open_gallery_is_private_unless_configured(monkeypatch, tmp_path, faces) -> None:
+    monkeypatch.delenv("FACELAB_GALLERY", raising=False)
+    first, second = open_gallery(), open_gallery()
+    first.add("Someone", faces[PEOPLE[0]][0])
+    assert isinstance(second, InMemoryGallery) and len(second) == 0
+    monkeypatch.setenv("FACELAB_GALLERY", str(tmp_path / "shared.db"))
+    shared_a, shared_b = open_gallery(), open_gallery()
+    shared_a.add("Someone", faces[PEOPLE[0]][0])
+    assert isinstance(shared_b, SqliteGallery) and [p.name for p in shared_b.people()] == ["Someone"]
+
+
+def test_persistence_round_trip(tmp_path, faces) -> None:
+    path = tmp_path / "gallery.db"
+    gallery = SqliteGallery(path)
+    enroll_all(gallery, faces)
+    gallery.add("George W Bush", faces["George_W_Bush"][1], backbone="casia-webface")
+    gallery.rename("Tony Blair", "Anthony Blair")
+    gallery.close()
+
+    reopened = SqliteGallery(path)
+    people = {p.name: p.embeddings for p in reopened.people()}
+    assert people["George W Bush"] == 2 and "Anthony Blair" in people and "Tony Blair" not in people
+    assert reopened.embedding_count == len(PEOPLE) + 1
+    assert best(reopened, faces["Tony_Blair"][1]) == "Anthony Blair"
+    stored = sqlite3.connect(path).execute("SELECT vector FROM embeddings LIMIT 1").fetchone()[0]
+    assert len(stored) == 512 * 4  # float32 blobs
+
+    # Export from the file, import into a visitor's in-memory gallery: same answers.
+    session = InMemoryGallery()
+    assert session.import_json(reopened.export_json()) == len(PEOPLE)
+    for name in PEOPLE:
+        assert best(session, faces[name][1]) == best(reopened, faces[name][1])
+
+
+def test_import_refuses_bad_files_without_storing_anything(faces) -> None:
+    gallery = InMemoryGallery()
+    for bad in (b"not json", json.dumps({"format": "other"}).encode(),
+                json.dumps({"format": "facelab-gallery", "version": 1, "embedding_size": 512,
+                            "people": [{"name": "", "embeddings_float32_le": []}]}).encode()):
+        with pytest.raises(GalleryError):
+            gallery.import_json(bad)
+    assert len(gallery) == 0
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_delete_removes_a_person_from_results(kind, faces, tmp_path) -> None:
+    gallery = InMemoryGallery() if kind == "memory" else SqliteGallery(tmp_path / "g.db")
+    enroll_all(gallery, faces)
+    gallery.add("Colin Powell", faces["Colin_Powell"][1])
+    assert gallery.delete("Colin Powell") is True
+    assert gallery.delete("Colin Powell") is False
+    hits = gallery.search(faces["Colin_Powell"][1], k=len(PEOPLE))
+    assert "Colin Powell" not in [hit.name for hit in hits] and len(hits) == len(PEOPLE) - 1
+    # The others are still found (rows moved into the holes keep their owners).
+    for name in PEOPLE:
+        if name != "Colin_Powell":
+            assert best(gallery, faces[name][1]) == name.replace("_", " ")
+    gallery.clear()
+    assert len(gallery) == 0 and gallery.search(faces["Tony_Blair"][1]) == []
+
+
+def test_another_process_sees_changes(tmp_path, faces) -> None:
+    path = tmp_path / "g.db"
+    writer, reader = SqliteGallery(path), SqliteGallery(path)
+    enroll_all(writer, faces)
+    assert best(reader, faces["Laura_Bush"][1]) == "Laura Bush"
+    writer.delete("Laura Bush")
+    assert best(reader, faces["Laura_Bush"][1]) != "Laura Bush"
+    assert len(reader) == len(PEOPLE) - 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_eight_threads_enrolling_at_once_are_all_stored(kind, faces, tmp_path) -> None:
+    gallery = InMemoryGallery() if kind == "memory" else SqliteGallery(tmp_path / "g.db")
+    vectors = [v for name in PEOPLE for v in faces[name]]
+    start = threading.Barrier(8)
+    errors = []
+
+    def worker(index: int) -> None:
+        try:
+            start.wait()
+            for round_ in range(10):
+                gallery.add(f"thread {index}", vectors[(index + round_) % len(vectors)])
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert {p.name: p.embeddings for p in gallery.people()} == {f"thread {i}": 10 for i in range(8)}
+    assert gallery.embedding_count == 80
+    if kind == "sqlite":
+        assert SqliteGallery(tmp_path / "g.db").embedding_count == 80
+
+
+WRITER = """
+import sys, numpy as np
+from pipeline.gallery import SqliteGallery
+gallery = SqliteGallery(sys.argv[1])
+vectors = np.load(sys.argv[2])
+for i in range(100000):
+    gallery.add(f"person {i}", vectors[i % len(vectors)])
+    print(i, flush=True)  # printed only after the commit returned
+"""
+
+
+def test_sigkill_mid_enrollment_keeps_every_committed_row(tmp_path, faces) -> None:
+    path, vectors = tmp_path / "g.db", tmp_path / "v.npy"
+    np.save(vectors, np.concatenate(list(faces.values())))
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(vectors)],
+                               cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    committed = -1
+    deadline = time.monotonic() + 120
+    while committed < 30 and time.monotonic() < deadline:
+        committed = int(process.stdout.readline())
+    process.send_signal(signal.SIGKILL)  # mid-way through the next enrollments
+    process.wait()
+    assert committed >= 30, "the writer did not get going"
+
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    names = {row[0] for row in connection.execute("SELECT name FROM people")}
+    assert {f"person {i}" for i in range(committed + 1)} <= names
+    gallery = SqliteGallery(path)
+    assert gallery.embedding_count >= committed + 1
+    assert gallery.embedding_count == len(gallery)  # no half-written person
+    gallery.add("after the crash", faces["Tony_Blair"][0])  # and the file is writable again
+    assert gallery.person("after the crash").embeddings == 1
+
+
+def test_names_refused_with_a_message() -> None:
+    for bad in ("", "   ", "\t\n", "x" * (MAX_NAME_LENGTH + 1), "bad\x00name", "evil\u202eeman"):
+        with pytest.raises(InvalidNameError) as error:
+            normalize_name(bad)
+        assert str(error.value)  # a message for the user
+    assert normalize_name("x" * MAX_NAME_LENGTH) == "x" * MAX_NAME_LENGTH
+
+
+def test_names_keep_html_as_text_and_escape_it_for_display(faces) -> None:
+    gallery = InMemoryGallery()
+    name = '<script>alert("x")</script> <b>Bob</b>'
+    gallery.add(name, faces["Tony_Blair"][0])
+    assert gallery.people()[0].name == name
+    assert best(gallery, faces["Tony_Blair"][1]) == name
+    shown = gallery.people()[0].html_name
+    assert "<script>" not in shown and "&lt;script&gt;" in shown and display_name(name) == shown
+
+
+def test_names_are_unicode_normalised(faces) -> None:
+    gallery = InMemoryGallery()
+    gallery.add("Zoe\u0301   Saldan\u0303a ", faces["Serena_Williams"][0])  # decomposed accents, extra spaces
+    gallery.add("Zo\u00e9 Salda\u00f1a", faces["Serena_Williams"][1])  # composed
+    assert [(p.name, p.embeddings) for p in gallery.people()] == [("Zo\u00e9 Salda\u00f1a", 2)]
+    assert "Zoe\u0301 Saldan\u0303a" in gallery
+
+
+def test_embeddings_of_another_backbone_are_refused(faces) -> None:
+    gallery = InMemoryGallery()
+    gallery.add("Tony Blair", faces["Tony_Blair"][0], backbone="casia-webface")
+    with pytest.raises(GalleryError, match="vggface2"):
+        gallery.add("Tony Blair", faces["Tony_Blair"][1], backbone="vggface2")
+    with pytest.raises(GalleryError):
+        gallery.search(faces["Tony_Blair"][1], backbone="vggface2")
+
+
+def test_session_gallery_is_bounded(faces) -> None:
+    gallery = InMemoryGallery(max_embeddings=3)
+    for i in range(3):
+        gallery.add("Tony Blair", faces["Tony_Blair"][i % 2])
+    with pytest.raises(GalleryError, match="full"):
+        gallery.add("Tony Blair", faces["Tony_Blair"][0])
