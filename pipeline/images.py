@@ -21,7 +21,7 @@ ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray]
 
 # Documented limits (README "Privacy and limits"): they bound memory per request.
 MAX_PIXELS = int(os.environ.get("FACELAB_MAX_PIXELS", 40_000_000))  # e.g. 8000x5000
-MAX_FILE_BYTES = int(os.environ.get("FACELAB_MAX_FILE_BYTES", 50 * 1024 * 1024))
+MAX_FILE_BYTES = int(os.environ.get("FACELAB_MAX_FILE_BYTES", 50 * 1024 * 1024))  # "50 MB" as Gradio counts it
 MIN_SIDE = 16  # smaller pictures cannot hold a detectable face (MTCNN's smallest window is 12 px)
 
 # We check the pixel count ourselves before decoding; PIL's own guard would only warn below 2x its limit.
@@ -55,7 +55,7 @@ def _open_pil(source: ImageInput) -> Image.Image:
             raise InvalidImageError(f"The file {path.name!r} does not exist.")
         if path.stat().st_size > MAX_FILE_BYTES:
             raise InvalidImageError(
-                f"The file is {path.stat().st_size / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB."
+                f"The file is {path.stat().st_size / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB."
             )
         data = path.read_bytes()
         name = repr(path.name)
@@ -64,7 +64,7 @@ def _open_pil(source: ImageInput) -> Image.Image:
     if not data:
         raise InvalidImageError(f"{name[0].upper() + name[1:]} is empty (0 bytes).")
     if len(data) > MAX_FILE_BYTES:
-        raise InvalidImageError(f"The file is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
+        raise InvalidImageError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
