@@ -329,7 +329,9 @@ def verify(image_a, image_b, operating_point):
     text = (f"## {verdict}\nSimilarity **{result.similarity:.3f}**, threshold {result.threshold:.3f} "
             f"({html.escape(result.operating_point)} operating point: {'at or above' if result.same_person else 'below'} "
             f"the threshold means {'same person' if result.same_person else 'different people'}).{notes}")
-    return text, round(float(result.similarity), 4), overlay.side_by_side(result.crop_a, result.crop_b)
+    scale = overlay.similarity_scale(result.similarity, IDENTITY.thresholds(get_facelab().embedder.backbone),
+                                     result.operating_point)
+    return text, round(float(result.similarity), 4), scale, overlay.side_by_side(result.crop_a, result.crop_b)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,7 +481,8 @@ def build_demo() -> gr.Blocks:
                     enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
                                             label="Photo of this person (one face)", height=260)
                     enroll_button = gr.Button("Enroll", variant="primary", interactive=IDENTITY_OFF is None)
-                    grid = gr.Gallery(label="Enrolled people", columns=4, height=220, allow_preview=False)
+                    grid = gr.Gallery(label="Enrolled people", columns=6, height=200, allow_preview=False,
+                                      fit_columns=False, object_fit="contain")
                     with gr.Row():
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
@@ -511,11 +514,14 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 verdict = gr.Markdown()
                 similarity = gr.Number(label="Similarity (cosine)", interactive=False)
-            crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=200)
-            verify_button.click(verify, [first, second, verify_point], [verdict, similarity, crops], api_name="verify",
-                                **UPLOAD)
+            with gr.Row():
+                scale = gr.Image(label="Similarity and the operating points' thresholds", format="png",
+                                 interactive=False, height=120, show_label=True)
+                crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=180)
+            outputs = [verdict, similarity, scale, crops]
+            verify_button.click(verify, [first, second, verify_point], outputs, api_name="verify", **UPLOAD)
             _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
-                      [verdict, similarity, crops])
+                      outputs)
 
         with gr.Tab("About", id="about"):
             gr.Markdown(about())

@@ -92,3 +92,25 @@ def side_by_side(first: np.ndarray, second: np.ndarray, gap: int = 8) -> np.ndar
     out[: first.shape[0], : first.shape[1]] = first
     out[: second.shape[0], first.shape[1] + gap :] = second
     return out
+
+
+def similarity_scale(similarity: float, thresholds: dict[str, float], chosen: str, width: int = 520) -> np.ndarray:
+    """A 0..1 similarity ruler: a tick per operating point (the chosen one bold), and a marker at
+    `similarity`, green when it reaches the chosen threshold, red when it does not."""
+    height, left, right = 86, 20, width - 20
+    picture = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(picture)
+    font = _font(13)
+    x_of = lambda value: left + (right - left) * min(max(float(value), 0.0), 1.0)  # noqa: E731
+    draw.rectangle((left, 38, right, 46), fill=(225, 225, 225))
+    for value in (0.0, 0.5, 1.0):
+        draw.text((x_of(value), 50), f"{value:.1f}", fill=GREY, font=font, anchor="ma")
+    for name, value in thresholds.items():
+        bold = name == chosen
+        draw.line((x_of(value), 30, x_of(value), 54), fill=(30, 30, 30) if bold else GREY, width=3 if bold else 1)
+        draw.text((x_of(value), 68), f"{name} {value:.2f}", fill=(30, 30, 30) if bold else GREY, font=font, anchor="ma")
+    same = similarity >= thresholds.get(chosen, 1.0)
+    x = x_of(similarity)
+    draw.polygon([(x - 7, 14), (x + 7, 14), (x, 30)], fill=GREEN if same else RED)
+    draw.text((x, 0), f"{similarity:.2f}", fill=GREEN if same else RED, font=font, anchor="ma")
+    return np.asarray(picture)

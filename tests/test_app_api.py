@@ -176,10 +176,11 @@ def test_two_visitors_never_see_each_others_people(app_url) -> None:
 def test_a_matched_lfw_pair_verifies_as_the_same_person(client: Client) -> None:
     pair = next(p for p in lfw_pairs() if p.same)
     skip_if_off(client, "/verify", image(pair.first), image(pair.second), "balanced")
-    verdict, similarity, crops = client.predict(image(pair.first), image(pair.second), "balanced", api_name="/verify")
-    assert verdict.startswith("## Same person") and similarity > 0.3 and Path(crops).is_file()
+    verdict, similarity, scale, crops = client.predict(image(pair.first), image(pair.second), "balanced",
+                                                       api_name="/verify")
+    assert verdict.startswith("## Same person") and similarity > 0.3 and Path(crops).is_file() and Path(scale).is_file()
     mismatched = next(p for p in lfw_pairs() if not p.same)
-    verdict, _, _ = client.predict(image(mismatched.first), image(mismatched.second), "strict", api_name="/verify")
+    verdict, _, _, _ = client.predict(image(mismatched.first), image(mismatched.second), "strict", api_name="/verify")
     assert verdict.startswith("## Different people")
 
 

@@ -46,7 +46,7 @@ def browser(tmp_path_factory):
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1280,1000"):
+                 "--window-size=1280,1700"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     try:
@@ -72,10 +72,13 @@ def tab_is_off(panel) -> str | None:
     return text.split("Not available:", 1)[1].strip().split("\n")[0] if "Not available:" in text else None
 
 
-def upload(panel, index: int, path: Path) -> None:
-    """Put a file into the index-th visible picture input of the panel."""
-    inputs = [e for e in panel.find_elements(By.CSS_SELECTOR, "input[type=file]")]
-    inputs[index].send_keys(str(path))
+def upload(panel, label: str, path: Path) -> None:
+    """Put a file into the picture input labelled `label` (its innermost block)."""
+    picture_input = "input[type=file][accept^='image']"
+    blocks = panel.find_elements(
+        By.XPATH, f".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[normalize-space()='{label}']]")
+    block = [b for b in blocks if b.find_elements(By.CSS_SELECTOR, picture_input)][-1]
+    block.find_element(By.CSS_SELECTOR, picture_input).send_keys(str(path))
 
 
 def click(panel, label: str) -> None:
@@ -96,7 +99,12 @@ def toasts(driver) -> str:
 
 def screenshot(driver, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    time.sleep(0.5)  # let the result image finish painting
+    for close in driver.find_elements(By.CSS_SELECTOR, ".toast-close"):  # earlier tabs' messages
+        try:
+            close.click()
+        except Exception:  # already gone
+            pass
+    time.sleep(1.0)  # let the result image finish painting
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
@@ -121,7 +129,7 @@ def test_mask_tab_labels_an_uploaded_masked_face(browser) -> None:
     panel = open_tab(browser, "Mask check")
     if reason := tab_is_off(panel):
         pytest.skip(reason)
-    upload(panel, 0, EXAMPLES / "astronaut_mask.jpg")
+    upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
     click(panel, "Analyse")
     wait_for_text(browser, panel, " %")
     assert re.search(r"(?<!no )mask \d+ %", panel.text) and not re.search(r"no mask \d+ %", panel.text)
@@ -132,7 +140,7 @@ def test_emotion_tab_shows_the_probabilities(browser) -> None:
     panel = open_tab(browser, "Emotion")
     if reason := tab_is_off(panel):
         pytest.skip(reason)
-    upload(panel, 0, EXAMPLES / "astronaut.jpg")
+    upload(panel, "Picture", EXAMPLES / "astronaut.jpg")
     click(panel, "Analyse")
     wait_for_text(browser, panel, "happy")
     assert "neutral" in panel.text  # the 7 bars are rendered
@@ -144,12 +152,12 @@ def test_enroll_shows_a_script_name_as_text_and_identify_finds_the_person(browse
     pair = next(p for p in lfw_pairs() if p.same)
     name_box = panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]")
     name_box.send_keys(SCRIPT_NAME)
-    upload(panel, 0, pair.first)
+    upload(panel, "Photo of this person (one face)", pair.first)
     click(panel, "Enroll")
     wait_for_text(browser, panel, SCRIPT_NAME)  # the gallery caption, rendered as text
     assert f"Enrolled {SCRIPT_NAME}" in toasts(browser)  # the toast too (toasts render HTML: the app escapes)
     assert no_alert(browser)
-    upload(panel, 1, pair.second)
+    upload(panel, "Picture to identify", pair.second)
     click(panel, "Analyse")
     wait_for_text(browser, panel, "similarity")
     try:
@@ -167,8 +175,8 @@ def test_verify_tab_says_same_person_for_a_matched_pair(browser) -> None:
     if reason := tab_is_off(panel):
         pytest.skip(reason)
     pair = next(p for p in lfw_pairs() if p.same)
-    upload(panel, 0, pair.first)
-    upload(panel, 1, pair.second)
+    upload(panel, "First photo", pair.first)
+    upload(panel, "Second photo", pair.second)
     click(panel, "Verify")
     try:
         WebDriverWait(browser, WAIT).until(lambda d: "Same person" in panel.text or "thresholds" in toasts(d))
