@@ -88,8 +88,11 @@ def bad_inputs_app(url: str, process, folder: Path) -> dict[str, str]:
             message = None
         except AppError as exc:
             message = str(exc)
-        except ValueError as exc:  # the client's own upload-size check
-            message = str(exc)
+        except ValueError as exc:  # the client's own upload-size check; the server must refuse it too
+            from tests.test_hardening_inputs import raw_upload
+
+            status, body = raw_upload(url, path)
+            message = f"{exc} | server: HTTP {status} {body[:120]}" if status == 413 else None
         except Exception as exc:  # noqa: BLE001 - a hang (timeout) or a dropped connection
             outcomes[case.name] = f"crash: {type(exc).__name__}: {exc}"
             continue
