@@ -4,7 +4,8 @@
 
 Four tabs (mask check, emotion, enroll & identify, verify) and an About tab. Every action has a
 stable api_name (README "API (gradio_client)"). Models load in a background thread at start-up, so
-the page is usable at once; a tab whose weights are missing is disabled and says why.
+the page is usable at once; a tab whose model cannot be loaded stays visible, says why, and its
+buttons are off.
 """
 
 from __future__ import annotations
@@ -135,6 +136,12 @@ def require(reason: str | None) -> None:
         raise gr.Error(reason, print_exception=False)
 
 
+def operating_point_of(value) -> str:
+    if value not in ("balanced", "strict"):
+        raise gr.Error("The operating point must be 'balanced' or 'strict'.", print_exception=False)
+    return value
+
+
 def warn_skipped(skipped: int) -> None:
     if skipped:
         gr.Warning(f"Only the {MAX_FACES} largest faces were analysed; {skipped} more were skipped.")
@@ -255,7 +262,7 @@ def _people(gallery) -> tuple[list, dict]:
 @friendly
 def enroll(name, image, gallery):
     require(IDENTITY_OFF)
-    if not (name or "").strip():
+    if not isinstance(name, str) or not name.strip():
         raise gr.Error("Type the person's name first.", print_exception=False)
     result = IDENTITY.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
     for note in [*result.notes, *result.warnings]:
@@ -295,7 +302,7 @@ def identify(image, operating_point, gallery):
     rgb = picture(image)
     if not len(gallery):
         gr.Warning("No one is enrolled yet: every face will be unknown. Enroll someone first.")
-    matches = IDENTITY.identify(get_facelab(), gallery, rgb, operating_point)
+    matches = IDENTITY.identify(get_facelab(), gallery, rgb, operating_point_of(operating_point))
     if not matches:
         raise gr.Error(NO_FACE, print_exception=False)
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity)) for m in matches]
@@ -308,7 +315,7 @@ def _identify_faces(faces, operating_point, gallery):
     if not faces:
         return []
     lab = get_facelab()
-    threshold = IDENTITY.threshold_for(lab, operating_point)
+    threshold = IDENTITY.threshold_for(lab, operating_point_of(operating_point))
     lab.describe(faces, embed=True)
     hits = gallery.search_many(np.stack([f.embedding for f in faces]), 1, lab.embedder.backbone)
     return [overlay.identity_text(best[0].name if best and best[0].similarity >= threshold else None,
@@ -323,7 +330,7 @@ identify_live = _live(_identify_faces)
 def verify(image_a, image_b, operating_point):
     require(IDENTITY_OFF)
     result = IDENTITY.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
-                             operating_point)
+                             operating_point_of(operating_point))
     verdict = "Same person" if result.same_person else "Different people"
     notes = "".join(f"\n- {html.escape(note)}" for note in result.notes)
     text = (f"## {verdict}\nSimilarity **{result.similarity:.3f}**, threshold {result.threshold:.3f} "

@@ -197,6 +197,7 @@ def test_bad_inputs_get_a_friendly_message(client: Client, tmp_path: Path) -> No
     assert "Upload" in friendly_error(lambda: client.predict("Someone", None, api_name="/enroll"))
     assert "No face" in friendly_error(lambda: client.predict("Nobody", image(no_face), api_name="/enroll"))
     assert "64 characters" in friendly_error(lambda: client.predict("x" * 65, astronaut, api_name="/enroll"))
+    assert "operating point" in friendly_error(lambda: client.predict(astronaut, "lenient", api_name="/identify"))
     assert client.predict(api_name="/people") == []  # nothing was enrolled by any of these
     assert "Choose" in friendly_error(lambda: client.predict(None, api_name="/delete"))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -37,16 +37,41 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
+def fake_webcam_video(path: Path, frames: int = 24) -> Path:
+    """A Y4M clip (what Chromium's fake webcam plays) of the astronaut sliding to and fro on a 640x480 canvas."""
+    import numpy as np
+    from PIL import Image
+
+    face = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB").resize((320, 320)), np.float32)
+    with path.open("wb") as out:
+        out.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            canvas = np.full((480, 640, 3), 90, np.float32)
+            x = 40 + int(120 * abs(np.sin(i / 8)))
+            canvas[80:400, x : x + 320] = face
+            r, g, b = canvas[..., 0], canvas[..., 1], canvas[..., 2]
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            u = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
+            v = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
+            half = lambda c: c.reshape(240, 2, 320, 2).mean((1, 3))  # noqa: E731
+            out.write(b"FRAME\n")
+            for plane in (y, half(u), half(v)):
+                out.write(np.clip(plane, 0, 255).astype(np.uint8).tobytes())
+    return path
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     binary, driver_path = chromium_paths()
-    log_path = tmp_path_factory.mktemp("app") / "app.log"
-    process, url = launch_app(log_path)
+    folder = tmp_path_factory.mktemp("app")
+    video = fake_webcam_video(folder / "webcam.y4m")
+    process, url = launch_app(folder / "app.log")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1280,1700"):
+                 "--window-size=1280,1700", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={video}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     try:
@@ -81,9 +106,21 @@ def upload(panel, label: str, path: Path) -> None:
     block.find_element(By.CSS_SELECTOR, picture_input).send_keys(str(path))
 
 
+FIND_BUTTON = """
+const button = [...arguments[0].querySelectorAll('button')]
+    .find(b => b.innerText.trim() === arguments[1] && b.offsetParent !== null);
+if (button && arguments[2]) { button.click(); }
+return Boolean(button);
+"""
+
+
+def has_button(panel, label: str) -> bool:
+    return panel.parent.execute_script(FIND_BUTTON, panel, label, False)
+
+
 def click(panel, label: str) -> None:
-    button = next(b for b in panel.find_elements(By.TAG_NAME, "button") if b.text.strip() == label and b.is_displayed())
-    button.click()
+    """Click the visible button with this text (in the page's JS: the DOM changes under a live stream)."""
+    assert panel.parent.execute_script(FIND_BUTTON, panel, label, True), f"no visible {label!r} button"
 
 
 def wait_for_text(driver, panel, text: str) -> None:
@@ -186,3 +223,49 @@ def test_verify_tab_says_same_person_for_a_matched_pair(browser) -> None:
     if "Same person" not in panel.text:
         pytest.skip("the manifest has no verification thresholds yet, so verification is off")
     assert "Similarity" in panel.text
+
+
+def result_image(panel):
+    """The picture currently shown in the panel's "Result" image, as an RGB array."""
+    import io
+    import urllib.request
+
+    import numpy as np
+    from PIL import Image
+
+    try:  # the stream replaces the <img> several times a second: elements go stale under our feet
+        block = panel.find_elements(
+            By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[normalize-space()='Result']]")[-1]
+        sources = [i.get_attribute("src") for i in block.find_elements(By.TAG_NAME, "img") if i.get_attribute("src")]
+    except StaleElementReferenceException:
+        return None
+    if not sources:
+        return None
+    with urllib.request.urlopen(sources[-1], timeout=10) as response:
+        return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+
+
+def test_live_webcam_stream_labels_the_face_frame_after_frame(browser) -> None:
+    """Chromium's fake webcam plays the astronaut sliding across the frame; the mask tab's live stream
+    must keep sending back labelled frames (a red "no mask" tag) while it runs."""
+    import numpy as np
+
+    panel = open_tab(browser, "Mask check")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Live webcam']").click()
+    click(panel, "Click to Access Webcam")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
+    click(panel, "Record")
+    frames, labelled, started = set(), 0, time.monotonic()
+    while time.monotonic() - started < 20 and labelled < 5:
+        picture = result_image(panel)
+        digest = hash(picture.tobytes()) if picture is not None else None
+        if digest is not None and digest not in frames:
+            frames.add(digest)
+            red = np.all(np.abs(picture.astype(int) - (220, 38, 38)) < 40, axis=2).sum()
+            labelled += red > 300  # the "no mask" tag and box
+        time.sleep(0.3)
+    screenshot(browser, "mask_live")
+    click(panel, "Stop")
+    assert len(frames) >= 5 and labelled >= 5, f"{len(frames)} distinct result frames, {labelled} labelled"
