@@ -1,0 +1,42 @@
+"""Device choice, and (on a CUDA machine) that the half-precision GPU path agrees with float32 on the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.datasets import MISC_DIR
+from pipeline.device import select_device
+from pipeline.embedding import FaceEmbedder
+from pipeline.errors import FaceLabError
+from pipeline.weights import load_named
+
+
+def test_cpu_is_chosen_when_asked(monkeypatch) -> None:
+    monkeypatch.setenv("FACELAB_DEVICE", "cpu")
+    assert select_device().type == "cpu"
+
+
+def test_auto_follows_cuda_availability(monkeypatch) -> None:
+    monkeypatch.delenv("FACELAB_DEVICE", raising=False)
+    assert select_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_bad_device_settings_get_clear_messages(monkeypatch) -> None:
+    monkeypatch.setenv("FACELAB_DEVICE", "tpu")
+    with pytest.raises(FaceLabError, match="must be 'auto', 'cpu' or 'cuda'"):
+        select_device()
+    if not torch.cuda.is_available():
+        with pytest.raises(FaceLabError, match="no CUDA device"):
+            select_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_half_embeddings_match_cpu_float32(lab) -> None:
+    crops = np.stack([face.crop for face in lab.analyze(MISC_DIR / "multiple_faces_group_photo.jpg").faces])
+    state = load_named("facenet-casia-webface")
+    cpu = FaceEmbedder(state, device="cpu").embed(crops)
+    gpu = FaceEmbedder(state, device="cuda", half=True).embed(crops)
+    cosine = (cpu * gpu).sum(axis=1)
+    assert cosine.min() >= 0.999, cosine
