@@ -23,6 +23,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # analytics off unless the operator opts in
 
 import gradio as gr  # noqa: E402
+import gradio_fixes  # noqa: E402,F401  (Gradio 6.31 rewrote cached result pictures in place: short downloads)
 import numpy as np  # noqa: E402
 
 from pipeline import FaceLabError, get_facelab, load_rgb, overlay  # noqa: E402

@@ -179,9 +179,17 @@ def run_load(url: str, process, clients: int, requests: int, deadline_s: float, 
 
     # Warm-up: every client enrolls its person once and every endpoint runs, concurrently, so models,
     # thread pools and allocator arenas are at their working size before the baseline RSS.
+    warmup_errors: list[str] = []
+
+    def warm(index: int) -> None:
+        for kind in ["enroll", *endpoints]:
+            try:
+                one_request(index, kind, random.Random(index))
+            except Exception as exc:  # noqa: BLE001 - reported, not fatal
+                warmup_errors.append(f"client {index} /{kind}: {type(exc).__name__}: {str(exc)[:200]}")
+
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(lambda i: [one_request(i, kind, random.Random(i)) for kind in ["enroll", *endpoints]],
-                      range(clients)))
+        list(pool.map(warm, range(clients)))
     rss_warm = rss_mb(process.pid)
 
     latencies: list[float] = []
@@ -222,7 +230,7 @@ def run_load(url: str, process, clients: int, requests: int, deadline_s: float, 
     return {
         "clients": clients, "requests_per_client": requests, "endpoints": endpoints,
         "requests": len(latencies), "errors": len(errors), "error_examples": errors[:10],
-        "leaks": len(leaks), "leak_examples": leaks[:10],
+        "leaks": len(leaks), "leak_examples": leaks[:10], "warmup_errors": warmup_errors[:10],
         "p50_ms": round(1000 * statistics.median(ordered)) if ordered else None,
         "p95_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]) if ordered else None,
         "wall_s": round(wall, 1), "throughput_rps": round(len(latencies) / wall, 2) if wall else None,

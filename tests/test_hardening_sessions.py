@@ -101,3 +101,53 @@ def test_ten_visitors_enrolling_and_identifying_at_once_stay_apart(app_url) -> N
     # Afterwards each gallery still holds exactly its own person.
     for index, client in enumerate(clients):
         assert [p["name"] for p in client.predict(api_name="/people")] == [people[index][0]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_pressing_every_button_twice(app_url) -> None:
+    """Double clicks: two enrolls, two lists, two clears at once in one session; nothing lost or doubled wrongly."""
+    client = Client(app_url, verbose=False)
+    name, first, _ = distinct_people(1)[0]
+    jobs = [client.submit(name, handle_file(str(first)), api_name="/enroll") for _ in range(2)]
+    jobs += [client.submit(api_name="/people") for _ in range(2)]
+    for job in jobs:
+        job.result(timeout=CALL_TIMEOUT_S)
+    assert client.predict(api_name="/people") == [{"name": name, "photos": 2}]
+    for job in [client.submit(api_name="/clear") for _ in range(2)]:
+        job.result(timeout=CALL_TIMEOUT_S)
+    assert client.predict(api_name="/people") == []
+    with pytest.raises(AppError, match="No one by that name"):
+        client.predict(name, api_name="/delete")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_class_pressing_the_same_example_at_once_gets_every_result(app_url) -> None:
+    """Ten visitors run the same example at the same moment, three times each: identical result pictures are
+    written to Gradio's cache while other visitors download them; every download must be complete (Gradio
+    6.31 rewrote such files in place, so a download could end short: see gradio_fixes.py)."""
+    example = handle_file(str(Path(__file__).resolve().parent.parent / "examples" / "astronaut.jpg"))
+    probe = Client(app_url, verbose=False)
+    try:
+        probe.predict(example, api_name="/mask")
+        endpoint, args = "/mask", (example,)
+    except AppError as exc:
+        assert any(reason in str(exc) for reason in NOT_YET), str(exc)
+        endpoint, args = "/enroll", ("Eileen Collins", example)  # its answer holds the thumbnail picture
+    clients = [Client(app_url, verbose=False) for _ in range(CLIENTS)]
+    start = threading.Barrier(CLIENTS)
+
+    def visitor(client: Client) -> list[str]:
+        start.wait(timeout=60)
+        failures = []
+        for _ in range(3):
+            try:
+                client.submit(*args, api_name=endpoint).result(timeout=CALL_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported below
+                failures.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+        return failures
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        failures = [f for result in pool.map(visitor, clients) for f in result]
+    assert failures == [], f"{len(failures)} of {3 * CLIENTS} {endpoint} calls failed: {failures[:3]}"
