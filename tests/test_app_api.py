@@ -119,7 +119,7 @@ def test_mask_check_labels_the_astronaut_and_her_masked_copy(client: Client) -> 
 
 def test_emotion_gives_seven_probabilities_for_the_smiling_astronaut(client: Client) -> None:
     skip_if_off(client, "/emotion", image(EXAMPLES / "astronaut.jpg"))
-    picture, bars, table, _ = client.predict(image(EXAMPLES / "astronaut.jpg"), api_name="/emotion")
+    picture, bars, table = client.predict(image(EXAMPLES / "astronaut.jpg"), api_name="/emotion")
     assert Path(picture).is_file()
     assert len(bars["confidences"]) == 7
     assert abs(sum(c["confidence"] for c in bars["confidences"]) - 1) < 1e-3
@@ -286,3 +286,15 @@ def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path
     finally:
         stop_app(process)
     assert "mask tab disabled" in (tmp_path / "app.log").read_text()
+
+
+def test_the_readme_api_snippet_runs_as_written(app_url, monkeypatch, capsys) -> None:
+    """The README's gradio_client snippet, against this app: every call succeeds and prints what it says."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("## API (gradio_client)", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert 'Client("http://127.0.0.1:7860/")' in code
+    monkeypatch.chdir(ROOT)
+    exec(code.replace('Client("http://127.0.0.1:7860/")', f'Client("{app_url}", verbose=False)'), {})
+    printed = capsys.readouterr().out
+    for expected in ("no mask", "happy", "Eileen Collins", "## Same person"):
+        assert expected in printed
