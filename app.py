@@ -10,6 +10,8 @@ buttons are off.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import html
 import json
@@ -26,7 +28,7 @@ import gradio as gr  # noqa: E402
 import gradio_fixes  # noqa: E402,F401  (Gradio 6.31 rewrote cached result pictures in place: short downloads)
 import numpy as np  # noqa: E402
 
-from pipeline import FaceLabError, get_facelab, load_rgb, overlay  # noqa: E402
+from pipeline import FaceLabError, InvalidImageError, get_facelab, load_rgb, overlay  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 
@@ -123,12 +125,16 @@ def picture(payload, what: str = "a photo") -> np.ndarray:
     """The RGB array of an uploaded file, webcam snapshot or example (the pipeline's limits apply)."""
     if payload is None:
         raise gr.Error(f"Upload {what} or take a webcam snapshot first.", print_exception=False)
-    if isinstance(payload, dict):
+    if isinstance(payload, dict):  # the events run with preprocess=False: our limits, our messages
         url = payload.get("url") or ""
         if not payload.get("path") and url.startswith("data:"):
-            import base64
-            return load_rgb(base64.b64decode(url.split(",", 1)[-1]))
+            try:
+                return load_rgb(base64.b64decode(url.split(",", 1)[-1], validate=True))
+            except binascii.Error:
+                raise InvalidImageError("The picture could not be read (its data is not valid base64).") from None
         payload = payload.get("path")
+    if not isinstance(payload, str):
+        raise InvalidImageError("Send the picture as a file (gradio_client: handle_file(path)).")
     return load_rgb(payload)
 
 

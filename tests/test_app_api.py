@@ -252,8 +252,9 @@ def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> No
         assert tracker.tracks[0].memo["label"][0].startswith("no mask ")
     assert tracker.full_detections < len(times)  # the tracker, not a full detection, followed most frames
     # A broken frame comes back empty and the stream goes on with the same tracker.
-    out, same = app.mask_live({"path": None, "url": "data:image/jpeg;base64,bm90IGEgcGljdHVyZQ=="}, tracker)
-    assert out is None and same is tracker
+    for broken in ("data:image/jpeg;base64,bm90IGEgcGljdHVyZQ==", "data:image/jpeg;base64,%%%not base64%%%"):
+        out, same = app.mask_live({"path": None, "url": broken}, tracker)
+        assert out is None and same is tracker
     with capsys.disabled():
         print(f"\nlive mask frames: median {1000 * sorted(times)[len(times) // 2]:.0f} ms "
               f"({tracker.full_detections} full detections in {len(times)} frames)")
@@ -298,3 +299,21 @@ def test_the_readme_api_snippet_runs_as_written(app_url, monkeypatch, capsys) ->
     printed = capsys.readouterr().out
     for expected in ("no mask", "happy", "Eileen Collins", "## Same person"):
         assert expected in printed
+
+
+@pytest.mark.slow
+def test_an_operator_gallery_is_shared_by_every_visitor_and_kept_on_disk(tmp_path: Path) -> None:
+    """FACELAB_GALLERY set: one SQLite gallery for everyone, still there after a restart."""
+    database = tmp_path / "gallery.db"
+    process, url = launch_app(tmp_path / "app.log", FACELAB_GALLERY=str(database))
+    try:
+        first, second = Client(url, verbose=False), Client(url, verbose=False)
+        first.predict("Eileen Collins", image(EXAMPLES / "astronaut.jpg"), api_name="/enroll")
+        assert [p["name"] for p in second.predict(api_name="/people")] == ["Eileen Collins"]
+    finally:
+        stop_app(process)
+    process, url = launch_app(tmp_path / "app2.log", FACELAB_GALLERY=str(database))
+    try:
+        assert [p["name"] for p in Client(url, verbose=False).predict(api_name="/people")] == ["Eileen Collins"]
+    finally:
+        stop_app(process)
