@@ -19,7 +19,7 @@ from selenium.common.exceptions import NoAlertPresentException, StaleElementRefe
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from benchmarks.datasets import lfw_pairs  # noqa: E402
+from benchmarks.datasets import MISC_DIR, lfw_pairs  # noqa: E402
 from tests.test_app_api import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -182,6 +182,37 @@ def test_emotion_tab_shows_the_probabilities(browser) -> None:
     wait_for_text(browser, panel, "happy")
     assert "neutral" in panel.text  # the 7 bars are rendered
     screenshot(browser, "emotion")
+
+
+def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
+    """On a group photo the bars start with the largest face; a click on another face shows its own."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    panel = open_tab(browser, "Emotion")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    upload(panel, "Picture", MISC_DIR / "multiple_faces_group_photo.jpg")
+    click(panel, "Analyse")
+    WebDriverWait(browser, WAIT).until(lambda d: "box" in panel.text and re.search(r"\n2\n", panel.text))
+    bars = lambda: panel.find_element(  # noqa: E731
+        By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
+                  "'Emotions of the')]]").text
+    rows = [line.split() for line in panel.text.split("box", 1)[1].strip().splitlines()]
+    # the table lists, per face: number, emotion, confidence "NN %", box "x1, y1, x2, y2"
+    table = re.findall(r"(\d+)\s+(\w+)\s+(\d+) %\s+(\d+), (\d+), (\d+), (\d+)", panel.text.split("box", 1)[1])
+    assert len(table) >= 2, rows
+    before = bars()
+    _, emotion, confidence, x1, y1, x2, y2 = table[-1]  # the smallest face
+    result = panel.find_elements(
+        By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
+                  "'Result')]]//img")[-1]
+    natural_width = browser.execute_script("return arguments[0].naturalWidth", result)
+    scale = result.size["width"] / natural_width
+    x = ((int(x1) + int(x2)) / 2) * scale - result.size["width"] / 2
+    y = ((int(y1) + int(y2)) / 2) * scale - result.size["height"] / 2
+    ActionChains(browser).move_to_element_with_offset(result, int(x), int(y)).click().perform()
+    WebDriverWait(browser, 30).until(lambda d: bars() != before)
+    assert f"{emotion}" in bars().splitlines()[1] and f"{confidence}%" in bars()
 
 
 def test_enroll_shows_a_script_name_as_text_and_identify_finds_the_person(browser) -> None:
