@@ -123,6 +123,17 @@ class FaceDetector:
         return refined
 
 
+def iou(first: np.ndarray, second: np.ndarray) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    width = min(first[2], second[2]) - max(first[0], second[0])
+    height = min(first[3], second[3]) - max(first[1], second[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 def _square(box: np.ndarray) -> np.ndarray:
     """The square around a box's centre with the box's longer side, as MTCNN feeds its stages."""
     centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2

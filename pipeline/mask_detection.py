@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .detection import DetectorConfig, Detection, FaceDetector
+from .detection import DetectorConfig, Detection, FaceDetector, iou
 
 # Mean MTCNN landmarks in face-crop pictures, as fractions of the picture side (training.crop_geometry:
 # mean over the mask set's with_mask and without_mask crops): eyes, nose, mouth corners.
@@ -33,14 +33,6 @@ class MaskedFaceSearch:
     whole_picture_max_side: int = 640
     whole_picture_max_aspect: float = 1.4
     max_overlap: float = 0.3  # IoU above which a second-pass face duplicates a first-pass one
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def whole_picture_face(image: np.ndarray) -> Detection:
@@ -67,7 +59,7 @@ def detect_faces_masked(detector: FaceDetector, image: np.ndarray, search: Maske
     found = list(first_pass) if first_pass is not None else detector.detect(image)
     if search.second_pass is not None:
         for extra in detector.detect(image, config=search.second_pass):
-            if all(_iou(extra.box, d.box) <= search.max_overlap for d in found):
+            if all(iou(extra.box, d.box) <= search.max_overlap for d in found):
                 found.append(extra)
     if not found and search.whole_picture and looks_like_face_crop(image, search):
         found.append(whole_picture_face(image))

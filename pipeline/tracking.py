@@ -17,7 +17,7 @@ import numpy as np
 
 from .alignment import align_faces
 from .analysis import Face, FaceLab
-from .detection import Detection, DetectorConfig
+from .detection import Detection, DetectorConfig, iou
 
 # Stream frames are webcam-sized and faces in them large: detecting on a 480 px copy with 40 px as the
 # smallest face keeps a full detection near 20-30 ms on one CPU core.
@@ -106,14 +106,3 @@ class FaceTracker:
 
 def _face(detection: Detection, crop: np.ndarray) -> Face:
     return Face(box=detection.box, landmarks=detection.landmarks, score=detection.score, crop=crop)
-
-
-def iou(first: np.ndarray, second: np.ndarray) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
