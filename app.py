@@ -358,10 +358,13 @@ def _metrics(data, prefix: str = ""):
     """(path, value) of every accuracy-like number in a benchmark JSON (nested dicts and lists flattened)."""
     items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
     for key, value in items:
-        path = f"{prefix}{key}"
+        if isinstance(value, dict):  # name list entries by what they are ("casia-webface"), not their index
+            key = " ".join(str(value[k]) for k in ("backbone", "alignment", "name", "model") if isinstance(value.get(k), str)) or key
+        path = f"{prefix}{key}".removeprefix("results / ")
         if isinstance(value, (dict, list)):
             yield from _metrics(value, path + " / ")
-        elif isinstance(value, float) and set(re.split(r"[^a-z0-9]+", str(key).lower())) & set(ACCURACY_KEYS):
+        elif isinstance(value, float) and (set(re.split(r"[^a-z0-9]+", str(key).lower())) & set(ACCURACY_KEYS)
+                                           and "std" not in str(key)):
             yield path, value
 
 
