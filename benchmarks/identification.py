@@ -132,7 +132,7 @@ def main() -> None:
     document = {
         "provisional": None if not args.partial else "computed on the part of LFW embedded so far: rerun "
                                                       "`python -m benchmarks.identification` on the full cache",
-        "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
+        "protocol": __doc__.split("\n\n")[2].replace("\n", " "),
         "results": results,
         "anchors": {"reference_vggface2_220_classes_top1": 0.98, "reference_facenet_105_classes_top1": 0.89},
         "target_top1": 0.98,

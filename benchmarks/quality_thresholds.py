@@ -115,7 +115,7 @@ def main() -> None:
     lab = FaceLab(backbone="casia-webface", device="cpu")
     people = lfw_people(min_images=2)
     names = sorted(people)[:: max(1, len(people) // args.images)][: args.images]
-    document = {"method": __doc__.split("\n\n")[1].replace("\n", " ")}
+    document = {"method": __doc__.split("\n\n")[2].replace("\n", " ")}
     document.update(degradations(lab, [people[name][0] for name in names]))
     try:
         document["head_turn"] = yaw_effect()
