@@ -326,6 +326,7 @@ def test_app_names_are_stored_as_given_and_shown_escaped(app) -> None:
 # ------------------------------------------------------------------------------------------------
 # Weights when the Hub cannot be reached at all (a closed port, not HF_HUB_OFFLINE)
 
+@pytest.mark.slow
 def test_unreachable_hub_says_so(tmp_path) -> None:
     from tests.test_app_api import free_port
     from tests.test_weights import resolve_in_subprocess
