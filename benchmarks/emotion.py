@@ -111,15 +111,15 @@ def main() -> None:
     }
 
     batch = crops[:16]
-    ours["ms_per_face"] = ms_per_face(head.predict, batch)
-    base["ms_per_face"] = ms_per_face(
+    ours["ms_per_face"], ours["ms_per_face_best"] = ms_per_face(head.predict, batch)
+    base["ms_per_face"], base["ms_per_face_best"] = ms_per_face(
         lambda c: mini_xception_proba(baseline, cut_and_resize(c, FER_CROP, 64, gray=True)), batch)
 
     result = {
         "dataset": "FER2013 test (Kaggle msambare image folders), 7,178 images; dedup: 6,610",
         "model": train_metrics.get("arch", "EmotionNet"),
         **{k: ours[k] for k in ("accuracy", "accuracy_dedup", "macro_f1", "per_class_recall", "ece_before",
-                                "ece_after", "ms_per_face")},
+                                "ece_after", "ms_per_face", "ms_per_face_best")},
         "temperature": head.temperature,
         "val_ece_before": train_metrics.get("val_ece_before"), "val_ece_after": train_metrics.get("val_ece_after"),
         "per_class_precision": ours["per_class_precision"], "confusion_matrix": ours["confusion_matrix"],
@@ -128,7 +128,7 @@ def main() -> None:
         "pipeline_consistency": consistency,
         "baseline_mini_xception": {"published_accuracy": 0.66,
                                    **{k: base[k] for k in ("accuracy", "accuracy_dedup", "macro_f1", "per_class_recall",
-                                                           "ece", "ms_per_face")}},
+                                                           "ece", "ms_per_face", "ms_per_face_best")}},
     }
     (RESULTS / "emotion.json").write_text(json.dumps(result, indent=2) + "\n")
     plot_confusion(np.array(ours["confusion_matrix"]), EMOTIONS,

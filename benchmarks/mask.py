@@ -180,11 +180,11 @@ def main() -> None:
     }
 
     batch = plain[:16]
-    ours["ms_per_face"] = ms_per_face(head.predict, batch)
-    base["ms_per_face"] = ms_per_face(lambda c: baseline_proba(baseline, baseline_inputs_from_crops(c)), batch)
+    ours["ms_per_face"], ours["ms_per_face_best"] = ms_per_face(head.predict, batch)
+    base["ms_per_face"], base["ms_per_face_best"] = ms_per_face(lambda c: baseline_proba(baseline, baseline_inputs_from_crops(c)), batch)
     result = {
         "dataset": "Face Mask ~12K test split (mask/test): 483 with_mask, 509 without_mask; dedup by dup_group",
-        **{k: ours[k] for k in ("accuracy", "accuracy_dedup", "ece_before", "ece_after", "ms_per_face")},
+        **{k: ours[k] for k in ("accuracy", "accuracy_dedup", "ece_before", "ece_after", "ms_per_face", "ms_per_face_best")},
         "synthetic_mask_recall": lfw["synthetic_mask_recall"],
         "lfw_no_mask_specificity": lfw["lfw_no_mask_specificity"],
         "detection_recall_before": detection["recall_before"],
@@ -195,7 +195,7 @@ def main() -> None:
         "timing": {"threads": args.threads, "batch": len(batch), "load_avg_1min": os.getloadavg()[0],
                    "note": "includes sub-crop and resize; CPU shared with other jobs"},
         "baseline_mobilenetv2": {"published_accuracy": None,
-                                 **{k: base[k] for k in ("accuracy", "accuracy_dedup", "per_class_recall", "ms_per_face")},
+                                 **{k: base[k] for k in ("accuracy", "accuracy_dedup", "per_class_recall", "ms_per_face", "ms_per_face_best")},
                                  "lfw_no_mask_specificity": lfw["baseline_lfw_no_mask_specificity"],
                                  "synthetic_mask_recall": lfw["baseline_synthetic_mask_recall"]},
     }
