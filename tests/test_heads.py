@@ -89,15 +89,19 @@ def test_clear_fer_faces_come_out_as_labelled(emotion: EmotionHead, label: str, 
 
 
 @pytest.mark.slow
-def test_mask_test_sample_is_at_least_97_percent_right(mask: MaskHead) -> None:
-    rng = np.random.default_rng(0)
+def test_mask_test_split_is_at_least_97_percent_right(mask: MaskHead) -> None:
+    # The whole test split (992 pictures), through the public predict on aligned-crop embeddings.
+    # A 100-picture sample was too noisy for a head at 0.974 (seed 0 drew 0.96).
     paths, labels = [], []
     for folder, label in (("with_mask", "mask"), ("without_mask", "no_mask")):
         files = sorted((DATA_DIR / "mask" / "test" / folder).glob("*.jpg"))
-        paths += [files[i] for i in rng.choice(len(files), 50, replace=False)]
-        labels += [label] * 50
-    crops = np.stack([embed_in_aligned_crop(np.asarray(Image.open(p).convert("RGB")), MASK_CROP) for p in paths])
-    right = sum(p.label == y for p, y in zip(mask.predict(crops), labels))
+        paths += files
+        labels += [label] * len(files)
+    right = 0
+    for i in range(0, len(paths), 128):
+        crops = np.stack([embed_in_aligned_crop(np.asarray(Image.open(p).convert("RGB")), MASK_CROP)
+                          for p in paths[i:i + 128]])
+        right += sum(p.label == y for p, y in zip(mask.predict(crops), labels[i:i + 128]))
     assert right / len(labels) >= 0.97
 
 
