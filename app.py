@@ -48,6 +48,7 @@ LIVE = dict(stream_every=0.1, time_limit=int(os.environ.get("FACELAB_STREAM_SECO
 UPLOAD = dict(concurrency_limit=int(os.environ.get("FACELAB_UPLOAD_CONCURRENCY", 4)), concurrency_id="upload",
               preprocess=False)
 QUEUE_SIZE = int(os.environ.get("FACELAB_QUEUE_SIZE", 100))
+SESSION_SECONDS = int(os.environ.get("FACELAB_SESSION_SECONDS", 3600))
 
 try:  # ZeroGPU Spaces: run the model handlers on a borrowed GPU; elsewhere a no-op.
     import spaces
@@ -454,7 +455,9 @@ def build_demo() -> gr.Blocks:
         status_line, timer = gr.Markdown(), gr.Timer(2)
         timer.tick(status, None, [status_line, timer], api_visibility="private", show_progress="hidden", queue=False)
         demo.load(status, None, [status_line, timer], api_visibility="private", queue=False)
-        gallery = gr.State(GALLERY.open_gallery() if GALLERY else None)
+        # A visitor's gallery expires an hour after its last change, also for API clients, whose
+        # sessions Gradio would otherwise keep until a restart.
+        gallery = gr.State(GALLERY.open_gallery() if GALLERY else None, time_to_live=SESSION_SECONDS)
 
         with gr.Tab("Mask check", id="mask"):
             _off(MASK_OFF)
@@ -465,7 +468,7 @@ def build_demo() -> gr.Blocks:
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
             button.click(mask_check, still, [result, table], api_name="mask", **UPLOAD)
-            tracker = gr.State(None)  # one face tracker per visitor and stream (labels differ per tab)
+            tracker = gr.State(None, time_to_live=SESSION_SECONDS)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
 
@@ -483,7 +486,7 @@ def build_demo() -> gr.Blocks:
                                          interactive=False)
             button.click(emotion, still, [result, bars, table, faces], api_name="emotion", **UPLOAD)
             result.select(emotion_pick, faces, bars, api_visibility="private")
-            tracker = gr.State(None)
+            tracker = gr.State(None, time_to_live=SESSION_SECONDS)
             live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
             _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
 
@@ -515,7 +518,7 @@ def build_demo() -> gr.Blocks:
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
             button.click(identify, [still, point, gallery], [result, table], api_name="identify", **UPLOAD)
-            tracker = gr.State(None)
+            tracker = gr.State(None, time_to_live=SESSION_SECONDS)
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
             _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
             _examples([["astronaut_mirror.jpg"]], still)
