@@ -29,7 +29,7 @@ def lfw_table() -> str:
     rows = ["| backbone | alignment | accuracy (10-fold) | TAR @ FAR 1e-3 | ROC AUC | pairs without a face |",
             "| --- | --- | --- | --- | --- | --- |"]
     for r in data["results"]:
-        best = " (default)" if r["alignment"] == data["best_alignment"] else ""
+        best = " (best here)" if r["alignment"] == data["best_alignment"] else ""
         rows.append(f"| {r['backbone']} | {r['alignment']}{best} | {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} "
                     f"| {r['tar_at_far_1e-3']:.4f} | {r['roc_auc']:.5f} | {r['pairs_with_a_face_missing']} |")
     anchors = ", ".join(f"{key.replace('_', ' ')} {value:.4f}" for key, value in data["anchors"].items())
