@@ -41,7 +41,33 @@ def latency_table() -> str:
     return "\n".join(rows)
 
 
-RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table}
+def speed_table() -> str:
+    data = _load("speed")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.speed`_"
+    embedding = data["embedding"]
+    peaks = {k: v for k, v in embedding.items() if k.startswith("matmul_peak")}
+    rows = [
+        "| measure | measured | target |",
+        "| --- | --- | --- |",
+        f"| 640x480 frame, one face, mask + emotion (warm median) | {data['mask_emotion_640_ms']} ms | <= 60 ms |",
+        f"| identify on that frame: detect + embed + search a 1k gallery | {data['identify_640_ms']} ms | <= 100 ms |",
+        f"| 1920x1080 frame vs naive facenet-pytorch | {data['ratio_1080_vs_naive']}x faster | >= 3x |",
+        f"| live stream through the app's handler, mask | {data['stream_fps']} frames/s | >= 10 |",
+        f"| live stream, emotion / identify | {data['stream_fps_emotion']} / {data['stream_fps_identify']} frames/s | |",
+        f"| `python app.py` to the first answer (weights on disk) | {data['cold_start_s']} s | <= 10 s |",
+        f"| serving RSS after warm-up | {data['rss_mb']} MB | <= 1500 MB |",
+        f"| embedder | {embedding['ms_per_face']} ms/face = {embedding['achieved_gflops']} GFLOP/s "
+        f"({embedding['gflops_per_face']} GFLOPs/face) | matmul peak here: "
+        + ", ".join(f"{v} GFLOP/s ({k.split('_', 3)[-1].replace('_', ' ')})" for k, v in peaks.items())
+        + " |",
+    ]
+    rows.append("")
+    rows.append(f"{data['torch_threads']} torch thread(s), {data['cores']} cores, CPU only.")
+    return "\n".join(rows)
+
+
+RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
 
 

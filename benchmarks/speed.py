@@ -1,0 +1,174 @@
+"""How fast Face Lab feels: per-frame latency, live-stream frame rate, cold start, memory, and how close
+the embedder runs to this machine's own matrix-multiply peak.
+
+    python -m benchmarks.speed [--runs 20]   # writes benchmarks/results/speed.json
+
+Everything goes through the functions the app calls (pipeline facade, the app's own stream handlers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.datasets import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
+from benchmarks.latency import NaiveFacenet, median_ms, test_pictures
+from benchmarks.moving_faces import MovingFace, render_frames
+
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "speed.json"
+# OpenVINO's model card for facenet-20180408-102900 (the same InceptionResnetV1): 2.846 GFLOPs per face.
+EMBEDDING_GFLOPS_PER_FACE = 2.846
+
+
+def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    seconds = (time.perf_counter() - start) / repeats
+    torch.set_num_threads(previous)
+    return 2 * size**3 / seconds / 1e9
+
+
+def webcam_payloads(frames: list[np.ndarray], folder: Path) -> list[dict]:
+    """The frames as the browser's webcam stream delivers them: JPEG files, referenced by path."""
+    payloads = []
+    for index, frame in enumerate(frames):
+        path = folder / f"frame_{index:04d}.jpg"
+        Image.fromarray(frame).save(path, quality=90)
+        payloads.append({"path": str(path), "meta": {"_type": "gradio.FileData"}})
+    return payloads
+
+
+def stream_fps(handler, payloads: list[dict], *extra) -> float:
+    """Frames per second through an app stream handler, fed one after another as a webcam would."""
+    tracker = None
+    handler(payloads[0], tracker, *extra)  # warm-up, as the first frame of a stream
+    start = time.perf_counter()
+    for payload in payloads:
+        annotated, tracker = handler(payload, tracker, *extra)
+        assert annotated is not None and tracker is not None, "the stream handler dropped a valid frame"
+    return len(payloads) / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_cold_start() -> dict[str, float]:
+    """Seconds from `python app.py` to the first mask-check answer through the API, and the server's RSS."""
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "FACELAB_WEIGHTS_DIR": str(SHARED_WEIGHTS_DIR)}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                if time.perf_counter() - started > 180:
+                    raise TimeoutError("the app did not come up in 180 s") from None
+                time.sleep(0.2)
+        client.predict(handle_file(str(MISC_DIR / "single_face_astronaut.png")), api_name="/mask")
+        first_answer = time.perf_counter() - started
+        for _ in range(5):
+            client.predict(handle_file(str(MISC_DIR / "multiple_faces_group_photo.jpg")), api_name="/emotion")
+        with open(f"/proc/{server.pid}/status") as status:
+            rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+        return {"cold_start_s": round(first_answer, 2), "rss_mb": round(rss_kb / 1024, 1)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=60)
+    args = parser.parse_args()
+    os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
+    import app  # the app's own handlers and models
+    from pipeline import get_facelab
+    from pipeline.gallery import InMemoryGallery
+    from pipeline.identity import enroll, identify
+
+    lab = get_facelab()
+    pictures = test_pictures()
+    frame = pictures["640x480_one_face"]
+    results: dict[str, object] = {"torch_threads": torch.get_num_threads(), "cores": os.cpu_count()}
+
+    analyse = lambda picture: lab.analyze(picture, mask=True, emotion=True)  # noqa: E731
+    analyse(frame)
+    results["mask_emotion_640_ms"] = round(statistics.median(median_ms(analyse, frame, args.runs)), 1)
+
+    gallery = InMemoryGallery()
+    rng = np.random.default_rng(0)
+    for index in range(999):  # a 1k gallery: 999 synthetic people and the real one
+        vector = rng.standard_normal(512).astype(np.float32)
+        gallery.add(f"synthetic {index}", vector / np.linalg.norm(vector), backbone=lab.embedder.backbone)
+    enroll(lab, gallery, "Paul Rudd", frame)
+    who = lambda picture: identify(lab, gallery, picture)  # noqa: E731
+    assert who(frame)[0].name == "Paul Rudd"
+    results["identify_640_ms"] = round(statistics.median(median_ms(who, frame, args.runs)), 1)
+
+    naive = NaiveFacenet()
+    big = pictures["1920x1080_group"]
+    ours_1080 = lambda picture: lab.analyze(picture, embed=True)  # noqa: E731
+    ours_ms, naive_ms = [], []
+    for _ in range(max(5, args.runs // 4)):
+        ours_ms += median_ms(ours_1080, big, 1)
+        naive_ms += median_ms(naive, big, 1)
+    results["ratio_1080_vs_naive"] = round(statistics.median(naive_ms) / statistics.median(ours_ms), 2)
+
+    moving = [MovingFace(lfw_image("Aaron_Peirsol", 1), start=(40, 120), velocity=(8, 1))]
+    with tempfile.TemporaryDirectory() as folder:
+        frames = webcam_payloads([f for f, _ in render_frames(moving, args.frames)], Path(folder))
+        results["stream_fps"] = round(stream_fps(app.mask_live, frames), 1)
+        results["stream_fps_emotion"] = round(stream_fps(app.emotion_live, frames), 1)
+        results["stream_fps_identify"] = round(stream_fps(app.identify_live, frames, "balanced", gallery), 1)
+
+    crops = np.stack([lab.analyze(frame).faces[0].crop] * 8)
+    lab.embedder.embed(crops)
+    start = time.perf_counter()
+    for _ in range(3):
+        lab.embedder.embed(crops)
+    ms_per_face = (time.perf_counter() - start) / 3 / len(crops) * 1000
+    threads = torch.get_num_threads()
+    results["embedding"] = {
+        "ms_per_face": round(ms_per_face, 1),
+        "gflops_per_face": EMBEDDING_GFLOPS_PER_FACE,
+        "achieved_gflops": round(EMBEDDING_GFLOPS_PER_FACE / ms_per_face * 1000, 1),
+        f"matmul_peak_gflops_{threads}_thread": round(matmul_peak_gflops(threads), 1),
+        f"matmul_peak_gflops_{os.cpu_count()}_threads": round(matmul_peak_gflops(os.cpu_count() or 1), 1),
+    }
+    results.update(app_cold_start())
+    print(json.dumps(results, indent=2))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
