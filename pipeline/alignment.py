@@ -3,7 +3,9 @@
 Two methods, both measured on LFW (benchmarks/lfw.py, README table):
 - "landmarks": a similarity transform (rotation, uniform scale, shift) takes the 5 MTCNN landmarks
   onto a canonical template, which removes head roll.
-- "box": MTCNN's plain box crop with a margin, as facenet-pytorch's `extract_face` does.
+- "box": MTCNN's plain box crop with a margin, as facenet-pytorch's `extract_face` does. FaceLab's
+  default: it scored higher on LFW (TAR at FAR 1e-3 0.94 against 0.86 on the first 2,600 pairs), since
+  FaceNet was trained on such crops and a rotated face is further from its training data.
 """
 
 from __future__ import annotations

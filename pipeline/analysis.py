@@ -90,7 +90,7 @@ class FaceLab:
         backbone: str | None = None,
         device: torch.device | str | None = None,
         detector_config: DetectorConfig | None = None,
-        alignment: AlignmentMethod = "landmarks",
+        alignment: AlignmentMethod = "box",
     ) -> None:
         self.device = torch.device(device) if device is not None else select_device()
         if self.device.type == "cpu":
