@@ -74,7 +74,10 @@ def _summary(values: np.ndarray) -> dict:
             "missed": int(len(values) - len(found))}
 
 
-def yaw_effect(alignment: str = "landmarks") -> dict:
+def yaw_effect(alignment: str | None = None) -> dict:
+    from benchmarks.calibrate_thresholds import default_alignment
+
+    alignment = alignment or default_alignment()  # the one the thresholds were calibrated for
     cache = embedding_cache.load("casia-webface", require_complete=False)
     rows = cache.index()
     balanced = thresholds("casia-webface")["balanced"]
