@@ -150,6 +150,15 @@ def operating_point_of(value) -> str:
     return value
 
 
+def analysed(image, **tasks):
+    """The tab's analysis of a picture: a clear message when it holds no face, a warning for skipped faces."""
+    analysis = get_facelab().analyze(picture(image), **tasks)
+    if not analysis.faces:
+        raise gr.Error(NO_FACE, print_exception=False)
+    warn_skipped(analysis.faces_skipped)
+    return analysis
+
+
 def warn_skipped(skipped: int) -> None:
     if skipped:
         gr.Warning(f"Only the {MAX_FACES} largest faces were analysed; {skipped} more were skipped.")
@@ -177,10 +186,7 @@ def _emotion_label(face) -> tuple[str, tuple]:
 @friendly
 def mask_check(image):
     require(MASK_OFF)
-    analysis = get_facelab().analyze(picture(image), mask=True)
-    if not analysis.faces:
-        raise gr.Error(NO_FACE, print_exception=False)
-    warn_skipped(analysis.faces_skipped)
+    analysis = analysed(image, mask=True)
     labels = [_mask_label(f) for f in analysis.faces]
     boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(analysis.faces, labels)]
     rows = [[i + 1, text, box_text(f.box)] for i, (f, (text, _)) in enumerate(zip(analysis.faces, labels))]
@@ -229,10 +235,7 @@ mask_live = _live(_describe(_mask_label, mask=True))
 @friendly
 def emotion(image):
     require(EMOTION_OFF)
-    analysis = get_facelab().analyze(picture(image), emotion=True)
-    if not analysis.faces:
-        raise gr.Error(NO_FACE, print_exception=False)
-    warn_skipped(analysis.faces_skipped)
+    analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
     rows = [[i + 1, f.emotion.top, overlay.percent(f.emotion.confidence), box_text(f.box)]
             for i, f in enumerate(analysis.faces)]

@@ -51,6 +51,18 @@ def lfw_people(min_images: int = 2) -> dict[str, list[Path]]:
     return people
 
 
+def distinct_people(count: int) -> list[tuple[str, Path, Path]]:
+    """`count` different LFW people, each with two photos of them (a matched pair): (name, first, second)."""
+    chosen: dict[str, tuple[Path, Path]] = {}
+    for pair in lfw_pairs():
+        name = pair.first.parent.name.replace("_", " ")
+        if pair.same and name not in chosen:
+            chosen[name] = (pair.first, pair.second)
+        if len(chosen) == count:
+            break
+    return [(name, first, second) for name, (first, second) in chosen.items()]
+
+
 def central_face(analysis):
     """The face nearest the picture's centre: LFW's subject (a bystander can be larger)."""
     if not analysis.faces:

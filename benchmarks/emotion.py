@@ -22,7 +22,7 @@ from PIL import Image
 
 from benchmarks.baseline_models import load_mini_xception
 from benchmarks.datasets import MISC_DIR
-from pipeline.heads import EMOTION_INPUT, EMOTIONS, FER_CROP, EmotionHead, cut_and_resize
+from pipeline.heads import EMOTIONS, FER_CROP, EmotionHead, cut_and_resize
 from training.calibration import expected_calibration_error
 from training.datasets import fer_test_duplicates, load_fer
 from training.evaluation import classification_report, ms_per_face, paste_on_canvas, plot_confusion

@@ -19,7 +19,7 @@ def _load(name: str) -> dict | None:
 
 
 def _provisional(data: dict) -> list[str]:
-    return [f"", f"**Provisional:** {data['provisional']}"] if data.get("provisional") else []
+    return ["", f"**Provisional:** {data['provisional']}"] if data.get("provisional") else []
 
 
 def lfw_table() -> str:

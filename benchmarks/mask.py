@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from benchmarks.baseline_models import load_masknet_v2
 from benchmarks.datasets import LFW_DIR, MISC_DIR
 from pipeline.alignment import align_faces
-from pipeline.detection import Detection, FaceDetector
+from pipeline.detection import FaceDetector
 from pipeline.heads import MASK_CROP, MASK_LABELS, MaskHead, cut_and_resize
-from pipeline.mask_detection import MaskedFaceSearch, detect_faces_masked
+from pipeline.mask_detection import detect_faces_masked
 from training.calibration import expected_calibration_error
 from training.datasets import DATA_ROOT, load_mask, mask_dup_groups
 from training.evaluation import classification_report, hits_box, ms_per_face, paste_on_canvas

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Callable
 
 from benchmarks.datasets import REPO_ROOT

@@ -32,7 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_pairs
+from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR, distinct_people
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
 EXAMPLES = REPO_ROOT / "examples"
@@ -130,17 +130,6 @@ def available(client, api_name: str, *args) -> bool:
         return not any(reason in str(exc) for reason in NOT_YET)
 
 
-def people_for_clients(count: int) -> list[tuple[str, Path, Path]]:
-    chosen: dict[str, tuple[Path, Path]] = {}
-    for pair in lfw_pairs():
-        name = pair.first.parent.name.replace("_", " ")
-        if pair.same and name not in chosen:
-            chosen[name] = (pair.first, pair.second)
-        if len(chosen) == count:
-            break
-    return [(name, a, b) for name, (a, b) in chosen.items()]
-
-
 def run_load(url: str, process, clients: int, requests: int, deadline_s: float, seed: int = 6) -> dict:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
@@ -152,7 +141,7 @@ def run_load(url: str, process, clients: int, requests: int, deadline_s: float, 
                        ("mask", (photo,)), ("emotion", (photo,))):
         if available(probe, f"/{name}", *args):
             endpoints.append(name)
-    people = people_for_clients(clients)
+    people = distinct_people(clients)
     sessions = [Client(url, verbose=False) for _ in range(clients)]
 
     def one_request(index: int, kind: str, rng: random.Random) -> tuple[list[str], str]:

@@ -20,7 +20,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from benchmarks.datasets import MISC_DIR, lfw_image, lfw_pairs  # noqa: E402
+from benchmarks.datasets import MISC_DIR, lfw_pairs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

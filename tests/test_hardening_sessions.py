@@ -18,24 +18,12 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from benchmarks.datasets import lfw_pairs  # noqa: E402
+from benchmarks.datasets import distinct_people  # noqa: E402
 from tests.test_app_api import launch_app, stop_app  # noqa: E402
 
 CLIENTS = 10
 CALL_TIMEOUT_S = 300
 NOT_YET = ("could not be loaded", "not part of this build", "no verification thresholds")
-
-
-def distinct_people(count: int) -> list[tuple[str, Path, Path]]:
-    """`count` different LFW people, each with two photos (a matched pair)."""
-    chosen: dict[str, tuple[Path, Path]] = {}
-    for pair in lfw_pairs():
-        name = pair.first.parent.name.replace("_", " ")
-        if pair.same and name not in chosen:
-            chosen[name] = (pair.first, pair.second)
-        if len(chosen) == count:
-            break
-    return [(name, first, second) for name, (first, second) in chosen.items()]
 
 
 @pytest.fixture(scope="module")

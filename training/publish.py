@@ -7,7 +7,6 @@ Only the ``emotion_head`` and ``mask_head`` entries are written; other entries a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pipeline.weights import MANIFEST_PATH, REPO_WEIGHTS_DIR, file_sha256
 
