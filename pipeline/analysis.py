@@ -77,10 +77,6 @@ class _Lazy:
                     self._value = self._build()
         return self._value
 
-    @property
-    def loaded(self) -> bool:
-        return self._value is not None
-
 
 class FaceLab:
     """Process-wide models behind one `analyze` call."""

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .alignment import ALIGNED_SIZE
+
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MASK_LABELS: tuple[str, ...] = ("mask", "no_mask")
 
@@ -44,7 +46,6 @@ class SubCrop:
         return SubCrop(self.x0 + pad, self.y0 + pad, self.side * fraction)
 
 
-ALIGNED_SIZE = 160
 # training.crop_geometry: FER2013 (141 faces) -> (13.4, 8.3, 137.4); mask set without_mask (80)
 # -> (12.5, 10.3, 134.7), with_mask (76, landmarks less reliable under a mask) -> (4.0, 6.2, 149.5);
 # the mask head uses the mean of its two classes (its training also varies scale by 0.8-1.25).
