@@ -154,7 +154,7 @@ def main() -> None:
         scene, box = paste_on_canvas(Image.open(DATA_ROOT / f), backgrounds[i % 2], rng)
         plain_dets = detector.detect(scene)
         before += any(hits_box(d.box, box) for d in plain_dets)
-        hits = [d for d in detect_faces_masked(detector, scene, first_pass=plain_dets) if hits_box(d.box, box)]
+        hits = [d for d in detect_faces_masked(detector, scene) if hits_box(d.box, box)]
         after += bool(hits)
         if hits:
             scene_crops.append(align_faces(scene, hits[:1])[0])

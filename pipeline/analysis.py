@@ -152,9 +152,11 @@ class FaceLab:
         With `mask=True` the detector also looks for masked faces, which MTCNN alone often misses
         (pipeline.mask_detection).
         """
-        rgb, detections = self.detect(image, detector_config)
+        rgb = load_rgb(image)
         if mask:
-            detections = detect_faces_masked(self.detector, rgb, first_pass=detections)
+            detections = detect_faces_masked(self.detector, rgb, config=detector_config)
+        else:
+            detections = self.detector.detect(rgb, detector_config)
         kept = detections[:max_faces]
         crops = align_faces(rgb, kept, self.alignment)
         faces = [

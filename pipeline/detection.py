@@ -7,11 +7,15 @@ original picture's pixel coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
 from .images import resize_to_max_side
+
+if TYPE_CHECKING:
+    from .mtcnn import Pyramid
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class FaceDetector:
     def __init__(self, config: DetectorConfig | None = None, device: torch.device | str = "cpu") -> None:
         from facenet_pytorch import MTCNN  # imported here: it pulls torchvision in
 
+        from .mtcnn import Mtcnn
+
         self.config = config or DetectorConfig()
         self.device = torch.device(device)
         self._mtcnn = MTCNN(
@@ -61,38 +67,32 @@ class FaceDetector:
             device=self.device,
         )
         self._mtcnn.eval()
+        self._stages = Mtcnn(self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet, self.device)
 
     def detect(self, image: np.ndarray, config: DetectorConfig | None = None) -> list[Detection]:
         """Return the faces sorted largest first. `config` overrides thresholds for this call only."""
-        config = config or self.config
-        small, scale = resize_to_max_side(image, config.max_side)
-        with torch.inference_mode():
-            boxes, scores, landmarks = self._run_mtcnn(small, config)
-        detections = [
-            Detection(box=box / scale, landmarks=points / scale, score=float(score))
-            for box, score, points in zip(boxes, scores, landmarks)
-            if score >= config.min_score
-        ]
-        detections = [_clip_to_image(d, image.shape[1], image.shape[0]) for d in detections]
-        return sorted(detections, key=lambda d: d.area, reverse=True)
+        return self.detect_passes(image, [config or self.config])[0]
 
-    def _run_mtcnn(self, image: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from facenet_pytorch.models.utils.detect_face import detect_face
-
-        # Call the stage function directly so per-call thresholds need no shared mutable state.
-        mtcnn = self._mtcnn
-        batch_boxes, batch_points = detect_face(
-            image[None],
-            config.min_face_size,
-            mtcnn.pnet,
-            mtcnn.rnet,
-            mtcnn.onet,
-            list(config.thresholds),
-            mtcnn.factor,
-            self.device,
-        )
-        return _as_float_arrays(batch_boxes[0], batch_points[0])
-
+    def detect_passes(self, image: np.ndarray, configs: Sequence[DetectorConfig]) -> list[list[Detection]]:
+        """`detect` once per config; configs with the same min face size and max side share one
+        P-Net pass (most of the cost), so a second set of thresholds is nearly free."""
+        pyramids: dict[tuple[int, int], tuple[Pyramid, float]] = {}
+        results = []
+        for config in configs:
+            key = (config.min_face_size, config.max_side)
+            if key not in pyramids:
+                small, scale = resize_to_max_side(image, config.max_side)
+                pyramids[key] = (self._stages.pyramid(small, config.min_face_size), scale)
+            pyramid, scale = pyramids[key]
+            raw = self._stages.detect(pyramid, config.thresholds)
+            detections = [
+                _clip_to_image(Detection(box=box / scale, landmarks=points / scale, score=float(score)),
+                               image.shape[1], image.shape[0])
+                for box, score, points in zip(raw.boxes, raw.scores, raw.landmarks)
+                if score >= config.min_score
+            ]
+            results.append(sorted(detections, key=lambda d: d.area, reverse=True))
+        return results
 
     def refine(self, image: np.ndarray, boxes: list[np.ndarray], min_score: float = 0.8) -> list[Detection | None]:
         """Re-locate faces near known boxes with MTCNN's last stage only (O-Net): a cheap tracker.
@@ -139,13 +139,6 @@ def _square(box: np.ndarray) -> np.ndarray:
     centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half = max(box[2] - box[0], box[3] - box[1]) / 2
     return np.array([centre_x - half, centre_y - half, centre_x + half, centre_y + half], dtype=np.float32)
-
-
-def _as_float_arrays(raw_boxes: object, raw_points: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """facenet-pytorch 2.5.3 under numpy 2 returns object arrays (or empty/None): normalise to float32."""
-    boxes = np.asarray(raw_boxes if raw_boxes is not None else [], dtype=np.float32).reshape(-1, 5)
-    points = np.asarray(raw_points if raw_points is not None else [], dtype=np.float32).reshape(-1, 5, 2)
-    return boxes[:, :4], boxes[:, 4], points
 
 
 def _clip_to_image(detection: Detection, width: int, height: int) -> Detection:

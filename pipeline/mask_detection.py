@@ -1,14 +1,14 @@
 """Finding masked faces: MTCNN was trained on unmasked faces and misses many masked ones.
 
 `detect_faces_masked` is the mask path's detector: the normal pass, then a second pass with
-lower thresholds whose extra (non-overlapping) faces are added, and, when a picture holds no
+lower thresholds (sharing the first pass's P-Net work) whose extra (non-overlapping) faces are added, and, when a picture holds no
 detectable face but is itself shaped like a face crop (a small, roughly square picture, e.g.
 an uploaded face photo), the whole picture taken as one face with landmarks at the mean
 positions measured on face-crop datasets. Recall before/after: benchmarks/mask.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,9 +25,9 @@ WHOLE_PICTURE_SCORE = 0.0  # marks a face that was assumed, not detected
 class MaskedFaceSearch:
     """Options of `detect_faces_masked`."""
 
-    # Second pass: lower stage thresholds and final score (measured in benchmarks/mask.py).
-    second_pass: DetectorConfig | None = field(
-        default_factory=lambda: DetectorConfig(thresholds=(0.5, 0.5, 0.5), min_score=0.8))
+    # Second pass: lower stage thresholds and final score (measured in benchmarks/mask.py); None: no second pass.
+    second_pass_thresholds: tuple[float, float, float] | None = (0.5, 0.5, 0.5)
+    second_pass_min_score: float = 0.8
     # Whole-picture fallback only for pictures that look like a face crop.
     whole_picture: bool = True
     whole_picture_max_side: int = 640
@@ -49,18 +49,19 @@ def looks_like_face_crop(image: np.ndarray, search: MaskedFaceSearch) -> bool:
 
 
 def detect_faces_masked(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch | None = None,
-                        first_pass: list[Detection] | None = None) -> list[Detection]:
-    """Faces for the mask check, largest first: `detector.detect` plus the second pass and the
-    whole-picture fallback of `search` (defaults: both on). Feed the result to `align_faces`.
-
-    Pass ``first_pass`` when the normal detection already ran on this picture (the app's other
-    heads need it anyway): only the second pass is then added."""
+                        config: DetectorConfig | None = None) -> list[Detection]:
+    """Faces for the mask check, largest first: `detector.detect` (with `config`, default the detector's)
+    plus the second pass and the whole-picture fallback of `search` (defaults: both on).
+    Feed the result to `align_faces`."""
     search = search or MaskedFaceSearch()
-    found = list(first_pass) if first_pass is not None else detector.detect(image)
-    if search.second_pass is not None:
-        for extra in detector.detect(image, config=search.second_pass):
-            if all(iou(extra.box, d.box) <= search.max_overlap for d in found):
-                found.append(extra)
+    config = config or detector.config
+    passes = [config]
+    if search.second_pass_thresholds is not None:
+        passes.append(replace(config, thresholds=search.second_pass_thresholds, min_score=search.second_pass_min_score))
+    found, *second = detector.detect_passes(image, passes)
+    for extra in second[0] if second else []:
+        if all(iou(extra.box, d.box) <= search.max_overlap for d in found):
+            found.append(extra)
     if not found and search.whole_picture and looks_like_face_crop(image, search):
         found.append(whole_picture_face(image))
     return sorted(found, key=lambda d: d.area, reverse=True)

@@ -110,3 +110,38 @@ def test_similarity_transform_recovers_a_known_transform() -> None:
     matrix = similarity_transform(points, target)
     np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-9)
     np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+
+
+def test_faster_mtcnn_finds_the_faces_the_reference_implementation_finds(lab) -> None:
+    """pipeline.mtcnn re-implements facenet-pytorch's detect_face for speed; on real photos it must
+    find the same main face, in the same place, with the same landmarks."""
+    import random
+
+    import torch
+    from facenet_pytorch.models.utils.detect_face import detect_face
+
+    from benchmarks.datasets import LFW_DIR
+    from pipeline.detection import iou
+
+    random.seed(1)
+    pictures = random.sample(sorted(LFW_DIR.glob("*/*.jpg")), 40) + [GROUP]
+    nets = lab.detector._mtcnn
+    agree = 0
+    for path in pictures:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        with torch.inference_mode():
+            boxes, points = detect_face(rgb[None], 20, nets.pnet, nets.rnet, nets.onet, [0.6, 0.7, 0.7], 0.709, "cpu")
+        boxes = np.asarray(boxes[0] if boxes[0] is not None else [], dtype=np.float32).reshape(-1, 5)
+        points = np.asarray(points[0] if points[0] is not None else [], dtype=np.float32).reshape(-1, 5, 2)
+        confident = boxes[:, 4] >= lab.detector.config.min_score
+        boxes, points = boxes[confident], points[confident]
+        ours = lab.detector.detect(rgb)
+        if not len(boxes):
+            agree += not ours
+            continue
+        largest = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+        match = max(ours, key=lambda d: iou(d.box, boxes[largest, :4]), default=None)
+        width = boxes[largest, 2] - boxes[largest, 0]
+        agree += (match is not None and iou(match.box, boxes[largest, :4]) > 0.8
+                  and np.abs(match.landmarks - points[largest]).max() < 0.08 * width)
+    assert agree >= 0.95 * len(pictures), f"{agree}/{len(pictures)} pictures agree with facenet-pytorch"
