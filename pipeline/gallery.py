@@ -18,7 +18,9 @@ Two implementations behind one interface (`Gallery`):
   (one lock per object) and processes (SQLite locking; each process follows the others' commits).
 
 Search is a vectorised cosine over an in-memory (N, 512) float32 matrix of unit vectors, grown and shrunk
-in place on add/delete (no rebuild); a person's score is the max over their embeddings.
+in place on add/delete (no rebuild); a person's score is the max over their embeddings. Large galleries
+are scanned in float16 (half the memory traffic) and the best rows re-scored in float32, so results
+are exactly the float32 ones (see HALF_SCORE_ERROR).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -124,26 +126,40 @@ def _check_thumbnail(thumbnail: bytes | None) -> bytes | None:
     return thumbnail
 
 
+# From this many rows on, search scans a float16 copy of the matrix (half the memory traffic, which is
+# what search costs) and re-scores the best rows exactly in float32; smaller galleries scan float32.
+HALF_SCAN_MIN_ROWS = 20_000
+# Bound on |float16 score - float32 score| for unit vectors (both rounded to float16: 2 x 2^-11 relative per
+# term, and sum |a_i b_i| <= 1), doubled for safety: rows outside the re-scored window cannot beat a result
+# that clears the window's float16 boundary by this much, so the answer is exactly the float32 one.
+HALF_SCORE_ERROR = 4e-3
+
+
 class _Index:
     """Rows of unit vectors with the id of the person each belongs to; grows and shrinks in place."""
 
     def __init__(self) -> None:
         self.matrix = np.zeros((0, EMBEDDING_SIZE), np.float32)
+        self.half = np.zeros((0, EMBEDDING_SIZE), np.float16)  # scan copy of `matrix`
         self.owner = np.zeros(0, np.int64)
         self.size = 0
 
     def append(self, vectors: np.ndarray, owners: np.ndarray) -> None:
         needed = self.size + len(vectors)
         if needed > len(self.matrix):  # amortised O(1): double the capacity
-            capacity = max(needed, 2 * len(self.matrix), 16)
-            matrix = np.empty((capacity, EMBEDDING_SIZE), np.float32)
-            owner = np.empty(capacity, np.int64)
-            matrix[: self.size] = self.matrix[: self.size]
-            owner[: self.size] = self.owner[: self.size]
-            self.matrix, self.owner = matrix, owner
+            self._resize(max(needed, 2 * len(self.matrix), 16))
         self.matrix[self.size : needed] = vectors
+        self.half[self.size : needed] = vectors
         self.owner[self.size : needed] = owners
         self.size = needed
+
+    def _resize(self, capacity: int) -> None:
+        matrix = np.empty((capacity, EMBEDDING_SIZE), np.float32)
+        half = np.empty((capacity, EMBEDDING_SIZE), np.float16)
+        owner = np.empty(capacity, np.int64)
+        matrix[: self.size], half[: self.size], owner[: self.size] = (
+            self.matrix[: self.size], self.half[: self.size], self.owner[: self.size])
+        self.matrix, self.half, self.owner = matrix, half, owner
 
     def remove_owners(self, owners: Iterable[int]) -> None:
         """Drop every row of these people: the last rows move into the holes (no rebuild)."""
@@ -154,20 +170,29 @@ class _Index:
         new_size = self.size - int(doomed.sum())
         holes = np.flatnonzero(doomed[:new_size])
         movers = new_size + np.flatnonzero(~doomed[new_size:])
-        self.matrix[holes] = self.matrix[movers]
-        self.owner[holes] = self.owner[movers]
+        for array in (self.matrix, self.half, self.owner):
+            array[holes] = array[movers]
         self.size = new_size
         if self.size < len(self.matrix) // 4 and len(self.matrix) > 64:  # give memory back after big deletes
-            self.matrix = self.matrix[: max(2 * self.size, 16)].copy()
-            self.owner = self.owner[: len(self.matrix)].copy()
+            self._resize(max(2 * self.size, 16))
 
     def top_people(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """For each query, the k best people (id, max similarity over their rows), best first."""
         if not self.size:
             return [[] for _ in queries]
-        similarities = queries @ self.matrix[: self.size].T  # (Q, N): the one pass over the matrix
-        owner = self.owner[: self.size]
-        return [_best_distinct(row, owner, k) for row in similarities]
+        matrix, owner = self.matrix[: self.size], self.owner[: self.size]
+        if self.size < HALF_SCAN_MIN_ROWS:
+            similarities = queries @ matrix.T  # (Q, N): the one pass over the matrix
+            return [_best_distinct(row, owner, k) for row in similarities]
+        import torch  # float16 products: numpy has none that is fast
+
+        half = torch.from_numpy(self.half[: self.size])
+        results = []
+        for query in queries:  # one matrix-vector product per face: torch's float16 matmul is far slower
+            approximate = torch.mv(half, torch.from_numpy(query.astype(np.float16))).float().numpy()
+            results.append(_best_distinct(approximate, owner, k, exact=lambda rows, q=query: matrix[rows] @ q,
+                                          error=HALF_SCORE_ERROR))
+        return results
 
     def __deepcopy__(self, memo: dict) -> "_Index":
         clone = _Index()
@@ -175,20 +200,27 @@ class _Index:
         return clone
 
 
-def _best_distinct(similarities: np.ndarray, owner: np.ndarray, k: int) -> list[tuple[int, float]]:
-    # The k best people are the first k distinct owners among the rows sorted by similarity, so only the
-    # top few rows need sorting (argpartition is O(N)); widen the window if they hold fewer than k people.
-    n = len(similarities)
+def _best_distinct(scores: np.ndarray, owner: np.ndarray, k: int,
+                   exact: Callable[[np.ndarray], np.ndarray] | None = None, error: float = 0.0) -> list[tuple[int, float]]:
+    """The k best distinct owners by score. With `exact`, `scores` are approximations within `error`
+    and the rows kept are re-scored exactly; the result is the exact one either way."""
+    # The k best people are the first k distinct owners among the rows sorted by score, so only the top
+    # few rows need sorting (argpartition is O(N)); widen the window until no row outside it can compete.
+    n = len(scores)
     window = min(n, max(4 * k, 32))
     while True:
-        rows = np.argpartition(-similarities, window - 1)[:window] if window < n else np.arange(n)
-        rows = rows[np.argsort(-similarities[rows], kind="stable")]
+        if window < n:
+            rows = np.argpartition(-scores, window - 1)[:window]
+            boundary = float(scores[rows].min())  # no row outside scores more than this
+        else:
+            rows, boundary = np.arange(n), -np.inf
+        row_scores = exact(rows) if exact is not None else scores[rows]
         best: dict[int, float] = {}
-        for row in rows:
-            best.setdefault(int(owner[row]), min(float(similarities[row]), 1.0))
+        for index in np.argsort(-row_scores, kind="stable"):
+            best.setdefault(int(owner[rows[index]]), min(float(row_scores[index]), 1.0))
             if len(best) == k:
-                return list(best.items())
-        if window == n:
+                break
+        if window == n or (len(best) == k and min(best.values()) >= boundary + error):
             return list(best.items())
         window = min(n, window * 4)
 

@@ -251,3 +251,26 @@ def test_session_gallery_is_bounded(faces) -> None:
         gallery.add("Tony Blair", faces["Tony_Blair"][i % 2])
     with pytest.raises(GalleryError, match="full"):
         gallery.add("Tony Blair", faces["Tony_Blair"][0])
+
+
+def test_large_gallery_search_gives_exactly_the_float32_answer() -> None:
+    """Large galleries are scanned in float16 and re-scored in float32: the top 3 people and their
+    scores must be exactly those of a plain float32 search, including near-ties."""
+    from pipeline.gallery import HALF_SCAN_MIN_ROWS
+
+    rng = np.random.default_rng(7)
+    count = HALF_SCAN_MIN_ROWS + 2000
+    vectors = rng.standard_normal((count, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    near_twins = vectors[:200] + 0.002 * rng.standard_normal((200, 512)).astype(np.float32)  # scores within fp16 noise
+    vectors = np.concatenate([vectors, near_twins / np.linalg.norm(near_twins, axis=1, keepdims=True)])
+    gallery = InMemoryGallery(max_embeddings=None)
+    for row, vector in enumerate(vectors):
+        gallery.add(f"person {row}", vector)
+    for trial in range(30):
+        query = vectors[trial] + 0.3 * (trial % 3) * rng.standard_normal(512).astype(np.float32) / np.sqrt(512)
+        query /= np.linalg.norm(query)
+        expected = np.argsort(-(vectors @ query), kind="stable")[:3]
+        found = gallery.search(query, k=3)
+        assert [c.name for c in found] == [f"person {row}" for row in expected]
+        np.testing.assert_allclose([c.similarity for c in found], (vectors @ query)[expected], atol=1e-6)
