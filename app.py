@@ -326,7 +326,8 @@ def _identify_faces(faces, operating_point, gallery):
     if not faces:
         return []
     lab = get_facelab()
-    threshold = IDENTITY.threshold_for(lab, operating_point_of(operating_point))
+    threshold = IDENTITY.identification_threshold(lab.embedder.backbone, operating_point_of(operating_point),
+                                                 gallery.embedding_count)
     lab.describe(faces, embed=True)
     hits = gallery.search_many(np.stack([f.embedding for f in faces]), 1, lab.embedder.backbone)
     return [overlay.identity_text(best[0].name if best and best[0].similarity >= threshold else None,
@@ -413,7 +414,8 @@ def operating_points() -> list[tuple[str, str]]:
         values = IDENTITY.thresholds(get_facelab().preferred_backbone)
     except (FaceLabError, ValueError, AttributeError):
         return [("balanced", "balanced"), ("strict", "strict")]
-    return [(f"{point} (similarity >= {values[point]:.2f})", point) for point in ("balanced", "strict")]
+    return [(f"balanced (similarity >= {values['balanced']:.2f})", "balanced"),
+            (f"strict (similarity >= {values['strict']:.2f}; higher in identify, as the gallery grows)", "strict")]
 
 
 def status():

@@ -5,7 +5,10 @@
 Writes the `thresholds` key of each backbone's entry in weights/manifest.json (and nothing else there):
 - "balanced": the cosine-similarity threshold with the best accuracy over LFW's 6,000 View 2 pairs,
 - "strict": the lowest threshold whose false accept rate over LFW's 3,000 mismatched pairs is <= 0.1 %,
-each with the accuracy / TAR / FAR it gives, the date, the pairs and the alignment method used.
+each with the accuracy / TAR / FAR it gives, the date, the pairs and the alignment method used; and, under
+"strict", the impostor tail that pipeline.identity.identification_threshold uses for open-set
+identification: the thresholds at per-pair false accept rates 1e-3 ... 1e-6 over every pair of different
+people in LFW (one picture per person, about 9 million pairs).
 Thresholds depend on the alignment, so they are calibrated for FaceLab's default alignment.
 
 A backbone whose weights cannot be had here (vggface2 on these machines) gets thresholds taken from a
@@ -20,6 +23,8 @@ import datetime
 import inspect
 import json
 import os
+
+import numpy as np
 
 from benchmarks import embedding_cache
 from benchmarks.datasets import SHARED_WEIGHTS_DIR
@@ -61,7 +66,8 @@ def calibrate(backbone: str, alignment: str, partial: bool = False) -> dict:
         "balanced": {"threshold": round(balanced, 4), **_rounded(rates(scores.similarity, scores.same, balanced)),
                      "accuracy_10fold_mean": round(folds["accuracy_mean"], 4)},
         "strict": {"threshold": round(strict, 4), "target_far": TARGET_FAR,
-                   **_rounded(rates(scores.similarity, scores.same, strict))},
+                   **_rounded(rates(scores.similarity, scores.same, strict)),
+                   "impostor_tail": impostor_tail(cache, alignment)},
         "alignment": alignment,
         "pairs_used": int(len(scores.same)),
         "pairs_with_a_face_missing": scores.missing,
@@ -70,6 +76,24 @@ def calibrate(backbone: str, alignment: str, partial: bool = False) -> dict:
         "date": datetime.date.today().isoformat(),
         "script": "benchmarks/calibrate_thresholds.py",
     }
+
+
+TAIL_RATES = (TARGET_FAR, 1e-4, 1e-5, 1e-6)
+
+
+def impostor_tail(cache: embedding_cache.LfwEmbeddings, alignment: str) -> dict:
+    """Similarity thresholds at falling per-pair false accept rates, over all pairs of different people."""
+    first_of_person: dict[str, int] = {}
+    for row, path in enumerate(cache.paths):
+        if cache.found[row]:
+            first_of_person.setdefault(path.split("/")[0], row)
+    vectors = cache.embeddings[alignment][sorted(first_of_person.values())]
+    upper = np.triu_indices(len(vectors), k=1)
+    scores = (vectors @ vectors.T)[upper]
+    return {"per_pair_far": list(TAIL_RATES),
+            "threshold": [round(float(np.quantile(scores, 1 - rate)), 4) for rate in TAIL_RATES],
+            "people": len(vectors), "pairs": int(len(scores)),
+            "note": "one picture per LFW person; the 1e-6 point rests on about 9 pairs"}
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

@@ -17,6 +17,9 @@ Similarities are cosine similarities of unit embeddings (-1..1). Thresholds come
 in weights/manifest.json (written by benchmarks/calibrate_thresholds.py on LFW pairs):
 - "balanced": the threshold with the best accuracy on LFW's 10 folds,
 - "strict": the lowest threshold whose false accept rate on LFW's mismatched pairs is at most 0.1 %.
+In identification a stranger is compared with every embedding of the gallery, so the false accepts add
+up: `identify` raises the strict threshold with the gallery's size (`identification_threshold`) so that
+a stranger is still wrongly named at most 0.1 % of the time, using the far tail of LFW impostor scores.
 Every problem a user can cause raises a FaceLabError subclass whose text can be shown as it is.
 """
 
@@ -135,6 +138,32 @@ def threshold_for(lab: FaceLab, operating_point: str) -> float:
     return thresholds(lab.embedder.backbone)[operating_point]
 
 
+def identification_threshold(backbone: str, operating_point: str, gallery_embeddings: int) -> float:
+    """The threshold `identify` applies against a gallery of this many embeddings.
+
+    "balanced" is the pair threshold. "strict" promises a false accept rate of at most 0.1 % per stranger;
+    with n embeddings that needs a per-pair rate of 0.1 % / n, read off the calibrated impostor tail
+    (log-linear between its points; beyond its last point, its last threshold)."""
+    if operating_point not in OPERATING_POINTS:
+        raise ValueError(f"operating_point must be one of {OPERATING_POINTS}, not {operating_point!r}")
+    pair = thresholds(backbone)[operating_point]
+    tail = _impostor_tail(backbone) if operating_point == "strict" else None
+    if tail is None or gallery_embeddings <= 1:
+        return pair
+    rates, levels = tail
+    wanted = np.log10(rates[0] / gallery_embeddings)
+    # np.interp needs increasing x: log10 rates run from high to low.
+    return max(pair, float(np.interp(-wanted, -np.log10(rates), levels)))
+
+
+def _impostor_tail(backbone: str) -> tuple[np.ndarray, np.ndarray] | None:
+    entry = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"].get(BACKBONES[backbone], {})
+    tail = ((entry.get("thresholds") or {}).get("strict") or {}).get("impostor_tail")
+    if not tail:
+        return None
+    return np.asarray(tail["per_pair_far"], dtype=float), np.asarray(tail["threshold"], dtype=float)
+
+
 def enroll(lab: FaceLab, gallery: Gallery, name: str, image: ImageInput) -> EnrollResult:
     """Add the largest face of `image` to `gallery` under `name` (a new person or one more photo of them).
 
@@ -156,7 +185,7 @@ def identify(lab: FaceLab, gallery: Gallery, image: ImageInput, operating_point:
 
     A picture without faces gives an empty list.
     """
-    threshold = threshold_for(lab, operating_point)
+    threshold = identification_threshold(lab.embedder.backbone, operating_point, gallery.embedding_count)
     analysis = lab.analyze(image, embed=True)
     if not analysis.faces:
         return []
