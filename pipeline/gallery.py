@@ -491,6 +491,8 @@ class SqliteGallery(Gallery):
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
+            # Deleted people's embeddings and thumbnails are overwritten on disk, not just unlinked.
+            self._db.execute("PRAGMA secure_delete = ON")
             with self._transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():

@@ -121,6 +121,20 @@ def test_import_refuses_bad_files_without_storing_anything(faces) -> None:
     assert len(gallery) == 0
 
 
+def test_deleted_person_leaves_no_face_data_in_the_database_file(faces, tmp_path) -> None:
+    path = tmp_path / "g.db"
+    gallery = SqliteGallery(path)
+    enroll_all(gallery, faces)
+    secret_embedding = faces["Colin_Powell"][1].astype("<f4").tobytes()
+    secret_thumbnail = b"\xff\xd8 a thumbnail only Colin has \xff\xd9"
+    gallery.add("Colin Powell", faces["Colin_Powell"][1], thumbnail=secret_thumbnail)
+    gallery.delete("Colin Powell")
+    gallery.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("g.db"))
+    assert secret_embedding[:64] not in stored and secret_thumbnail not in stored
+    assert faces["Tony_Blair"][0].astype("<f4").tobytes()[:64] in stored  # the check can see embeddings
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_delete_removes_a_person_from_results(kind, faces, tmp_path) -> None:
     gallery = InMemoryGallery() if kind == "memory" else SqliteGallery(tmp_path / "g.db")
