@@ -156,13 +156,23 @@ def embed_in_aligned_crop(face: np.ndarray, box: SubCrop) -> np.ndarray:
     return np.ascontiguousarray(full[oy:oy + ALIGNED_SIZE, ox:ox + ALIGNED_SIZE])
 
 
+def _stage_widths(state: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
+    """The stage widths of a saved _VGGNet: stage i's first conv is ``features.{7 i}`` (conv, BN, ReLU,
+    conv, BN, ReLU, pool per stage), so the weights say how wide a net to build."""
+    widths: list[int] = []
+    while (key := f"features.{7 * len(widths)}.weight") in state:
+        widths.append(int(state[key].shape[0]))
+    return tuple(widths)
+
+
 class _Head:
     """Shared loading and batched, calibrated inference. ``predict`` holds a lock, so one head
     object can serve several threads (e.g. Gradio workers) without interleaving calls."""
 
     weights_name: str
+    net_class: type[_VGGNet]
 
-    def __init__(self, net: nn.Module, weights: Weights) -> None:
+    def __init__(self, weights: Weights) -> None:
         if isinstance(weights, (str, Path)):
             from .weights import load_state_dict
 
@@ -171,6 +181,7 @@ class _Head:
         temperature = state.pop("temperature", None)
         # Temperature scaling fitted on the validation split; 1.0 means uncalibrated logits.
         self.temperature = float(temperature.reshape(-1)[0]) if temperature is not None else 1.0
+        net = self.net_class(widths=_stage_widths(state))
         net.load_state_dict(state, strict=True)
         self.net = net.eval().to(memory_format=torch.channels_last)
         self._lock = threading.Lock()
@@ -209,10 +220,8 @@ class EmotionHead(_Head):
     (flip test-time augmentation, the same views as the validation/test scoring in training)."""
 
     weights_name = "emotion_head"
+    net_class = EmotionNet
     labels = EMOTIONS
-
-    def __init__(self, weights: Weights) -> None:
-        super().__init__(EmotionNet(), weights)
 
     def _inputs(self, crops: np.ndarray) -> torch.Tensor:
         return cut_and_resize(crops, FER_CROP.inner(EMOTION_INPUT / FER_SIZE), EMOTION_INPUT, gray=True)
@@ -234,10 +243,8 @@ class MaskHead(_Head):
     """Mask / no mask from aligned crops (RGB 64x64 view)."""
 
     weights_name = "mask_head"
+    net_class = MaskNet
     labels = MASK_LABELS
-
-    def __init__(self, weights: Weights) -> None:
-        super().__init__(MaskNet(), weights)
 
     def _inputs(self, crops: np.ndarray) -> torch.Tensor:
         return cut_and_resize(crops, MASK_CROP.inner(MASK_INPUT / MASK_SOURCE), MASK_INPUT, gray=False)

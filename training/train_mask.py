@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=8.0)
     ap.add_argument("--out", type=Path, default=Path("weights/mask_head.safetensors"))
     ap.add_argument("--colour-aug", action="store_true", help="add colour casts and pixelation")
+    ap.add_argument("--widths", default="16,32,64,128", help="channels of the net's stages")
     args = ap.parse_args()
     global COLOUR_AUG
     COLOUR_AUG = args.colour_aug
@@ -70,7 +71,8 @@ def main() -> None:
     counts = np.bincount(train.labels, minlength=2)
     print(f"train {len(tr_x)} {counts.tolist()} val {len(va_x)} test {len(test.labels)}", flush=True)
 
-    model = MaskNet()
+    widths = tuple(int(w) for w in args.widths.split(","))
+    model = MaskNet(widths=widths)
     cfg = FitConfig(budget_s=args.budget_min * 60, batch_size=64, lr=0.05, patience=15,
                     checkpoint=Path("/tmp") / (args.out.stem + ".best.pt"))
     model, history = fit(model, tr_x, tr_y, va_x, va_y, prepare_train, prepare_eval, cfg, g)
@@ -80,7 +82,7 @@ def main() -> None:
     test_logits = predict_logits(model, torch.from_numpy(test.images), prepare_eval)
     test_pred = softmax(test_logits, cal["temperature"]).argmax(1)
     metrics = {
-        "head": "mask", "arch": "MaskNet(widths=(16, 32, 64, 128))", "seed": SEED,
+        "head": "mask", "arch": f"MaskNet(widths={widths})", "budget_min": args.budget_min, "seed": SEED,
         "params": sum(p.numel() for p in model.parameters()),
         "train_images": len(tr_x), "val_images": len(va_x),
         "val_accuracy": float((val_logits.argmax(1) == va_y.numpy()).mean()),
@@ -88,7 +90,7 @@ def main() -> None:
         **cal, "epochs": history, "train_wall_s": round(time.time() - t0, 1),
     }
     export(model, cal["temperature"], args.out,
-           {"arch": "MaskNet", "labels": ",".join(MASK_LABELS), "input": "rgb 64x64 [-1,1]"})
+           {"arch": "MaskNet", "widths": args.widths, "labels": ",".join(MASK_LABELS), "input": "rgb 64x64 [-1,1]"})
     args.out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}, indent=2))
 
