@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("weights/mask_head.safetensors"))
     ap.add_argument("--colour-aug", action="store_true", help="add colour casts and pixelation")
     ap.add_argument("--widths", default="16,32,64,128", help="channels of the net's stages")
+    ap.add_argument("--patience", type=int, default=15, help="epochs without a validation gain before stopping")
     args = ap.parse_args()
     global COLOUR_AUG
     COLOUR_AUG = args.colour_aug
@@ -73,7 +74,7 @@ def main() -> None:
 
     widths = tuple(int(w) for w in args.widths.split(","))
     model = MaskNet(widths=widths)
-    cfg = FitConfig(budget_s=args.budget_min * 60, batch_size=64, lr=0.05, patience=15,
+    cfg = FitConfig(budget_s=args.budget_min * 60, batch_size=64, lr=0.05, patience=args.patience,
                     checkpoint=Path("/tmp") / (args.out.stem + ".best.pt"))
     model, history = fit(model, tr_x, tr_y, va_x, va_y, prepare_train, prepare_eval, cfg, g)
 
