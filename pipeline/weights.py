@@ -99,14 +99,18 @@ def _download(entry: WeightSpec) -> Path:
         f"or set FACELAB_WEIGHTS_DIR to the folder that holds it."
     )
     log.info("weights %s: downloading %s from the Hub repo %s@%s", entry.name, entry.filename, entry.repo_id, entry.revision)
+    endpoint = os.environ.get("HF_ENDPOINT") or None  # read at call time (huggingface_hub reads it at import)
+    # Without a network huggingface_hub retries for ~30 s before giving up; a 3 s connection probe turns
+    # that into an immediate answer from the local HF cache, or the clear error below.
+    offline = _offline() or not _reachable(endpoint)
     try:
         return Path(
             hf_hub_download(
                 repo_id=entry.repo_id,
                 filename=entry.filename,
                 revision=entry.revision,
-                # Read at call time (huggingface_hub itself reads it once, at import).
-                endpoint=os.environ.get("HF_ENDPOINT") or None,
+                endpoint=endpoint,
+                local_files_only=offline,
             )
         )
     except LocalEntryNotFoundError:  # first: it is a subclass of EntryNotFoundError
@@ -120,6 +124,26 @@ def _download(entry: WeightSpec) -> Path:
         ) from None
     except Exception as exc:  # network errors, HTTP errors, disk full
         raise WeightsError(f"Downloading {entry.filename} from the Hub failed: {exc}. {how_to_fix}") from None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _reachable(endpoint: str | None, timeout_s: float = 3.0) -> bool:
+    """Can a TCP connection to the Hub endpoint be opened at all?"""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    url = urlsplit(endpoint or constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 _verified: dict[tuple[str, int, int], str] = {}

@@ -123,3 +123,30 @@ def test_offline_with_empty_cache_gives_the_clear_error(tmp_path) -> None:
     result = resolve_in_subprocess(tmp_path, None, offline=True)
     message = result.get("error", "")
     assert "could not be reached" in message and "FACELAB_WEIGHTS_DIR" in message, result
+
+
+def closed_port_url() -> str:
+    """A Hub endpoint nothing listens on (the port was free a moment ago)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_unreachable_hub_gives_the_clear_error_without_retrying(tmp_path) -> None:
+    import time
+
+    started = time.monotonic()
+    result = resolve_in_subprocess(tmp_path, closed_port_url())
+    message = result.get("error", "")
+    assert "could not be reached" in message and "FACELAB_WEIGHTS_DIR" in message, result
+    # huggingface_hub alone retries for about 30 s before it gives up; the user waits seconds at most.
+    assert time.monotonic() - started < 20
+
+
+def test_weights_downloaded_once_still_load_when_the_hub_is_gone(tmp_path) -> None:
+    with FakeHub({casia_hub_key(): CASIA_FILE}) as hub:
+        first = resolve_in_subprocess(tmp_path, hub.url)
+    later = resolve_in_subprocess(tmp_path, closed_port_url())
+    assert "path" in first and later.get("path") == first["path"], (first, later)
