@@ -29,7 +29,9 @@ import gradio_fixes  # noqa: E402,F401  (Gradio 6.31 rewrote cached result pictu
 import numpy as np  # noqa: E402
 
 from pipeline import FaceLabError, InvalidImageError, get_facelab, load_rgb, overlay  # noqa: E402
+from pipeline import identity  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
+from pipeline.gallery import open_gallery  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,17 +76,8 @@ def _load_head(kind: str) -> str | None:
         return f"The {kind} model could not be loaded: {exc}"
 
 
-def _load_identity():
-    try:
-        from pipeline import gallery, identity
-    except ImportError:
-        return None, None, "Enrollment, identification and verification are not part of this build yet."
-    return identity, gallery, None
-
-
 MASK_OFF = _load_head("mask")
 EMOTION_OFF = _load_head("emotion")
-IDENTITY, GALLERY, IDENTITY_OFF = _load_identity()
 STATUS: dict[str, str] = {"face detector": "loading", "face embedder": "loading"}
 
 
@@ -272,10 +265,9 @@ def _people(gallery) -> tuple[list, dict]:
 @gpu
 @friendly
 def enroll(name, image, gallery):
-    require(IDENTITY_OFF)
     if not isinstance(name, str) or not name.strip():
         raise gr.Error("Type the person's name first.", print_exception=False)
-    result = IDENTITY.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
+    result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
     for note in [*result.notes, *result.warnings]:
         gr.Warning(html.escape(note, quote=False))
     photos = f" ({result.person.embeddings} photos)" if result.person.embeddings > 1 else ""
@@ -285,13 +277,11 @@ def enroll(name, image, gallery):
 
 @friendly
 def people(gallery):
-    require(IDENTITY_OFF)
     return [{"name": p.name, "photos": p.embeddings} for p in gallery.people()]
 
 
 @friendly
 def delete(name, gallery):
-    require(IDENTITY_OFF)
     if not name:
         raise gr.Error("Choose whom to delete first.", print_exception=False)
     if not gallery.delete(name):
@@ -301,7 +291,6 @@ def delete(name, gallery):
 
 @friendly
 def clear(gallery):
-    require(IDENTITY_OFF)
     gallery.clear()
     return (*_people(gallery), gallery)
 
@@ -309,11 +298,10 @@ def clear(gallery):
 @gpu
 @friendly
 def identify(image, operating_point, gallery):
-    require(IDENTITY_OFF)
     rgb = picture(image)
     if not len(gallery):
         gr.Warning("No one is enrolled yet: every face will be unknown. Enroll someone first.")
-    matches = IDENTITY.identify(get_facelab(), gallery, rgb, operating_point_of(operating_point))
+    matches = identity.identify(get_facelab(), gallery, rgb, operating_point_of(operating_point))
     if not matches:
         raise gr.Error(NO_FACE, print_exception=False)
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity)) for m in matches]
@@ -326,7 +314,7 @@ def _identify_faces(faces, operating_point, gallery):
     if not faces:
         return []
     lab = get_facelab()
-    threshold = IDENTITY.identification_threshold(lab.embedder.backbone, operating_point_of(operating_point),
+    threshold = identity.identification_threshold(lab.embedder.backbone, operating_point_of(operating_point),
                                                  gallery.embedding_count)
     lab.describe(faces, embed=True)
     hits = gallery.search_many(np.stack([f.embedding for f in faces]), 1, lab.embedder.backbone)
@@ -340,15 +328,14 @@ identify_live = _live(_identify_faces)
 @gpu
 @friendly
 def verify(image_a, image_b, operating_point):
-    require(IDENTITY_OFF)
-    result = IDENTITY.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
+    result = identity.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
                              operating_point_of(operating_point))
     verdict = "Same person" if result.same_person else "Different people"
     notes = "".join(f"\n- {html.escape(note)}" for note in result.notes)
     text = (f"## {verdict}\nSimilarity **{result.similarity:.3f}**, threshold {result.threshold:.3f} "
             f"({html.escape(result.operating_point)} operating point: {'at or above' if result.same_person else 'below'} "
             f"the threshold means {'same person' if result.same_person else 'different people'}).{notes}")
-    scale = overlay.similarity_scale(result.similarity, IDENTITY.thresholds(get_facelab().embedder.backbone),
+    scale = overlay.similarity_scale(result.similarity, identity.thresholds(get_facelab().embedder.backbone),
                                      result.operating_point)
     return text, round(float(result.similarity), 4), scale, overlay.side_by_side(result.crop_a, result.crop_b)
 
@@ -411,7 +398,7 @@ def about() -> str:
 def operating_points() -> list[tuple[str, str]]:
     """Radio choices that show each operating point's threshold when the manifest has them."""
     try:
-        values = IDENTITY.thresholds(get_facelab().preferred_backbone)
+        values = identity.thresholds(get_facelab().preferred_backbone)
     except (FaceLabError, ValueError, AttributeError):
         return [("balanced", "balanced"), ("strict", "strict")]
     return [(f"balanced (similarity >= {values['balanced']:.2f})", "balanced"),
@@ -462,7 +449,7 @@ def build_demo() -> gr.Blocks:
         demo.load(status, None, [status_line, timer], api_visibility="private", queue=False)
         # A visitor's gallery expires an hour after its last change, also for API clients, whose
         # sessions Gradio would otherwise keep until a restart.
-        gallery = gr.State(GALLERY.open_gallery() if GALLERY else None, time_to_live=SESSION_SECONDS)
+        gallery = gr.State(open_gallery(), time_to_live=SESSION_SECONDS)
 
         with gr.Tab("Mask check", id="mask"):
             _off(MASK_OFF)
@@ -496,7 +483,6 @@ def build_demo() -> gr.Blocks:
             _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
 
         with gr.Tab("Enroll & identify", id="identify"):
-            _off(IDENTITY_OFF)
             point = gr.Radio(operating_points(), value="balanced", label="Operating point",
                              info="strict: fewer false matches; balanced: fewer missed matches")
             with gr.Row():
@@ -505,7 +491,7 @@ def build_demo() -> gr.Blocks:
                     name = gr.Textbox(label="Name", max_length=64, placeholder="e.g. Ada Lovelace")
                     enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
                                             label="Photo of this person (one face)", height=260)
-                    enroll_button = gr.Button("Enroll", variant="primary", interactive=IDENTITY_OFF is None)
+                    enroll_button = gr.Button("Enroll", variant="primary")
                     grid = gr.Gallery(label="Enrolled people", columns=6, height=200, allow_preview=False,
                                       fit_columns=False, object_fit="contain")
                     with gr.Row():
@@ -514,7 +500,7 @@ def build_demo() -> gr.Blocks:
                         clear_button = gr.Button("Clear all", variant="stop", scale=1)
                 with gr.Column():
                     gr.Markdown("### Identify")
-                    still, button, live = _image_inputs("Picture to identify", IDENTITY_OFF)
+                    still, button, live = _image_inputs("Picture to identify", None)
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "similarity", "box"], label="Faces", interactive=False)
             enroll_button.click(enroll, [name, enroll_image, gallery], [grid, who, gallery], api_name="enroll", **UPLOAD)
@@ -529,13 +515,12 @@ def build_demo() -> gr.Blocks:
             _examples([["astronaut_mirror.jpg"]], still)
 
         with gr.Tab("Verify", id="verify"):
-            _off(IDENTITY_OFF)
             with gr.Row():
                 first = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="First photo", height=300)
                 second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo", height=300)
             verify_point = gr.Radio(operating_points(), value="balanced", label="Operating point",
                                     info="strict: fewer false matches; balanced: fewer missed matches")
-            verify_button = gr.Button("Verify", variant="primary", interactive=IDENTITY_OFF is None)
+            verify_button = gr.Button("Verify", variant="primary")
             with gr.Row():
                 verdict = gr.Markdown()
                 similarity = gr.Number(label="Similarity (cosine)", interactive=False)

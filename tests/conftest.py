@@ -24,3 +24,15 @@ def lab():
     from pipeline import FaceLab
 
     return FaceLab(backbone="casia-webface", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """A fresh `python app.py` per test module; its log tail is printed when the module is done."""
+    from tests.app_server import launch_app, stop_app
+
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    process, url = launch_app(log_path)
+    yield url
+    stop_app(process)
+    print(log_path.read_text()[-3000:])

@@ -19,20 +19,10 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from benchmarks.datasets import distinct_people  # noqa: E402
-from tests.test_app_api import launch_app, stop_app  # noqa: E402
 
 CLIENTS = 10
 CALL_TIMEOUT_S = 300
-NOT_YET = ("could not be loaded", "not part of this build", "no verification thresholds")
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("sessions_app") / "app.log"
-    process, url = launch_app(log_path)
-    yield url
-    stop_app(process)
-    assert process.returncode is not None
+NOT_YET = ("could not be loaded", "no verification thresholds")
 
 
 def captions(grid) -> list[str]:
