@@ -6,7 +6,7 @@ not depend on the alignment method, so one pass detects each picture once and em
 
     python -m benchmarks.embedding_cache [--backbone casia-webface] [--limit N] [--shard 0/2]
 
-Files: benchmarks/.cache/lfw_<backbone>_<weights sha prefix>_shard<i>of<n>.npz (git-ignored), written every
+Files: benchmarks/.cache/lfw_<backbone>_<weights and centre sha prefixes>_v<CACHE_VERSION>_shard<i>of<n>.npz (git-ignored), written every
 few hundred images, so an interrupted run resumes where it stopped; two shards can run as two processes. The subject of an LFW picture is the face nearest
 its centre (`central_face`); pictures where MTCNN finds no face are recorded as not found.
 """
@@ -61,13 +61,20 @@ def all_lfw_images() -> list[str]:
     return [paths[i] for i in np.random.default_rng(0).permutation(len(paths))]
 
 
+# Bump when the detector or the alignment changes what the cache holds (2: pipeline/mtcnn.py's detector).
+CACHE_VERSION = 2
+
+
 def cache_path(backbone: str, shard: tuple[int, int] = (0, 1)) -> Path:
-    from pipeline.embedding import BACKBONES
+    """One file per backbone, weights, embedding centre and CACHE_VERSION: a stale cache is never read."""
+    from pipeline.embedding import BACKBONES, CENTRES
     from pipeline.weights import spec
 
     digest = (spec(BACKBONES[backbone]).sha256 or "unpinned")[:12]
+    if backbone in CENTRES:
+        digest += "_centre" + (spec(CENTRES[backbone]).sha256 or "unpinned")[:8]
     index, count = shard
-    return CACHE_DIR / f"lfw_{backbone}_{digest}_shard{index}of{count}.npz"
+    return CACHE_DIR / f"lfw_{backbone}_{digest}_v{CACHE_VERSION}_shard{index}of{count}.npz"
 
 
 def load(backbone: str = "casia-webface", require_complete: bool = True) -> LfwEmbeddings:

@@ -37,6 +37,15 @@ def lfw_table() -> str:
     return "\n".join(rows + _provisional(data))
 
 
+def lfw_ablation_table() -> str:
+    data = _load("lfw_crop_ablation")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.lfw_crop_ablation`_"
+    rows = ["| variant (casia-webface, box crops) | accuracy (10-fold) |", "| --- | --- |"]
+    rows += [f"| {v['variant']} | {v['accuracy_mean']:.4f} ± {v['accuracy_std']:.4f} |" for v in data["variants"]]
+    return "\n".join(rows + ["", f"{data['protocol']}; detections: {data['detections']}."])
+
+
 def thresholds_table() -> str:
     models = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"]
     rows = ["| backbone | balanced | strict | how they were set |", "| --- | --- | --- | --- |"]
@@ -108,4 +117,5 @@ RENDERERS = {
     "identification": identification_table,
     "gallery_search": gallery_search_table,
     "quality": quality_table,
+    "lfw_ablation": lfw_ablation_table,
 }

@@ -1,4 +1,10 @@
-"""Face embeddings with facenet-pytorch's InceptionResnetV1: 512-d, L2-normalised."""
+"""Face embeddings with facenet-pytorch's InceptionResnetV1: 512-d, L2-normalised.
+
+Where the manifest has an embedding centre for the backbone (the mean embedding of one picture per LFW
+person, made by training/embedding_centre.py), embeddings are centred on it and normalised again:
+FaceNet embeddings share a common component, and removing it separates people better (Sandberg's
+--subtract_mean; LFW 10-fold 0.9873 -> 0.9888 here, benchmarks/results/lfw_crop_ablation.json).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ BACKBONES = {
     "vggface2": "facenet-vggface2",
     "casia-webface": "facenet-casia-webface",
 }
+# Manifest names of the backbones' embedding centres; a backbone without one gives uncentred embeddings.
+CENTRES = {"casia-webface": "facenet-casia-webface-centre"}
 EMBEDDING_SIZE = 512
 
 
@@ -24,6 +32,7 @@ class FaceEmbedder:
         half: bool = False,
         batch_size: int = 32,
         backbone: str = "custom",
+        centre: np.ndarray | None = None,
     ) -> None:
         from facenet_pytorch import InceptionResnetV1
 
@@ -32,6 +41,7 @@ class FaceEmbedder:
         # Half precision only on CUDA, where it is fast and was checked against float32 (benchmarks).
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
         self.batch_size = batch_size
+        self.centre = None if centre is None else torch.as_tensor(centre, dtype=torch.float32).reshape(1, -1)
         model = InceptionResnetV1(pretrained=None, classify=False)
         # Classification layers are not needed for embeddings; some checkpoints (vggface2) carry them.
         weights = {key: value for key, value in state_dict.items() if not key.startswith("logits.")}
@@ -41,11 +51,14 @@ class FaceEmbedder:
         self.model = model.eval().to(self.device, self.dtype, memory_format=torch.channels_last)
 
     @classmethod
-    def from_backbone(cls, backbone: str, device: torch.device | str = "cpu", half: bool = False) -> "FaceEmbedder":
-        """Build from a backbone name ('vggface2' or 'casia-webface'), resolving weights via the manifest."""
+    def from_backbone(cls, backbone: str, device: torch.device | str = "cpu", half: bool = False,
+                      centred: bool = True) -> "FaceEmbedder":
+        """Build from a backbone name ('vggface2' or 'casia-webface'), resolving weights via the manifest.
+        `centred=False` ignores the backbone's embedding centre (to compute one)."""
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
-        return cls(load_named(BACKBONES[backbone]), device=device, half=half, backbone=backbone)
+        centre = load_named(CENTRES[backbone])["centre"].numpy() if centred and backbone in CENTRES else None
+        return cls(load_named(BACKBONES[backbone]), device=device, half=half, backbone=backbone, centre=centre)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, 160, 160, 3) uint8 crops -> (N, 512) float32 unit vectors."""
@@ -57,8 +70,10 @@ class FaceEmbedder:
                 batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))
                 batch = batch.to(self.device).permute(0, 3, 1, 2).to(self.dtype, memory_format=torch.channels_last)
                 batch = (batch - 127.5) / 128.0  # facenet's fixed image standardisation
-                embeddings = self.model(batch).float()
-                outputs.append(torch.nn.functional.normalize(embeddings, dim=1).cpu().numpy())
+                embeddings = torch.nn.functional.normalize(self.model(batch).float().cpu(), dim=1)
+                if self.centre is not None:
+                    embeddings = torch.nn.functional.normalize(embeddings - self.centre, dim=1)
+                outputs.append(embeddings.numpy())
         return np.concatenate(outputs)
 
 

@@ -26,6 +26,17 @@ def test_embeddings_are_unit_length_and_batched_equals_single(lab) -> None:
     np.testing.assert_allclose(batched[0], single[0], atol=1e-4)
 
 
+def test_casia_embeddings_are_centred_on_the_manifest_centre(lab) -> None:
+    from pipeline.embedding import FaceEmbedder
+
+    crops = np.stack([central_face(lab.analyze(path, embed=True)).crop for path in (PAIRS[0].first, PAIRS[0].second)])
+    assert lab.embedder.backbone == "casia-webface" and lab.embedder.centre is not None
+    raw = FaceEmbedder.from_backbone("casia-webface", centred=False).embed(crops)
+    expected = raw - lab.embedder.centre.numpy()
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(lab.embedder.embed(crops), expected, atol=1e-5)
+
+
 def test_no_face_gives_no_embedding_and_no_error(lab) -> None:
     from benchmarks.datasets import MISC_DIR
 

@@ -1,8 +1,9 @@
-"""Add or refresh the heads' entries in weights/manifest.json (sha256 of the files in weights/).
+"""Add or refresh the entries of the project's own weights in weights/manifest.json (sha256 of the files
+in weights/): the two heads and the embedding centre.
 
     python -m training.publish
 
-Only the ``emotion_head`` and ``mask_head`` entries are written; other entries are left as they are.
+Only the entries below are written; other entries are left as they are.
 """
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ ENTRIES = {
                    "CelebA (non-commercial research use only), see weights/mask_head.md.",
         "labels": ["mask", "no_mask"],
         "metrics": "weights/mask_head.metrics.json",
+    },
+    "facenet-casia-webface-centre": {
+        "description": "Mean casia-webface embedding over one picture per LFW person (512 float32); "
+                       "pipeline.embedding centres embeddings on it. Made by training/embedding_centre.py.",
+        "filename": "facenet-casia-webface_centre.safetensors",
+        "license": "Same terms as the project code; derived from LFW pictures (research use) and Sandberg's MIT model.",
+        "metrics": "weights/facenet-casia-webface_centre.metrics.json",
     },
 }
 
