@@ -321,16 +321,3 @@ def test_app_names_are_stored_as_given_and_shown_escaped(app) -> None:
         call(client, name, api_name="/delete")
     assert client.predict(api_name="/people") == []
     assert alive(process, url)
-
-
-# ------------------------------------------------------------------------------------------------
-# Weights when the Hub cannot be reached at all (a closed port, not HF_HUB_OFFLINE)
-
-@pytest.mark.slow
-def test_unreachable_hub_says_so(tmp_path) -> None:
-    from tests.test_app_api import free_port
-    from tests.test_weights import resolve_in_subprocess
-
-    result = resolve_in_subprocess(tmp_path, f"http://127.0.0.1:{free_port()}")
-    message = result.get("error", "")
-    assert "could not be reached" in message and "FACELAB_WEIGHTS_DIR" in message, result
