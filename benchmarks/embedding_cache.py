@@ -46,18 +46,19 @@ class LfwEmbeddings:
     def lookup(self, paths: list[Path], alignment: str) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings for the given picture paths (any absolute LFW path) and whether each was found."""
         rows = self.index()
-        picked = np.array([rows[_relative(path)] for path in paths])
+        picked = np.array([rows[cache_key(path)] for path in paths])
         return self.embeddings[alignment][picked], self.found[picked]
 
 
-def _relative(path: Path | str) -> str:
+def cache_key(path: Path | str) -> str:
+    """How the cache names a picture: "Person_Name/Person_Name_0001.jpg"."""
     path = Path(path)
     return f"{path.parent.name}/{path.name}"
 
 
 def all_lfw_images() -> list[str]:
     """Every LFW picture in a fixed shuffled order: a partly built cache is a uniform sample."""
-    paths = sorted(_relative(p) for p in LFW_DIR.glob("*/*.jpg"))
+    paths = sorted(cache_key(p) for p in LFW_DIR.glob("*/*.jpg"))
     return [paths[i] for i in np.random.default_rng(0).permutation(len(paths))]
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks import embedding_cache
 from benchmarks.datasets import LFW_DIR, REPO_ROOT, lfw_pairs
-from benchmarks.lfw_protocol import _key, best_accuracy_threshold, rates
+from benchmarks.lfw_protocol import best_accuracy_threshold, rates
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "lfw_crop_ablation.json"
 
@@ -61,8 +61,8 @@ def ten_fold_accuracy(cache: embedding_cache.LfwEmbeddings, vectors: np.ndarray,
     """10-fold accuracy; with centre_per_fold, embeddings are centred on the training folds' mean first."""
     rows = cache.index()
     pairs = lfw_pairs()
-    first = np.array([rows[_key(p.first)] for p in pairs])
-    second = np.array([rows[_key(p.second)] for p in pairs])
+    first = np.array([rows[embedding_cache.cache_key(p.first)] for p in pairs])
+    second = np.array([rows[embedding_cache.cache_key(p.second)] for p in pairs])
     same, fold = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
     found = cache.found[first] & cache.found[second]
     accuracies = []

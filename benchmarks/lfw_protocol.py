@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.datasets import lfw_pairs
-from benchmarks.embedding_cache import LfwEmbeddings
+from benchmarks.embedding_cache import LfwEmbeddings, cache_key
 
 TARGET_FAR = 1e-3
 
@@ -28,7 +28,7 @@ class PairScores:
 def pair_scores(cache: LfwEmbeddings, alignment: str) -> PairScores:
     """Similarity of every View 2 pair (of the pairs whose pictures the cache holds, if it is partial)."""
     rows = cache.index()
-    pairs = [p for p in lfw_pairs() if _key(p.first) in rows and _key(p.second) in rows]
+    pairs = [p for p in lfw_pairs() if cache_key(p.first) in rows and cache_key(p.second) in rows]
     first, found_first = cache.lookup([p.first for p in pairs], alignment)
     second, found_second = cache.lookup([p.second for p in pairs], alignment)
     found = found_first & found_second
@@ -39,10 +39,6 @@ def pair_scores(cache: LfwEmbeddings, alignment: str) -> PairScores:
         fold=np.array([p.fold for p in pairs]),
         missing=int((~found).sum()),
     )
-
-
-def _key(path) -> str:
-    return f"{path.parent.name}/{path.name}"
 
 
 def best_accuracy_threshold(similarity: np.ndarray, same: np.ndarray) -> float:

@@ -59,14 +59,9 @@ class FaceDetector:
 
         self.config = config or DetectorConfig()
         self.device = torch.device(device)
-        self._mtcnn = MTCNN(
-            keep_all=True,
-            min_face_size=self.config.min_face_size,
-            thresholds=list(self.config.thresholds),
-            post_process=False,
-            device=self.device,
-        )
-        self._mtcnn.eval()
+        # Only MTCNN's three networks (and the weights its wheel ships) are used; pipeline.mtcnn runs them
+        # with the thresholds and sizes of each call's DetectorConfig.
+        self._mtcnn = MTCNN(device=self.device).eval()
         self._stages = Mtcnn(self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet, self.device)
 
     def detect(self, image: np.ndarray, config: DetectorConfig | None = None) -> list[Detection]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -119,10 +120,7 @@ class Verification:
 
 def thresholds(backbone: str) -> dict[str, float]:
     """{"balanced": t, "strict": t} for a backbone ('casia-webface' or 'vggface2'), from the manifest."""
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
-    entry = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"].get(BACKBONES[backbone], {})
-    calibrated = entry.get("thresholds") or {}
+    calibrated = _calibration(backbone)
     try:
         return {point: float(calibrated[point]["threshold"]) for point in OPERATING_POINTS}
     except (KeyError, TypeError, ValueError):
@@ -132,10 +130,29 @@ def thresholds(backbone: str) -> dict[str, float]:
         ) from None
 
 
+def _calibration(backbone: str) -> dict:
+    """The backbone's "thresholds" entry of the manifest. identify runs on every live frame, so the file
+    is parsed again only when it changed (benchmarks/calibrate_thresholds.py rewrites it)."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+    return _read_calibration(BACKBONES[backbone], MANIFEST_PATH.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read_calibration(model_name: str, manifest_mtime_ns: int) -> dict:
+    entry = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"].get(model_name, {})
+    return entry.get("thresholds") or {}
+
+
 def threshold_for(lab: FaceLab, operating_point: str) -> float:
+    """The pair threshold of an operating point for the lab's backbone (what verify compares with)."""
+    return _pair_threshold(lab.embedder.backbone, operating_point)
+
+
+def _pair_threshold(backbone: str, operating_point: str) -> float:
     if operating_point not in OPERATING_POINTS:
         raise ValueError(f"operating_point must be one of {OPERATING_POINTS}, not {operating_point!r}")
-    return thresholds(lab.embedder.backbone)[operating_point]
+    return thresholds(backbone)[operating_point]
 
 
 def identification_threshold(backbone: str, operating_point: str, gallery_embeddings: int) -> float:
@@ -144,9 +161,7 @@ def identification_threshold(backbone: str, operating_point: str, gallery_embedd
     "balanced" is the pair threshold. "strict" promises a false accept rate of at most 0.1 % per stranger;
     with n embeddings that needs a per-pair rate of 0.1 % / n, read off the calibrated impostor tail
     (log-linear between its points; beyond its last point, its last threshold)."""
-    if operating_point not in OPERATING_POINTS:
-        raise ValueError(f"operating_point must be one of {OPERATING_POINTS}, not {operating_point!r}")
-    pair = thresholds(backbone)[operating_point]
+    pair = _pair_threshold(backbone, operating_point)
     tail = _impostor_tail(backbone) if operating_point == "strict" else None
     if tail is None or gallery_embeddings <= 1:
         return pair
@@ -157,8 +172,7 @@ def identification_threshold(backbone: str, operating_point: str, gallery_embedd
 
 
 def _impostor_tail(backbone: str) -> tuple[np.ndarray, np.ndarray] | None:
-    entry = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"].get(BACKBONES[backbone], {})
-    tail = ((entry.get("thresholds") or {}).get("strict") or {}).get("impostor_tail")
+    tail = (_calibration(backbone).get("strict") or {}).get("impostor_tail")
     if not tail:
         return None
     return np.asarray(tail["per_pair_far"], dtype=float), np.asarray(tail["threshold"], dtype=float)
