@@ -7,15 +7,13 @@ original picture's pixel coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .images import resize_to_max_side
-
-if TYPE_CHECKING:
-    from .mtcnn import Pyramid
+from .mtcnn import Mtcnn, Pyramid, squares
 
 
 @dataclass(frozen=True)
@@ -53,16 +51,9 @@ class FaceDetector:
     """Finds every face in an RGB uint8 picture. Safe to call from several threads."""
 
     def __init__(self, config: DetectorConfig | None = None, device: torch.device | str = "cpu") -> None:
-        from facenet_pytorch import MTCNN  # imported here: it pulls torchvision in
-
-        from .mtcnn import Mtcnn
-
         self.config = config or DetectorConfig()
         self.device = torch.device(device)
-        # Only MTCNN's three networks (and the weights its wheel ships) are used; pipeline.mtcnn runs them
-        # with the thresholds and sizes of each call's DetectorConfig.
-        self._mtcnn = MTCNN(device=self.device).eval()
-        self._stages = Mtcnn(self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet, self.device)
+        self._stages = Mtcnn(self.device)
 
     def detect(self, image: np.ndarray, config: DetectorConfig | None = None) -> list[Detection]:
         """Return the faces sorted largest first. `config` overrides thresholds for this call only."""
@@ -97,25 +88,13 @@ class FaceDetector:
         """
         if not boxes:
             return []
-        from torchvision.ops import roi_align
-
-        squares = np.stack([_square(box) for box in boxes]).astype(np.float32)
-        rois = torch.cat((torch.zeros(len(squares), 1), torch.from_numpy(squares)), dim=1)
-        picture = torch.from_numpy(image.copy()).to(self.device).permute(2, 0, 1)[None].float()
-        with torch.inference_mode():
-            crops = roi_align(picture, rois.to(self.device), output_size=48, sampling_ratio=-1, aligned=True)
-            regression, points, probabilities = self._mtcnn.onet((crops - 127.5) * 0.0078125)
-        regression, points, scores = regression.cpu().numpy(), points.cpu().numpy(), probabilities[:, 1].cpu().numpy()
-        refined: list[Detection | None] = []
-        for square, shift, marks, score in zip(squares, regression, points, scores):
-            if score < min_score:
-                refined.append(None)
-                continue
-            size = square[2] - square[0]
-            landmarks = np.stack((square[0] + size * marks[:5], square[1] + size * marks[5:]), axis=1)
-            detection = Detection(box=square + shift * size, landmarks=landmarks, score=float(score))
-            refined.append(_clip_to_image(detection, image.shape[1], image.shape[0]))
-        return refined
+        known = squares(np.stack(boxes).astype(np.float32))
+        found = self._stages.onet_at(self._stages.picture(image), known)
+        return [
+            _clip_to_image(Detection(box=box, landmarks=points, score=float(score)), image.shape[1], image.shape[0])
+            if score >= min_score else None
+            for box, points, score in zip(found.boxes, found.landmarks, found.scores)
+        ]
 
 
 def iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -127,13 +106,6 @@ def iou(first: np.ndarray, second: np.ndarray) -> float:
     inter = width * height
     union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - inter
     return float(inter / union) if union > 0 else 0.0
-
-
-def _square(box: np.ndarray) -> np.ndarray:
-    """The square around a box's centre with the box's longer side, as MTCNN feeds its stages."""
-    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = max(box[2] - box[0], box[3] - box[1]) / 2
-    return np.array([centre_x - half, centre_y - half, centre_x + half, centre_y + half], dtype=np.float32)
 
 
 def _clip_to_image(detection: Detection, width: int, height: int) -> Detection:

@@ -1,4 +1,4 @@
-"""Face embeddings with facenet-pytorch's InceptionResnetV1: 512-d, L2-normalised.
+"""Face embeddings with InceptionResnetV1 (facenet-pytorch's architecture, pipeline.models): 512-d, L2-normalised.
 
 Where the manifest has an embedding centre for the backbone (the mean embedding of one picture per LFW
 person, made by training/embedding_centre.py), embeddings are centred on it and normalised again:
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .models.inception_resnet_v1 import BasicConv2d, InceptionResnetV1
 from .weights import load_named
 
 BACKBONES = {
@@ -34,15 +35,13 @@ class FaceEmbedder:
         backbone: str = "custom",
         centre: np.ndarray | None = None,
     ) -> None:
-        from facenet_pytorch import InceptionResnetV1
-
         self.backbone = backbone
         self.device = torch.device(device)
         # Half precision only on CUDA, where it is fast and was checked against float32 (benchmarks).
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
         self.batch_size = batch_size
         self.centre = None if centre is None else torch.as_tensor(centre, dtype=torch.float32).reshape(1, -1)
-        model = InceptionResnetV1(pretrained=None, classify=False)
+        model = InceptionResnetV1()
         # Classification layers are not needed for embeddings; some checkpoints (vggface2) carry them.
         weights = {key: value for key, value in state_dict.items() if not key.startswith("logits.")}
         model.load_state_dict(weights)
@@ -80,7 +79,6 @@ class FaceEmbedder:
 def _fold_batch_norms(model: torch.nn.Module) -> None:
     """Fold each conv's inference-time BatchNorm into the conv's weights and bias (exact up to float
     rounding, ~1e-7): one pass over the activations less per layer, 15-20 % faster per face on CPU."""
-    from facenet_pytorch.models.inception_resnet_v1 import BasicConv2d
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for module in model.modules():

@@ -1,11 +1,13 @@
 """MTCNN's three stages on one picture, with facenet-pytorch's networks and weights, run faster.
 
 Same algorithm as facenet-pytorch's `detect_face` (same networks, thresholds, NMS and box
-regression), with three changes measured in benchmarks/latency.py:
+regression; tests/test_detection.py compares the two), with these changes, measured in
+benchmarks/latency.py:
 - the image pyramid is resized from uint8 with antialiased bilinear interpolation, about 7x faster
   than the reference's float "area" resize, which took a third of the detection time;
-- P-Net runs channels-last;
-- the R-Net and O-Net crops are resized the same way.
+- the networks run channels-last (max-pooling was half of their time in the reference layout);
+- R-Net and O-Net batches are padded to powers of two, so oneDNN's kernels stay cached;
+- it needs only torch and numpy (no torchvision import at start-up).
 The P-Net pass (most of the cost) is kept in a `Pyramid`, so several threshold sets can be tried
 on one picture for the price of one (the mask check uses this).
 """
@@ -13,21 +15,24 @@ on one picture for the price of one (the mask check uses this).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
-from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg, generateBoundingBox, rerec
-from torchvision.ops import batched_nms
+
+from .models.mtcnn_nets import load_mtcnn_nets
 
 PYRAMID_FACTOR = 0.709  # MTCNN's scale step between pyramid levels
 SMALLEST_INPUT = 12  # P-Net's receptive field: the smallest level's shorter side
+PNET_STRIDE = 2
+NMS_BLOCK = 256  # rows of the overlap matrix computed at once
 
 
 @dataclass(frozen=True)
 class PyramidLevel:
     scale: float
-    regression: torch.Tensor  # (1, 4, h, w)
-    face_probability: torch.Tensor  # (1, h, w)
+    regression: np.ndarray  # (h, w, 4)
+    face_probability: np.ndarray  # (h, w)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,60 @@ class RawFaces:
     landmarks: np.ndarray  # (N, 5, 2) float32
 
 
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: Literal["union", "min"] = "union") -> np.ndarray:
+    """Greedy non-maximum suppression; indices kept, best score first. A box is dropped when its
+    overlap with a kept one exceeds `threshold`. "union": intersection over union with areas
+    (x2 - x1) * (y2 - y1), as torchvision's nms (the reference's stages 1 and 2); "min": intersection
+    over the smaller box, pixel-inclusive (+1), as facenet-pytorch's numpy nms (its stage 3).
+
+    Overlaps are computed a block of rows at a time, vectorised, so a picture with thousands of
+    candidate windows costs a few numpy calls per block, not per kept box."""
+    order = np.argsort(-scores, kind="stable")
+    extra = 1.0 if mode == "min" else 0.0
+    x1, y1, x2, y2 = (boxes[order, i].astype(np.float32) for i in range(4))
+    areas = (x2 - x1 + extra) * (y2 - y1 + extra)
+    suppressed = np.zeros(len(order), dtype=bool)
+    keep = []
+    for start in range(0, len(order), NMS_BLOCK):
+        rows = np.arange(start, min(start + NMS_BLOCK, len(order)))
+        rows = rows[~suppressed[rows]]
+        if not rows.size:
+            continue
+        width = np.maximum(0.0, np.minimum(x2[rows, None], x2[None, start:]) - np.maximum(x1[rows, None], x1[None, start:]) + extra)
+        height = np.maximum(0.0, np.minimum(y2[rows, None], y2[None, start:]) - np.maximum(y1[rows, None], y1[None, start:]) + extra)
+        inter = width * height
+        if mode == "min":
+            overlap = inter / np.minimum(areas[rows, None], areas[None, start:])
+        else:
+            overlap = inter / (areas[rows, None] + areas[None, start:] - inter)
+        too_close = overlap > threshold
+        for row, hits in zip(rows.tolist(), too_close):
+            if not suppressed[row]:
+                keep.append(row)
+                suppressed[start:] |= hits
+    return order[np.array(keep, dtype=np.int64)]
+
+
+def squares(boxes: np.ndarray) -> np.ndarray:
+    """Each box grown to a square around its centre with its longer side, as MTCNN feeds its stages
+    (rerec); other columns kept."""
+    out = boxes.copy()
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(width, height)
+    out[:, 0] = boxes[:, 0] + width * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + height * 0.5 - side * 0.5
+    out[:, 2:4] = out[:, :2] + side[:, None]
+    return out
+
+
+def _regress(boxes: np.ndarray, regression: np.ndarray) -> np.ndarray:
+    """Apply R-Net / O-Net box regression (MTCNN's bbreg, pixel-inclusive sizes); other columns kept."""
+    out = boxes.copy()
+    size = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1] * 2, axis=1)
+    out[:, :4] = boxes[:, :4] + regression * size
+    return out
+
+
 def _normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - 127.5) * 0.0078125
 
@@ -54,7 +113,7 @@ def _resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.nn.functional.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def _run_padded(net: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _run_padded(net: torch.nn.Module, batch: torch.Tensor) -> tuple[np.ndarray, ...]:
     """Run `net` on the batch zero-padded to a power-of-two size: oneDNN rebuilds its kernels for
     every new batch size (2-4x the cost of the run), so a few fixed sizes keep them cached."""
     count = len(batch)
@@ -62,7 +121,7 @@ def _run_padded(net: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor
     if padded > count:
         batch = torch.cat([batch, batch.new_zeros((padded - count, *batch.shape[1:]))])
         batch = batch.contiguous(memory_format=torch.channels_last)
-    return tuple(output[:count] for output in net(batch))
+    return tuple(output[:count].cpu().numpy() for output in net(batch))
 
 
 def pyramid_scales(height: int, width: int, min_face_size: int) -> list[float]:
@@ -78,25 +137,28 @@ def pyramid_scales(height: int, width: int, min_face_size: int) -> list[float]:
 
 
 class Mtcnn:
-    """The three networks of a facenet-pytorch `MTCNN`; stateless between calls, so thread-safe."""
+    """MTCNN's three networks; stateless between calls, so thread-safe."""
 
-    def __init__(self, pnet: torch.nn.Module, rnet: torch.nn.Module, onet: torch.nn.Module,
-                 device: torch.device) -> None:
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
         # channels-last: 2-3x faster max-pooling on CPU (the reference layout spends half its time there)
-        self.pnet, self.rnet, self.onet = (net.eval().to(memory_format=torch.channels_last) for net in (pnet, rnet, onet))
-        self.device = device
+        self.pnet, self.rnet, self.onet = (net.to(memory_format=torch.channels_last) for net in load_mtcnn_nets(device))
+
+    def picture(self, image: np.ndarray) -> torch.Tensor:
+        """An RGB uint8 (H, W, 3) array as the (1, 3, H, W) uint8 tensor the stages read."""
+        return torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1)[None]
 
     @torch.inference_mode()
     def pyramid(self, image: np.ndarray, min_face_size: int) -> Pyramid:
         """Run P-Net over every pyramid level of an RGB uint8 (H, W, 3) picture."""
-        pixels = torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1)[None]
+        pixels = self.picture(image)
         height, width = image.shape[:2]
         levels = []
         for scale in pyramid_scales(height, width, min_face_size):
             size = (int(height * scale + 1), int(width * scale + 1))
             level = _normalise(_resize(pixels, size).float()).contiguous(memory_format=torch.channels_last)
-            regression, probabilities = self.pnet(level)
-            levels.append(PyramidLevel(scale, regression, probabilities[:, 1]))
+            regression, probability = self.pnet(level)
+            levels.append(PyramidLevel(scale, regression[0].permute(1, 2, 0).cpu().numpy(), probability[0].cpu().numpy()))
         return Pyramid(image=pixels, levels=tuple(levels))
 
     @torch.inference_mode()
@@ -109,57 +171,71 @@ class Mtcnn:
             return RawFaces(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
         return self._finish_with_onet(pyramid.image, boxes, thresholds[2])
 
-    def _candidates(self, pyramid: Pyramid, threshold: float) -> torch.Tensor:
-        per_level = [torch.zeros(0, 9)]
+    def _candidates(self, pyramid: Pyramid, threshold: float) -> np.ndarray:
+        """(N, 5) squares x1, y1, x2, y2, score from P-Net's windows above `threshold`."""
+        per_level = [np.zeros((0, 9), np.float32)]
         for level in pyramid.levels:
-            found, image_index = generateBoundingBox(level.regression, level.face_probability, level.scale, threshold)
-            keep = batched_nms(found[:, :4], found[:, 4], image_index, 0.5)
-            per_level.append(found[keep])
-        boxes = torch.cat(per_level)
-        boxes = boxes[batched_nms(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes), dtype=torch.int64), 0.7)]
-        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        shifted = torch.stack([boxes[:, 0] + boxes[:, 5] * width, boxes[:, 1] + boxes[:, 6] * height,
-                               boxes[:, 2] + boxes[:, 7] * width, boxes[:, 3] + boxes[:, 8] * height, boxes[:, 4]], 1)
-        return rerec(shifted)
+            ys, xs = np.nonzero(level.face_probability >= threshold)
+            corner = np.stack([xs, ys], axis=1).astype(np.float32)
+            found = np.concatenate([
+                np.floor((PNET_STRIDE * corner + 1) / level.scale),
+                np.floor((PNET_STRIDE * corner + SMALLEST_INPUT) / level.scale),
+                level.face_probability[ys, xs, None],
+                level.regression[ys, xs],
+            ], axis=1).astype(np.float32)
+            per_level.append(found[nms(found[:, :4], found[:, 4], 0.5)])
+        boxes = np.concatenate(per_level)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+        size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
+        return squares(np.concatenate([boxes[:, :4] + boxes[:, 5:9] * size, boxes[:, 4:5]], axis=1))
 
     @staticmethod
-    def _crops(pixels: torch.Tensor, boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _crops(pixels: torch.Tensor, boxes: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
         """The picture inside each box (clipped to the picture, as facenet-pytorch does) at size x size.
-        Returns the crops and the boxes that had pixels inside the picture."""
+        Returns the crops and the indices of the boxes that had pixels inside the picture."""
         height, width = pixels.shape[-2:]
         crops, kept = [], []
-        for index, (x1, y1, x2, y2) in enumerate(boxes[:, :4].trunc().int().tolist()):
+        for index, (x1, y1, x2, y2) in enumerate(np.trunc(boxes[:, :4]).astype(int).tolist()):
             # facenet-pytorch's 1-based inclusive box -> 0-based slice, clipped to the picture
             left, top, right, bottom = max(x1, 1) - 1, max(y1, 1) - 1, min(x2, width), min(y2, height)
             if right > left and bottom > top:
-                region = pixels[..., top:bottom, left:right]
-                crops.append(_resize(region, (size, size)))
+                crops.append(_resize(pixels[..., top:bottom, left:right], (size, size)))
                 kept.append(index)
         if not crops:
-            return torch.zeros(0, 3, size, size), boxes[:0]
+            return torch.zeros(0, 3, size, size), np.zeros(0, dtype=np.int64)
         crops = _normalise(torch.cat(crops).float()).contiguous(memory_format=torch.channels_last)
-        return crops, boxes[kept]
+        return crops, np.array(kept, dtype=np.int64)
 
-    def _refine_with_rnet(self, image: torch.Tensor, boxes: torch.Tensor, threshold: float) -> torch.Tensor:
-        crops, boxes = self._crops(image, boxes, 24)
-        regression, probabilities = _run_padded(self.rnet, crops)
-        scores = probabilities[:, 1]
+    def _refine_with_rnet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float) -> np.ndarray:
+        crops, kept = self._crops(pixels, boxes, 24)
+        if not len(kept):
+            return boxes[:0]
+        regression, scores = _run_padded(self.rnet, crops)
         keep = scores > threshold
-        boxes = torch.cat((boxes[keep, :4], scores[keep, None]), 1)
-        regression = regression[keep]
-        pick = batched_nms(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes), dtype=torch.int64), 0.7)
-        return rerec(bbreg(boxes[pick], regression[pick]))
+        boxes = np.concatenate([boxes[kept][keep, :4], scores[keep, None]], axis=1)
+        pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
+        return squares(_regress(boxes[pick], regression[keep][pick]))
 
-    def _finish_with_onet(self, image: torch.Tensor, boxes: torch.Tensor, threshold: float) -> RawFaces:
-        crops, boxes = self._crops(image, boxes, 48)
-        regression, points, probabilities = _run_padded(self.onet, crops)
-        scores = probabilities[:, 1]
-        keep = scores > threshold
-        boxes, points, regression = torch.cat((boxes[keep, :4], scores[keep, None]), 1), points[keep], regression[keep]
-        width, height = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
-        landmarks = torch.stack((width[:, None] * points[:, :5] + boxes[:, :1] - 1,
-                                 height[:, None] * points[:, 5:] + boxes[:, 1:2] - 1), dim=2)
-        boxes = bbreg(boxes, regression)
-        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes), dtype=torch.int64), 0.7, "Min")
-        boxes, landmarks = boxes[pick].cpu().numpy(), landmarks[pick].cpu().numpy()
-        return RawFaces(boxes[:, :4].astype(np.float32), boxes[:, 4].astype(np.float32), landmarks.astype(np.float32))
+    @torch.inference_mode()
+    def onet_at(self, pixels: torch.Tensor, boxes: np.ndarray) -> RawFaces:
+        """O-Net alone on each square box (N, 4), in order, without thresholds or NMS: regressed box,
+        score and landmarks (score 0 where a box has no pixel in the picture). Stage 3 of `detect`,
+        and what a tracker needs to re-locate known faces."""
+        crops, kept = self._crops(pixels, boxes, 48)
+        scores = np.zeros(len(boxes), np.float32)
+        landmarks = np.zeros((len(boxes), 5, 2), np.float32)
+        regression = np.zeros((len(boxes), 4), np.float32)
+        if len(kept):
+            regression[kept], points, scores[kept] = _run_padded(self.onet, crops)
+            width = boxes[kept, 2] - boxes[kept, 0] + 1
+            height = boxes[kept, 3] - boxes[kept, 1] + 1
+            landmarks[kept] = np.stack([width[:, None] * points[:, :5] + boxes[kept, :1] - 1,
+                                        height[:, None] * points[:, 5:] + boxes[kept, 1:2] - 1], axis=2)
+        return RawFaces(_regress(boxes[:, :4], regression).astype(np.float32), scores, landmarks)
+
+    def _finish_with_onet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float) -> RawFaces:
+        found = self.onet_at(pixels, boxes)
+        keep = found.scores > threshold
+        boxes, scores, landmarks = found.boxes[keep], found.scores[keep], found.landmarks[keep]
+        pick = nms(boxes, scores, 0.7, "min")
+        return RawFaces(boxes[pick], scores[pick], landmarks[pick])

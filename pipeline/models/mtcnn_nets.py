@@ -1,0 +1,123 @@
+"""MTCNN's three networks (P-Net, R-Net, O-Net), as in facenet-pytorch 2.5.3's models/mtcnn.py.
+
+The weights are the ones facenet-pytorch's wheel ships (`facenet_pytorch/data/{pnet,rnet,onet}.pt`),
+found through the installed package's location without importing it. Each forward returns
+(box regression, [landmarks,] face probability); the probability is softmax's face column.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """MaxPool2d(2, 2, ceil_mode=True) as the max of four strided views: on channels-last tensors
+    with P-Net's 10 channels this is several times faster than torch's pooling kernel."""
+    if x.shape[-2] % 2 or x.shape[-1] % 2:
+        x = nn.functional.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), value=float("-inf"))
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+class PNet(nn.Module):
+    """Proposal network: fully convolutional, run over the image pyramid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
+        self.prelu1 = nn.PReLU(10)
+        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
+        self.prelu2 = nn.PReLU(16)
+        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
+        self.prelu3 = nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
+        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) -> regression (N, 4, h, w), face probability (N, h, w)."""
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(_max_pool_2x2(self.prelu1(self.conv1(x)))))))
+        # The two 1x1 heads as one matrix product over channels: on CPU, torch runs 1x1 convolutions
+        # with 2 and 4 output channels on its slow reference path (a tenth of P-Net's time).
+        weight = torch.cat((self.conv4_1.weight, self.conv4_2.weight)).flatten(1)
+        bias = torch.cat((self.conv4_1.bias, self.conv4_2.bias))
+        heads = nn.functional.linear(x.permute(0, 2, 3, 1), weight, bias)  # (N, h, w, 6)
+        face_probability = torch.sigmoid(heads[..., 1] - heads[..., 0])  # = softmax over the 2 logits
+        return heads[..., 2:].permute(0, 3, 1, 2), face_probability
+
+
+class RNet(nn.Module):
+    """Refinement network: 24x24 crops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
+        self.prelu1 = nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
+        self.prelu2 = nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
+        self.prelu3 = nn.PReLU(64)
+        self.dense4 = nn.Linear(576, 128)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, 24, 24) -> regression (N, 4), face probability (N,)."""
+        x = self.pool2(self.prelu2(self.conv2(self.pool1(self.prelu1(self.conv1(x))))))
+        x = self.prelu3(self.conv3(x))
+        x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).reshape(len(x), -1)))  # the original's (W, H, C) order
+        return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)[:, 1]
+
+
+class ONet(nn.Module):
+    """Output network: 48x48 crops, with the 5 landmarks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, 3, 48, 48) -> regression (N, 4), landmarks (N, 10: five x then five y), face probability (N,)."""
+        x = self.pool2(self.prelu2(self.conv2(self.pool1(self.prelu1(self.conv1(x))))))
+        x = self.prelu4(self.conv4(self.pool3(self.prelu3(self.conv3(x)))))
+        x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(len(x), -1)))
+        return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
+
+
+def shipped_weights_dir() -> Path:
+    """facenet-pytorch's data folder (its wheel ships MTCNN's weights), found without importing it."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("facenet-pytorch is not installed; it ships MTCNN's weights (pip install -r requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def load_mtcnn_nets(device: torch.device | str = "cpu") -> tuple[PNet, RNet, ONet]:
+    """The three networks with facenet-pytorch's shipped weights, in eval mode on `device`."""
+    folder = shipped_weights_dir()
+    nets = (PNet(), RNet(), ONet())
+    for net, name in zip(nets, ("pnet", "rnet", "onet")):
+        net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
+        net.eval().requires_grad_(False).to(device)
+    return nets
