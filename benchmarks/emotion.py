@@ -22,6 +22,7 @@ from PIL import Image
 
 from benchmarks.baseline_models import load_mini_xception
 from benchmarks.datasets import MISC_DIR
+from pipeline.device import configure_cpu_threads
 from pipeline.heads import EMOTIONS, FER_CROP, EmotionHead, cut_and_resize
 from training.calibration import expected_calibration_error
 from training.datasets import fer_test_duplicates, load_fer
@@ -75,7 +76,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("FACELAB_THREADS", 1)),
                     help="torch threads (the app's default is 1)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
+    configure_cpu_threads()
     RESULTS.mkdir(exist_ok=True)
 
     test = load_fer("test")

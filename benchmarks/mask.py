@@ -26,6 +26,7 @@ from benchmarks.baseline_models import load_masknet_v2
 from benchmarks.datasets import LFW_DIR, MISC_DIR
 from pipeline.alignment import align_faces
 from pipeline.detection import FaceDetector
+from pipeline.device import configure_cpu_threads
 from pipeline.heads import MASK_CROP, MASK_LABELS, MaskHead, cut_and_resize
 from pipeline.mask_detection import detect_faces_masked
 from training.calibration import expected_calibration_error
@@ -86,7 +87,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("FACELAB_THREADS", 1)),
                     help="torch threads (the app's default is 1)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
+    configure_cpu_threads()
     RESULTS.mkdir(exist_ok=True)
     head = MaskHead.from_manifest()
     baseline = load_masknet_v2()

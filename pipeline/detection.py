@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .device import model_call
 from .images import resize_to_max_side
 from .mtcnn import Mtcnn, Pyramid, squares
 
@@ -59,6 +60,7 @@ class FaceDetector:
         """Return the faces sorted largest first. `config` overrides thresholds for this call only."""
         return self.detect_passes(image, [config or self.config])[0]
 
+    @model_call()
     def detect_passes(self, image: np.ndarray, configs: Sequence[DetectorConfig]) -> list[list[Detection]]:
         """`detect` once per config; configs with the same min face size and max side share one
         P-Net pass (most of the cost), so a second set of thresholds is nearly free."""
@@ -80,6 +82,7 @@ class FaceDetector:
             results.append(sorted(detections, key=lambda d: d.area, reverse=True))
         return results
 
+    @model_call()
     def refine(self, image: np.ndarray, boxes: list[np.ndarray], min_score: float = 0.8) -> list[Detection | None]:
         """Re-locate faces near known boxes with MTCNN's last stage only (O-Net): a cheap tracker.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .device import model_call
 from .models.inception_resnet_v1 import BasicConv2d, InceptionResnetV1
 from .weights import load_named
 
@@ -59,6 +60,7 @@ class FaceEmbedder:
         centre = load_named(CENTRES[backbone])["centre"].numpy() if centred and backbone in CENTRES else None
         return cls(load_named(BACKBONES[backbone]), device=device, half=half, backbone=backbone, centre=centre)
 
+    @model_call()
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, 160, 160, 3) uint8 crops -> (N, 512) float32 unit vectors."""
         if len(crops) == 0:

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .alignment import ALIGNED_SIZE
+from .device import model_call
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MASK_LABELS: tuple[str, ...] = ("mask", "no_mask")
@@ -206,6 +207,7 @@ class _Head:
             return np.zeros((0, len(self.labels)), np.float32)
         return self.proba_from_inputs(self._inputs(crops))
 
+    @model_call()
     def proba_from_inputs(self, x: torch.Tensor, calibrated: bool = True) -> np.ndarray:
         """Probabilities for already prepared net inputs (the training-set views used by benchmarks)."""
         with self._lock, torch.inference_mode():

@@ -13,6 +13,48 @@ from pipeline.errors import FaceLabError
 from pipeline.weights import load_named
 
 
+def test_a_model_call_alone_gets_every_configured_thread_and_overlapping_calls_one_each() -> None:
+    import threading
+
+    from pipeline.device import configure_cpu_threads, model_call
+
+    configure_cpu_threads(2)
+    inside, leave, seen = threading.Event(), threading.Event(), {}
+
+    def call(label: str, hold: bool = False) -> None:
+        with model_call():
+            seen[label] = torch.get_num_threads()
+            if hold:
+                inside.set()
+                leave.wait(10)
+
+    def in_thread(label: str, hold: bool = False) -> threading.Thread:
+        thread = threading.Thread(target=call, args=(label, hold))
+        thread.start()
+        return thread
+
+    try:
+        first = in_thread("alone", hold=True)
+        assert inside.wait(10)
+        in_thread("while another runs").join(10)
+        leave.set()
+        first.join(10)
+        in_thread("alone again").join(10)
+    finally:
+        leave.set()
+        configure_cpu_threads()  # back to the environment's setting
+    assert seen == {"alone": 2, "while another runs": 1, "alone again": 2}
+
+
+def test_numpy_blas_runs_one_thread_once_threads_are_configured() -> None:
+    from threadpoolctl import threadpool_info
+
+    from pipeline.device import configure_cpu_threads
+
+    configure_cpu_threads()
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
 def test_cpu_is_chosen_when_asked(monkeypatch) -> None:
     monkeypatch.setenv("FACELAB_DEVICE", "cpu")
     assert select_device().type == "cpu"
