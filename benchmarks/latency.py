@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -67,12 +68,18 @@ class NaiveFacenet:
             return len(self.resnet(faces))
 
 
-def median_ms(function, picture: np.ndarray, runs: int) -> list[float]:
-    times = []
+def alternating_ms(functions: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Milliseconds per call of each function, called once per round for `runs` rounds after one
+    warm-up call each: every case sees the same machine noise, so their ratios hold even when this
+    shared machine's speed drifts during the run."""
+    for function in functions.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(runs):
-        start = time.perf_counter()
-        function(picture)
-        times.append((time.perf_counter() - start) * 1000)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -103,11 +110,8 @@ def main() -> None:
     ours = lambda picture: len(lab.analyze(picture, embed=True).faces)  # noqa: E731
     cases = {}
     for name, picture in test_pictures().items():
-        ours(picture), naive(picture)  # warm-up
-        ours_ms, naive_ms = [], []
-        for _ in range(args.runs):  # alternate so both see the same noise
-            ours_ms += median_ms(ours, picture, 1)
-            naive_ms += median_ms(naive, picture, 1)
+        times = alternating_ms({"ours": lambda: ours(picture), "naive": lambda: naive(picture)}, args.runs)
+        ours_ms, naive_ms = times["ours"], times["naive"]
         cases[name] = {
             "size": f"{picture.shape[1]}x{picture.shape[0]}",
             "faces_found": ours(picture),

@@ -18,13 +18,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from benchmarks.datasets import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
-from benchmarks.latency import NaiveFacenet, median_ms, test_pictures
+from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures
 from benchmarks.moving_faces import MovingFace, render_frames
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "speed.json"
@@ -111,8 +112,8 @@ def main() -> None:
     os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
     import app  # the app's own handlers and models
     from pipeline import get_facelab
-    from pipeline.gallery import InMemoryGallery
     from pipeline.device import configure_cpu_threads
+    from pipeline.gallery import InMemoryGallery
     from pipeline.identity import enroll, identify
 
     lab = get_facelab()
@@ -120,38 +121,35 @@ def main() -> None:
     frame = pictures["640x480_one_face"]
     results: dict[str, object] = {"torch_threads": configure_cpu_threads(), "cores": os.cpu_count()}
 
-    analyse = lambda picture: lab.analyze(picture, mask=True, emotion=True)  # noqa: E731
-    analyse(frame)
-    results["mask_emotion_640_ms"] = round(statistics.median(median_ms(analyse, frame, args.runs)), 1)
-
     gallery = InMemoryGallery()
     rng = np.random.default_rng(0)
     for index in range(999):  # a 1k gallery: 999 synthetic people and the real one
         vector = rng.standard_normal(512).astype(np.float32)
         gallery.add(f"synthetic {index}", vector / np.linalg.norm(vector), backbone=lab.embedder.backbone)
     enroll(lab, gallery, "Paul Rudd", frame)
-    who = lambda picture: identify(lab, gallery, picture)  # noqa: E731
-    assert who(frame)[0].name == "Paul Rudd"
-    results["identify_640_ms"] = round(statistics.median(median_ms(who, frame, args.runs)), 1)
+    assert identify(lab, gallery, frame)[0].name == "Paul Rudd"
 
-    # The app gives a model call that runs alone all its threads (pipeline.device.model_call); the same
-    # frames with FACELAB_THREADS=1, in the same run, for comparison:
-    if results["torch_threads"] > 1:
-        configure_cpu_threads(1)
-        results["one_thread"] = {
-            "mask_emotion_640_ms": round(statistics.median(median_ms(analyse, frame, args.runs)), 1),
-            "identify_640_ms": round(statistics.median(median_ms(who, frame, args.runs)), 1),
-        }
-        configure_cpu_threads(results["torch_threads"])
+    def with_threads(threads: int, task: Callable[[], object]) -> Callable[[], object]:
+        return lambda: (configure_cpu_threads(threads), task())
+
+    # The app gives a model call that runs alone every configured thread (pipeline.device.model_call);
+    # the same frames with FACELAB_THREADS=1 alternate with them in the same run, for comparison.
+    tasks = {"mask_emotion_640_ms": lambda: lab.analyze(frame, mask=True, emotion=True),
+             "identify_640_ms": lambda: identify(lab, gallery, frame)}
+    threads = results["torch_threads"]
+    cases = {(name, count): with_threads(count, task) for name, task in tasks.items() for count in {threads, 1}}
+    times = alternating_ms(cases, args.runs)
+    configure_cpu_threads(threads)
+    for name in tasks:
+        results[name] = round(statistics.median(times[name, threads]), 1)
+    if threads > 1:
+        results["one_thread"] = {name: round(statistics.median(times[name, 1]), 1) for name in tasks}
 
     naive = NaiveFacenet()
     big = pictures["1920x1080_group"]
-    ours_1080 = lambda picture: lab.analyze(picture, embed=True)  # noqa: E731
-    ours_ms, naive_ms = [], []
-    for _ in range(max(5, args.runs // 4)):
-        ours_ms += median_ms(ours_1080, big, 1)
-        naive_ms += median_ms(naive, big, 1)
-    results["ratio_1080_vs_naive"] = round(statistics.median(naive_ms) / statistics.median(ours_ms), 2)
+    times = alternating_ms({"ours": lambda: lab.analyze(big, embed=True), "naive": lambda: naive(big)},
+                           max(5, args.runs // 4))
+    results["ratio_1080_vs_naive"] = round(statistics.median(times["naive"]) / statistics.median(times["ours"]), 2)
 
     moving = [MovingFace(lfw_image("Aaron_Peirsol", 1), start=(40, 120), velocity=(8, 1))]
     with tempfile.TemporaryDirectory() as folder:

@@ -76,6 +76,12 @@ def limit_numpy_blas_threads() -> None:
     """numpy's BLAS (OpenBLAS) to one thread. Its products here are small (gallery search, alignment),
     and after each call its idle workers keep spinning on the other cores, where they slowed the next
     torch call: identify on a 640x480 frame took 157 ms instead of 87 with 2 torch threads."""
-    from threadpoolctl import threadpool_limits
+    global _blas_limited
+    if not _blas_limited:  # once: threadpoolctl scans the loaded libraries, a few ms
+        from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=1, user_api="blas")
+        threadpool_limits(limits=1, user_api="blas")
+        _blas_limited = True
+
+
+_blas_limited = False
