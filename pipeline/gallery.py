@@ -41,6 +41,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .device import model_call
 from .errors import FaceLabError, InvalidNameError
 
 EMBEDDING_SIZE = 512
@@ -189,7 +190,8 @@ class _Index:
         half = torch.from_numpy(self.half[: self.size])
         results = []
         for query in queries:  # one matrix-vector product per face: torch's float16 matmul is far slower
-            approximate = torch.mv(half, torch.from_numpy(query.astype(np.float16))).float().numpy()
+            with model_call():  # the scan is most of the search: it gets the threads a model call gets
+                approximate = torch.mv(half, torch.from_numpy(query.astype(np.float16))).float().numpy()
             results.append(_best_distinct(approximate, owner, k, exact=lambda rows, q=query: matrix[rows] @ q,
                                           error=HALF_SCORE_ERROR))
         return results
