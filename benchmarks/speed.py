@@ -138,14 +138,18 @@ def main() -> None:
              "identify_640_ms": lambda: identify(lab, gallery, frame)}
     threads = results["torch_threads"]
     cases = {(name, count): with_threads(count, task) for name, task in tasks.items() for count in {threads, 1}}
+    # This shared machine's speed drifts by up to 1.5x within minutes: naive facenet-pytorch detect + embed
+    # on the same frame, in the same rounds, shows how fast it was during this run.
+    naive = NaiveFacenet()
+    cases["naive"] = with_threads(threads, lambda: naive(frame))
     times = alternating_ms(cases, args.runs)
     configure_cpu_threads(threads)
     for name in tasks:
         results[name] = round(statistics.median(times[name, threads]), 1)
+    results["naive_detect_embed_640_ms"] = round(statistics.median(times["naive"]), 1)
     if threads > 1:
         results["one_thread"] = {name: round(statistics.median(times[name, 1]), 1) for name in tasks}
 
-    naive = NaiveFacenet()
     big = pictures["1920x1080_group"]
     times = alternating_ms({"ours": lambda: lab.analyze(big, embed=True), "naive": lambda: naive(big)},
                            max(5, args.runs // 4))
