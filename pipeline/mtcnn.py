@@ -8,13 +8,14 @@ benchmarks/latency.py:
 - the networks run channels-last (max-pooling was half of their time in the reference layout);
 - R-Net and O-Net batches are padded to powers of two, so oneDNN's kernels stay cached;
 - it needs only torch and numpy (no torchvision import at start-up).
-The P-Net pass (most of the cost) is kept in a `Pyramid`, so several threshold sets can be tried
-on one picture for the price of one (the mask check uses this).
+The P-Net pass (most of the cost) is kept in a `Pyramid`, with the R-Net and O-Net outputs of each
+crop already run, so several threshold sets can be tried on one picture for little more than the
+price of one (the mask check uses this).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -41,6 +42,8 @@ class Pyramid:
 
     image: torch.Tensor  # (1, 3, H, W) uint8
     levels: tuple[PyramidLevel, ...]
+    # R-Net / O-Net outputs per crop already run on this picture (see Mtcnn._run_on_crops)
+    crop_outputs: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -166,10 +169,10 @@ class Mtcnn:
         """Stages 1 (candidates from P-Net), 2 (R-Net) and 3 (O-Net, landmarks) with these thresholds."""
         boxes = self._candidates(pyramid, thresholds[0])
         if len(boxes):
-            boxes = self._refine_with_rnet(pyramid.image, boxes, thresholds[1])
+            boxes = self._refine_with_rnet(pyramid.image, boxes, thresholds[1], pyramid.crop_outputs)
         if not len(boxes):
             return RawFaces(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
-        return self._finish_with_onet(pyramid.image, boxes, thresholds[2])
+        return self._finish_with_onet(pyramid.image, boxes, thresholds[2], pyramid.crop_outputs)
 
     def _candidates(self, pyramid: Pyramid, threshold: float) -> np.ndarray:
         """(N, 5) squares x1, y1, x2, y2, score from P-Net's windows above `threshold`."""
@@ -206,35 +209,55 @@ class Mtcnn:
         crops = _normalise(torch.cat(crops).float()).contiguous(memory_format=torch.channels_last)
         return crops, np.array(kept, dtype=np.int64)
 
-    def _refine_with_rnet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float) -> np.ndarray:
-        crops, kept = self._crops(pixels, boxes, 24)
+    def _run_on_crops(self, net: torch.nn.Module, pixels: torch.Tensor, boxes: np.ndarray, size: int,
+                      memo: dict | None = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """`net` on each box's crop at size x size: the indices of the boxes with pixels in the picture,
+        and the net's outputs for those boxes. With `memo` (one per picture), a crop already run (same
+        integer box and size, so the same pixels) is not run again: the mask check's low-threshold pass
+        meets every candidate of the normal pass again."""
+        memo = {} if memo is None else memo
+        keys = [(size, *box) for box in np.trunc(boxes[:, :4]).astype(int).tolist()]
+        todo = list(dict.fromkeys(key for key in keys if key not in memo))
+        if todo:
+            crops, kept = self._crops(pixels, np.array([key[1:] for key in todo], dtype=np.float32), size)
+            outputs = _run_padded(net, crops) if len(kept) else ()
+            memo.update(dict.fromkeys(todo))  # None: no pixel in the picture
+            for row, index in enumerate(kept.tolist()):
+                memo[todo[index]] = tuple(output[row] for output in outputs)
+        kept = np.array([index for index, key in enumerate(keys) if memo[key] is not None], dtype=np.int64)
+        if not len(kept):
+            return kept, ()
+        return kept, tuple(np.stack(column) for column in zip(*(memo[keys[index]] for index in kept)))
+
+    def _refine_with_rnet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float, memo: dict) -> np.ndarray:
+        kept, outputs = self._run_on_crops(self.rnet, pixels, boxes, 24, memo)
         if not len(kept):
             return boxes[:0]
-        regression, scores = _run_padded(self.rnet, crops)
+        regression, scores = outputs
         keep = scores > threshold
         boxes = np.concatenate([boxes[kept][keep, :4], scores[keep, None]], axis=1)
         pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
         return squares(_regress(boxes[pick], regression[keep][pick]))
 
     @torch.inference_mode()
-    def onet_at(self, pixels: torch.Tensor, boxes: np.ndarray) -> RawFaces:
+    def onet_at(self, pixels: torch.Tensor, boxes: np.ndarray, memo: dict | None = None) -> RawFaces:
         """O-Net alone on each square box (N, 4), in order, without thresholds or NMS: regressed box,
         score and landmarks (score 0 where a box has no pixel in the picture). Stage 3 of `detect`,
         and what a tracker needs to re-locate known faces."""
-        crops, kept = self._crops(pixels, boxes, 48)
+        kept, outputs = self._run_on_crops(self.onet, pixels, boxes, 48, memo)
         scores = np.zeros(len(boxes), np.float32)
         landmarks = np.zeros((len(boxes), 5, 2), np.float32)
         regression = np.zeros((len(boxes), 4), np.float32)
         if len(kept):
-            regression[kept], points, scores[kept] = _run_padded(self.onet, crops)
+            regression[kept], points, scores[kept] = outputs
             width = boxes[kept, 2] - boxes[kept, 0] + 1
             height = boxes[kept, 3] - boxes[kept, 1] + 1
             landmarks[kept] = np.stack([width[:, None] * points[:, :5] + boxes[kept, :1] - 1,
                                         height[:, None] * points[:, 5:] + boxes[kept, 1:2] - 1], axis=2)
         return RawFaces(_regress(boxes[:, :4], regression).astype(np.float32), scores, landmarks)
 
-    def _finish_with_onet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float) -> RawFaces:
-        found = self.onet_at(pixels, boxes)
+    def _finish_with_onet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float, memo: dict) -> RawFaces:
+        found = self.onet_at(pixels, boxes, memo)
         keep = found.scores > threshold
         boxes, scores, landmarks = found.boxes[keep], found.scores[keep], found.landmarks[keep]
         pick = nms(boxes, scores, 0.7, "min")

@@ -146,3 +146,24 @@ def test_faster_mtcnn_finds_the_faces_the_reference_implementation_finds(lab) ->
         agree += (match is not None and iou(match.box, boxes[largest, :4]) > 0.8
                   and np.abs(match.landmarks - points[largest]).max() < 0.08 * width)
     assert agree >= 0.95 * len(pictures), f"{agree}/{len(pictures)} pictures agree with facenet-pytorch"
+
+
+def test_threshold_sets_sharing_one_picture_find_what_separate_runs_find(lab) -> None:
+    """detect_passes shares P-Net's pyramid and the R-Net / O-Net outputs of crops already run between
+    threshold sets (the mask check's two passes): the faces must be those of separate detections."""
+    from dataclasses import replace
+
+    from benchmarks.datasets import REPO_ROOT, lfw_image
+
+    detector = lab.detector
+    lenient = replace(detector.config, thresholds=(0.5, 0.5, 0.5), min_score=0.8)
+    for path in (GROUP, lfw_image("Aaron_Peirsol", 1), REPO_ROOT / "examples" / "astronaut_mask.jpg"):
+        picture = np.asarray(Image.open(path).convert("RGB"))
+        shared = detector.detect_passes(picture, [detector.config, lenient])
+        separate = [detector.detect(picture), detector.detect(picture, lenient)]
+        assert [len(faces) for faces in shared] == [len(faces) for faces in separate]
+        assert len(shared[1]) >= 1
+        for together, alone in zip(shared, separate):
+            for a, b in zip(together, alone):
+                np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+                np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
