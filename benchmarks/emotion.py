@@ -73,8 +73,8 @@ def pipeline_crops(images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.nd
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pipeline-sample", type=int, default=300)
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("FACELAB_THREADS", 1)),
-                    help="torch threads (the app's default is 1)")
+    ap.add_argument("--threads", default=os.environ.get("FACELAB_THREADS", "1"),
+                    help="torch threads, a number or 'auto' (the app's default is 1)")
     args = ap.parse_args()
     os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
     configure_cpu_threads()

@@ -84,8 +84,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lfw", type=int, default=200)
     ap.add_argument("--scenes", type=int, default=200, help="with_mask test pictures placed in scenes (MTCNN is slow here)")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("FACELAB_THREADS", 1)),
-                    help="torch threads (the app's default is 1)")
+    ap.add_argument("--threads", default=os.environ.get("FACELAB_THREADS", "1"),
+                    help="torch threads, a number or 'auto' (the app's default is 1)")
     args = ap.parse_args()
     os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
     configure_cpu_threads()

@@ -92,10 +92,10 @@ class FaceDetector:
         if not boxes:
             return []
         known = squares(np.stack(boxes).astype(np.float32))
-        found = self._stages.onet_at(self._stages.picture(image), known)
+        found = self._stages.onet_at(self._stages.picture(image), known, pad_outside=True)
         return [
             _clip_to_image(Detection(box=box, landmarks=points, score=float(score)), image.shape[1], image.shape[0])
-            if score >= min_score else None
+            if score > 0 and score >= min_score else None  # 0: the box had no pixel in the picture
             for box, points, score in zip(found.boxes, found.landmarks, found.scores)
         ]
 

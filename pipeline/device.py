@@ -26,20 +26,27 @@ def select_device(preference: str | None = None) -> torch.device:
     raise FaceLabError(f"FACELAB_DEVICE must be 'auto', 'cpu' or 'cuda', not {choice!r}.")
 
 
-def configure_cpu_threads(threads: int | None = None) -> int:
-    """Set the most torch intra-op threads one model call may use (env FACELAB_THREADS, default: the
-    cores, at most 4) and return it; see `model_call` for how calls share them.
+def configure_cpu_threads(threads: int | str | None = None) -> int:
+    """Set the most torch intra-op threads one model call may use (env FACELAB_THREADS: a number, or
+    "auto" for this process's cores; default 1) and return it; see `model_call` for how calls share them.
 
-    Measured on this 2-core machine: one call alone runs 1.3x faster with 2 threads than with 1
-    (mask + emotion on 640x480: 51 vs 66 ms, benchmarks/speed.py); calls that overlap serve as many
-    frames per second in total with 1 thread each as with 2. When other processes keep a core busy,
-    2 threads are 2x slower than 1 (their team waits for the busy core): set FACELAB_THREADS=1 there.
+    Default 1 because of what was measured on this 2-core machine (benchmarks/speed.py): one call
+    alone runs only 1.0-1.3x faster with 2 threads than with 1 (mask + emotion on 640x480: 51 vs 66 ms
+    on an idle machine), but when any other process keeps a core busy, 2-thread calls become up to 8x
+    slower (656 vs 86 ms), their team waiting on the busy core. Where the cores are the app's alone,
+    FACELAB_THREADS=auto gives a lone call every core.
     """
-    wanted = threads or int(os.environ.get("FACELAB_THREADS", "0") or 0) or min(os.cpu_count() or 1, 4)
-    _budget.most = max(1, wanted)
-    torch.set_num_threads(_budget.most)
+    setting = str(threads or os.environ.get("FACELAB_THREADS") or "1").strip().lower()
+    if setting == "auto":
+        wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    elif setting.isdigit() and int(setting) > 0:
+        wanted = int(setting)
+    else:
+        raise FaceLabError(f"FACELAB_THREADS must be a positive number or 'auto', not {setting!r}.")
+    _budget.most = wanted
+    torch.set_num_threads(wanted)
     limit_numpy_blas_threads()
-    return _budget.most
+    return wanted
 
 
 class _ThreadBudget:
@@ -47,6 +54,7 @@ class _ThreadBudget:
         self.most: int | None = None  # None until configure_cpu_threads: model_call leaves threads alone
         self.active = 0
         self.lock = threading.Lock()
+        self.depth = threading.local()  # per thread: model calls entered and not yet left
 
 
 _budget = _ThreadBudget()
@@ -54,22 +62,33 @@ _budget = _ThreadBudget()
 
 @contextmanager
 def model_call() -> Iterator[None]:
-    """Wrap each model call: a call that runs alone gets all the configured threads, calls that
-    overlap get one each, so visitors share the cores without oversubscribing them. torch's thread
-    count is per calling thread, so each call sets its own on entry."""
-    if _budget.most is None:  # not configured (training scripts set their own threads)
-        yield
+    """Wrap each model call: a call that starts while no other runs gets all the configured threads,
+    a call that starts while another runs gets one, so visitors share the cores without piling up
+    threads. torch's thread count is per calling thread, so each call sets its own on entry; a call
+    nested in another (same thread) keeps the outer call's setting."""
+    depth = getattr(_budget.depth, "value", 0)
+    if _budget.most is None or depth:  # not configured (training sets its own threads), or nested
+        _budget.depth.value = depth + 1
+        try:
+            yield
+        finally:
+            _budget.depth.value = depth
         return
-    with _budget.lock:
-        _budget.active += 1
-        threads = _budget.most if _budget.active == 1 else 1
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    counted = False
     try:
+        with _budget.lock:
+            _budget.active += 1
+            counted = True
+            threads = _budget.most if _budget.active == 1 else 1
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        _budget.depth.value = 1
         yield
     finally:
-        with _budget.lock:
-            _budget.active -= 1
+        _budget.depth.value = 0
+        if counted:
+            with _budget.lock:
+                _budget.active -= 1
 
 
 def limit_numpy_blas_threads() -> None:

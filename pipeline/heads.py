@@ -207,10 +207,9 @@ class _Head:
             return np.zeros((0, len(self.labels)), np.float32)
         return self.proba_from_inputs(self._inputs(crops))
 
-    @model_call()
     def proba_from_inputs(self, x: torch.Tensor, calibrated: bool = True) -> np.ndarray:
         """Probabilities for already prepared net inputs (the training-set views used by benchmarks)."""
-        with self._lock, torch.inference_mode():
+        with self._lock, model_call(), torch.inference_mode():  # counted once it computes, not while it waits
             logits = self._logits(x.contiguous(memory_format=torch.channels_last))
             return torch.softmax(logits / (self.temperature if calibrated else 1.0), dim=1).numpy()
 

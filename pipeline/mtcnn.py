@@ -113,6 +113,8 @@ def _normalise(pixels: torch.Tensor) -> torch.Tensor:
 
 def _resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     # uint8 antialiased bilinear: close to the reference's area resize, and far faster on CPU.
+    if pixels.device.type != "cpu":  # CUDA's antialiased resize takes floating-point pictures only
+        pixels = pixels.float()
     return torch.nn.functional.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
@@ -193,33 +195,42 @@ class Mtcnn:
         return squares(np.concatenate([boxes[:, :4] + boxes[:, 5:9] * size, boxes[:, 4:5]], axis=1))
 
     @staticmethod
-    def _crops(pixels: torch.Tensor, boxes: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
-        """The picture inside each box (clipped to the picture, as facenet-pytorch does) at size x size.
-        Returns the crops and the indices of the boxes that had pixels inside the picture."""
+    def _crops(pixels: torch.Tensor, boxes: np.ndarray, size: int, pad_outside: bool = False
+               ) -> tuple[torch.Tensor, np.ndarray]:
+        """The picture inside each box at size x size, and the indices of the boxes that had pixels
+        inside the picture. A box reaching past the picture's edge is clipped to it and the rest
+        stretched (facenet-pytorch's stages, which `detect` matches), or with `pad_outside` kept whole
+        with black outside the picture (the original MTCNN's crops: the face keeps its proportions)."""
         height, width = pixels.shape[-2:]
         crops, kept = [], []
         for index, (x1, y1, x2, y2) in enumerate(np.trunc(boxes[:, :4]).astype(int).tolist()):
             # facenet-pytorch's 1-based inclusive box -> 0-based slice, clipped to the picture
             left, top, right, bottom = max(x1, 1) - 1, max(y1, 1) - 1, min(x2, width), min(y2, height)
-            if right > left and bottom > top:
-                crops.append(_resize(pixels[..., top:bottom, left:right], (size, size)))
-                kept.append(index)
+            if right <= left or bottom <= top:
+                continue
+            region = pixels[..., top:bottom, left:right]
+            if pad_outside and (left, top, right, bottom) != (x1 - 1, y1 - 1, x2, y2):
+                whole = region.new_zeros((*region.shape[:2], y2 - y1 + 1, x2 - x1 + 1))
+                whole[..., top - (y1 - 1):bottom - (y1 - 1), left - (x1 - 1):right - (x1 - 1)] = region
+                region = whole
+            crops.append(_resize(region, (size, size)))
+            kept.append(index)
         if not crops:
             return torch.zeros(0, 3, size, size), np.zeros(0, dtype=np.int64)
         crops = _normalise(torch.cat(crops).float()).contiguous(memory_format=torch.channels_last)
         return crops, np.array(kept, dtype=np.int64)
 
     def _run_on_crops(self, net: torch.nn.Module, pixels: torch.Tensor, boxes: np.ndarray, size: int,
-                      memo: dict | None = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+                      memo: dict | None = None, pad_outside: bool = False) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """`net` on each box's crop at size x size: the indices of the boxes with pixels in the picture,
         and the net's outputs for those boxes. With `memo` (one per picture), a crop already run (same
         integer box and size, so the same pixels) is not run again: the mask check's low-threshold pass
         meets every candidate of the normal pass again."""
         memo = {} if memo is None else memo
-        keys = [(size, *box) for box in np.trunc(boxes[:, :4]).astype(int).tolist()]
+        keys = [(size, pad_outside, *box) for box in np.trunc(boxes[:, :4]).astype(int).tolist()]
         todo = list(dict.fromkeys(key for key in keys if key not in memo))
         if todo:
-            crops, kept = self._crops(pixels, np.array([key[1:] for key in todo], dtype=np.float32), size)
+            crops, kept = self._crops(pixels, np.array([key[2:] for key in todo], dtype=np.float32), size, pad_outside)
             outputs = _run_padded(net, crops) if len(kept) else ()
             memo.update(dict.fromkeys(todo))  # None: no pixel in the picture
             for row, index in enumerate(kept.tolist()):
@@ -240,11 +251,12 @@ class Mtcnn:
         return squares(_regress(boxes[pick], regression[keep][pick]))
 
     @torch.inference_mode()
-    def onet_at(self, pixels: torch.Tensor, boxes: np.ndarray, memo: dict | None = None) -> RawFaces:
+    def onet_at(self, pixels: torch.Tensor, boxes: np.ndarray, memo: dict | None = None,
+                pad_outside: bool = False) -> RawFaces:
         """O-Net alone on each square box (N, 4), in order, without thresholds or NMS: regressed box,
         score and landmarks (score 0 where a box has no pixel in the picture). Stage 3 of `detect`,
-        and what a tracker needs to re-locate known faces."""
-        kept, outputs = self._run_on_crops(self.onet, pixels, boxes, 48, memo)
+        and, with `pad_outside` (see `_crops`), what a tracker needs to re-locate known faces."""
+        kept, outputs = self._run_on_crops(self.onet, pixels, boxes, 48, memo, pad_outside)
         scores = np.zeros(len(boxes), np.float32)
         landmarks = np.zeros((len(boxes), 5, 2), np.float32)
         regression = np.zeros((len(boxes), 4), np.float32)

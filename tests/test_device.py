@@ -46,13 +46,42 @@ def test_a_model_call_alone_gets_every_configured_thread_and_overlapping_calls_o
     assert seen == {"alone": 2, "while another runs": 1, "alone again": 2}
 
 
+def test_a_failed_model_call_does_not_hold_on_to_its_share_of_the_threads() -> None:
+    from pipeline.device import configure_cpu_threads, model_call
+
+    configure_cpu_threads(2)
+    try:
+        with pytest.raises(ValueError), model_call():
+            raise ValueError("a bad picture")
+        with model_call():
+            assert torch.get_num_threads() == 2, "a call alone after the failure should get every thread"
+    finally:
+        configure_cpu_threads()
+
+
+def test_thread_setting_is_checked(monkeypatch) -> None:
+    from pipeline.device import configure_cpu_threads
+
+    try:
+        monkeypatch.setenv("FACELAB_THREADS", "auto")
+        assert configure_cpu_threads() >= 1
+        monkeypatch.setenv("FACELAB_THREADS", "many")
+        with pytest.raises(FaceLabError, match="FACELAB_THREADS must be a positive number or 'auto'"):
+            configure_cpu_threads()
+    finally:
+        monkeypatch.delenv("FACELAB_THREADS")
+        configure_cpu_threads()
+
+
 def test_numpy_blas_runs_one_thread_once_threads_are_configured() -> None:
     from threadpoolctl import threadpool_info
 
     from pipeline.device import configure_cpu_threads
 
     configure_cpu_threads()
-    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas, "numpy's BLAS was not found"
+    assert all(pool["num_threads"] == 1 for pool in blas)
 
 
 def test_cpu_is_chosen_when_asked(monkeypatch) -> None:

@@ -44,3 +44,29 @@ def test_a_face_leaving_is_dropped(lab) -> None:
     assert len(tracker.update(frames[0][0])) == 1
     empty = np.full_like(frames[0][0], 100)
     assert tracker.update(empty) == []
+
+
+def test_refinement_keeps_a_face_cut_by_the_frame_edge_in_place(lab) -> None:
+    """A face walking out of the frame: O-Net's refinement must still put the landmarks it can see on
+    the face (the crop is padded with black where the frame ends, not stretched)."""
+    from PIL import Image
+
+    from benchmarks.datasets import LFW_DIR
+
+    errors = []
+    for path in sorted(LFW_DIR.glob("*/*_0001.jpg"))[:20]:
+        picture = np.asarray(Image.open(path).convert("RGB"))
+        faces = lab.detector.detect(picture)
+        if not faces:
+            continue
+        truth = faces[0]
+        cut = int(truth.box[0] + 0.4 * truth.width)  # 40 % of the face is left of the frame
+        frame = np.ascontiguousarray(picture[:, cut:])
+        shift = np.array([cut, 0, cut, 0], dtype=np.float32)
+        refined = lab.detector.refine(frame, [truth.box - shift])[0]
+        assert refined is not None, f"{path.name}: the face was lost"
+        visible = truth.landmarks[:, 0] - cut > 0
+        offsets = refined.landmarks[visible] - (truth.landmarks[visible] - [cut, 0])
+        errors.append(np.abs(offsets).max() / truth.width)
+    assert len(errors) >= 15
+    assert np.median(errors) < 0.06, f"median landmark error {np.median(errors):.3f} of the face width"
