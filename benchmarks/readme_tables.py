@@ -62,7 +62,7 @@ def speed_table() -> str:
         f"| `python app.py` to the first answer (weights on disk; median of "
         f"{' / '.join(map(str, data.get('cold_start_samples_s', [data['cold_start_s']])))} s) | {data['cold_start_s']} s | <= 10 s |",
         f"| serving RSS after warm-up | {data['rss_mb']} MB | <= 1500 MB |",
-        f"| embedder ({embedding.get('threads', data['torch_threads'])} threads) | {embedding['ms_per_face']} ms/face = {embedding['achieved_gflops']} GFLOP/s "
+        f"| embedder ({embedding.get('threads', data['torch_threads'])} thread(s)) | {embedding['ms_per_face']} ms/face = {embedding['achieved_gflops']} GFLOP/s "
         f"({embedding['gflops_per_face']} GFLOPs/face) | matmul peak here: "
         + ", ".join(f"{v} GFLOP/s ({k.split('_', 3)[-1].replace('_', ' ')})" for k, v in peaks.items())
         + " |",
