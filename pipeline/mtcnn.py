@@ -6,7 +6,8 @@ benchmarks/latency.py:
 - the image pyramid is resized from uint8 with antialiased bilinear interpolation, about 7x faster
   than the reference's float "area" resize, which took a third of the detection time;
 - the networks run channels-last (max-pooling was half of their time in the reference layout);
-- R-Net and O-Net batches are padded to powers of two, so oneDNN's kernels stay cached;
+- R-Net and O-Net run in chunks of 32 crops, padded to powers of two, so oneDNN's kernels and the
+  activations stay cached;
 - it needs only torch and numpy (no torchvision import at start-up).
 The P-Net pass (most of the cost) is kept in a `Pyramid`, with the R-Net and O-Net outputs of each
 crop already run, so several threshold sets can be tried on one picture for little more than the
@@ -27,6 +28,7 @@ PYRAMID_FACTOR = 0.709  # MTCNN's scale step between pyramid levels
 SMALLEST_INPUT = 12  # P-Net's receptive field: the smallest level's shorter side
 PNET_STRIDE = 2
 NMS_BLOCK = 256  # rows of the overlap matrix computed at once
+NET_CHUNK = 32  # crops per R-Net / O-Net run (see _run_padded)
 
 
 @dataclass(frozen=True)
@@ -119,14 +121,20 @@ def _resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _run_padded(net: torch.nn.Module, batch: torch.Tensor) -> tuple[np.ndarray, ...]:
-    """Run `net` on the batch zero-padded to a power-of-two size: oneDNN rebuilds its kernels for
-    every new batch size (2-4x the cost of the run), so a few fixed sizes keep them cached."""
-    count = len(batch)
-    padded = 1 << max(count - 1, 0).bit_length()
-    if padded > count:
-        batch = torch.cat([batch, batch.new_zeros((padded - count, *batch.shape[1:]))])
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    return tuple(output[:count].cpu().numpy() for output in net(batch))
+    """Run `net` on the batch in chunks of at most NET_CHUNK crops, the last one zero-padded to a power
+    of two: oneDNN rebuilds its kernels for every new batch size (2-4x the cost of the run), so a few
+    fixed sizes keep them cached; and a chunk's activations stay in the CPU's cache (R-Net on 512 crops
+    ran 1.25x faster in chunks of 32, O-Net on 64 crops 1.4x)."""
+    parts = []
+    for start in range(0, len(batch), NET_CHUNK):
+        chunk = batch[start : start + NET_CHUNK]
+        count = len(chunk)
+        padded = 1 << max(count - 1, 0).bit_length()
+        if padded > count:
+            chunk = torch.cat([chunk, chunk.new_zeros((padded - count, *chunk.shape[1:]))])
+            chunk = chunk.contiguous(memory_format=torch.channels_last)
+        parts.append(tuple(output[:count] for output in net(chunk)))
+    return tuple(torch.cat(outputs).cpu().numpy() for outputs in zip(*parts))
 
 
 def pyramid_scales(height: int, width: int, min_face_size: int) -> list[float]:
