@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from benchmarks.datasets import REPO_ROOT
-from benchmarks.latency import alternating_ms
+from benchmarks.latency import alternating_ms, with_threads
 from pipeline.device import configure_cpu_threads
 from pipeline.gallery import EMBEDDING_SIZE, InMemoryGallery
 
@@ -67,7 +67,7 @@ def measure(size: int, queries: int, rng: np.random.Generator) -> dict:
 
     probe_iter = iter(np.tile(probes, (8, 1)))
     threads, cores = configure_cpu_threads(), configure_cpu_threads("auto")
-    times = alternating_ms({count: lambda count=count: (configure_cpu_threads(count), gallery.search(next(probe_iter), k=3))
+    times = alternating_ms({count: with_threads(count, lambda: gallery.search(next(probe_iter), k=3))
                             for count in {threads, cores}}, queries)
     configure_cpu_threads(threads)
     searches, all_cores = np.array(times[threads]), np.array(times[cores])

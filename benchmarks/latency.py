@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Callable, Hashable
 
 import numpy as np
 import torch
@@ -68,13 +68,18 @@ class NaiveFacenet:
             return len(self.resnet(faces))
 
 
-def alternating_ms(functions: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+def with_threads(threads: int, task: Callable[[], object]) -> Callable[[], object]:
+    """`task` run under FACELAB_THREADS=`threads` (pipeline.device), for alternating thread settings."""
+    return lambda: (configure_cpu_threads(threads), task())
+
+
+def alternating_ms(functions: dict[Hashable, Callable[[], object]], runs: int) -> dict[Hashable, list[float]]:
     """Milliseconds per call of each function, called once per round for `runs` rounds after one
     warm-up call each: every case sees the same machine noise, so their ratios hold even when this
     shared machine's speed drifts during the run."""
     for function in functions.values():
         function()
-    times: dict[str, list[float]] = {name: [] for name in functions}
+    times: dict[Hashable, list[float]] = {name: [] for name in functions}
     for _ in range(runs):
         for name, function in functions.items():
             start = time.perf_counter()

@@ -18,14 +18,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from benchmarks.datasets import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
-from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures
+from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures, with_threads
 from benchmarks.moving_faces import MovingFace, render_frames
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "speed.json"
@@ -136,9 +135,6 @@ def main() -> None:
         gallery.add(f"synthetic {index}", vector / np.linalg.norm(vector), backbone=lab.embedder.backbone)
     enroll(lab, gallery, "Paul Rudd", frame)
     assert identify(lab, gallery, frame)[0].name == "Paul Rudd"
-
-    def with_threads(threads: int, task: Callable[[], object]) -> Callable[[], object]:
-        return lambda: (configure_cpu_threads(threads), task())
 
     # The app's setting (FACELAB_THREADS, default 1) and, alternating with it in the same rounds, every
     # core for a call that runs alone (FACELAB_THREADS=auto), for comparison.
