@@ -4,8 +4,8 @@
     # -> benchmarks/results/gallery_search.json
 
 Search is one (N, 512) matrix-vector product plus an O(N) partial sort, so it is bound by how fast one
-core reads the matrix from memory; from pipeline.gallery.HALF_SCAN_MIN_ROWS rows on, the matrix read is a
-float16 copy (half the bytes) and the best rows are re-scored in float32 (exact results). Beside each
+core reads the matrix from memory; from pipeline.gallery.QUANTISED_SCAN_MIN_ROWS rows on, the matrix read is an
+int8 copy (a quarter of the bytes) and the best rows are re-scored in float32 (exact results). Beside each
 search figure, the same run times a plain streaming read of the float32 matrix (numpy sum over it):
 `ratio_vs_streaming_read` below 1 means the search reads less than the float32 matrix. Also timed:
 adding one embedding and deleting one person
@@ -92,7 +92,7 @@ def measure(size: int, queries: int, rng: np.random.Generator) -> dict:
         "search_ms_per_face_batch_of_8": round(batch, 3),
         "add_one_embedding_ms": round(add, 3),
         "delete_one_person_ms": round(delete, 3),
-        "index_memory_mb": round((index.matrix.nbytes + index.half.nbytes + index.owner.nbytes) / 2**20, 1),
+        "index_memory_mb": round(sum(array.nbytes for array in index.arrays()) / 2**20, 1),
         "matrix_mb_float32": round(size * EMBEDDING_SIZE * 4 / 2**20, 1),
         "build_s_one_add_per_person": round(build_s, 1),
     }

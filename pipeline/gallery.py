@@ -19,8 +19,8 @@ Two implementations behind one interface (`Gallery`):
 
 Search is a vectorised cosine over an in-memory (N, 512) float32 matrix of unit vectors, grown and shrunk
 in place on add/delete (no rebuild); a person's score is the max over their embeddings. Large galleries
-are scanned in float16 (half the memory traffic) and the best rows re-scored in float32, so results
-are exactly the float32 ones (see HALF_SCORE_ERROR).
+are scanned in int8 (a quarter of the memory traffic) and the best rows re-scored in float32, so results
+are exactly the float32 ones (see `_Index.scan_error`).
 """
 
 from __future__ import annotations
@@ -127,13 +127,10 @@ def _check_thumbnail(thumbnail: bytes | None) -> bytes | None:
     return thumbnail
 
 
-# From this many rows on, search scans a float16 copy of the matrix (half the memory traffic, which is
-# what search costs) and re-scores the best rows exactly in float32; smaller galleries scan float32.
-HALF_SCAN_MIN_ROWS = 20_000
-# Bound on |float16 score - float32 score| for unit vectors (both rounded to float16: 2 x 2^-11 relative per
-# term, and sum |a_i b_i| <= 1), doubled for safety: rows outside the re-scored window cannot beat a result
-# that clears the window's float16 boundary by this much, so the answer is exactly the float32 one.
-HALF_SCORE_ERROR = 4e-3
+# From this many rows on, search scans an int8 copy of the matrix (a quarter of the memory traffic, which
+# is what search costs) and re-scores the best rows exactly in float32; smaller galleries scan float32.
+QUANTISED_SCAN_MIN_ROWS = 20_000
+BFLOAT16_UNIT_ROUNDOFF = 2.0 ** -8
 
 
 class _Index:
@@ -141,26 +138,47 @@ class _Index:
 
     def __init__(self) -> None:
         self.matrix = np.zeros((0, EMBEDDING_SIZE), np.float32)
-        self.half = np.zeros((0, EMBEDDING_SIZE), np.float16)  # scan copy of `matrix`
+        # The scan copy of `matrix`: row ~= quantised * scale, int8 with one bfloat16 scale per row (kept as
+        # its uint16 bits: numpy has no bfloat16), and each row's exact quantisation error (L2 norm).
+        self.quantised = np.zeros((0, EMBEDDING_SIZE), np.int8)
+        self.scale_bits = np.zeros(0, np.uint16)
+        self.row_error = np.zeros(0, np.float32)
         self.owner = np.zeros(0, np.int64)
         self.size = 0
 
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return self.matrix, self.quantised, self.scale_bits, self.row_error, self.owner
+
     def append(self, vectors: np.ndarray, owners: np.ndarray) -> None:
+        import torch  # bfloat16 rounding
+
         needed = self.size + len(vectors)
         if needed > len(self.matrix):  # amortised O(1): double the capacity
             self._resize(max(needed, 2 * len(self.matrix), 16))
-        self.matrix[self.size : needed] = vectors
-        self.half[self.size : needed] = vectors
-        self.owner[self.size : needed] = owners
+        rows = slice(self.size, needed)
+        self.matrix[rows], self.owner[rows] = vectors, owners
+        scale = torch.from_numpy(np.abs(vectors).max(axis=1) / 127).to(torch.bfloat16)
+        rounded_scale = scale.float().numpy()[:, None]  # quantise with the scale the scan will use
+        quantised = np.clip(np.rint(vectors / rounded_scale), -127, 127)
+        self.quantised[rows], self.scale_bits[rows] = quantised, scale.view(torch.int16).numpy().view(np.uint16)
+        self.row_error[rows] = np.linalg.norm(vectors - quantised * rounded_scale, axis=1)
         self.size = needed
 
     def _resize(self, capacity: int) -> None:
-        matrix = np.empty((capacity, EMBEDDING_SIZE), np.float32)
-        half = np.empty((capacity, EMBEDDING_SIZE), np.float16)
-        owner = np.empty(capacity, np.int64)
-        matrix[: self.size], half[: self.size], owner[: self.size] = (
-            self.matrix[: self.size], self.half[: self.size], self.owner[: self.size])
-        self.matrix, self.half, self.owner = matrix, half, owner
+        resized = []
+        for array in self.arrays():
+            bigger = np.empty((capacity, *array.shape[1:]), array.dtype)
+            bigger[: self.size] = array[: self.size]
+            resized.append(bigger)
+        self.matrix, self.quantised, self.scale_bits, self.row_error, self.owner = resized
+
+    def scan_error(self) -> float:
+        """Bound on |scanned score - float32 score| for a unit query: the row's quantisation error (at most
+        the largest row_error), plus bfloat16 rounding of the query and of the result (one unit roundoff
+        each, on vectors of norm <= 1 + row_error); the kernel accumulates in float32. Rows outside the
+        re-scored window cannot beat a result that clears the window's boundary by this much."""
+        worst_row = float(self.row_error[: self.size].max())
+        return worst_row + 2 * BFLOAT16_UNIT_ROUNDOFF * (1 + worst_row) ** 2 + 1e-5
 
     def remove_owners(self, owners: Iterable[int]) -> None:
         """Drop every row of these people: the last rows move into the holes (no rebuild)."""
@@ -171,7 +189,7 @@ class _Index:
         new_size = self.size - int(doomed.sum())
         holes = np.flatnonzero(doomed[:new_size])
         movers = new_size + np.flatnonzero(~doomed[new_size:])
-        for array in (self.matrix, self.half, self.owner):
+        for array in self.arrays():
             array[holes] = array[movers]
         self.size = new_size
         if self.size < len(self.matrix) // 4 and len(self.matrix) > 64:  # give memory back after big deletes
@@ -182,19 +200,22 @@ class _Index:
         if not self.size:
             return [[] for _ in queries]
         matrix, owner = self.matrix[: self.size], self.owner[: self.size]
-        if self.size < HALF_SCAN_MIN_ROWS:
+        if self.size < QUANTISED_SCAN_MIN_ROWS:
             similarities = queries @ matrix.T  # (Q, N): the one pass over the matrix
             return [_best_distinct(row, owner, k) for row in similarities]
-        import torch  # float16 products: numpy has none that is fast
+        error = self.scan_error()
+        return [_best_distinct(scores, owner, k, exact=lambda rows, q=query: matrix[rows] @ q, error=error)
+                for scores, query in zip(self.scan(queries), queries)]
 
-        half = torch.from_numpy(self.half[: self.size])
-        results = []
-        for query in queries:  # one matrix-vector product per face: torch's float16 matmul is far slower
-            with model_call():  # the scan is most of the search: it gets the threads a model call gets
-                approximate = torch.mv(half, torch.from_numpy(query.astype(np.float16))).float().numpy()
-            results.append(_best_distinct(approximate, owner, k, exact=lambda rows, q=query: matrix[rows] @ q,
-                                          error=HALF_SCORE_ERROR))
-        return results
+    def scan(self, queries: np.ndarray) -> np.ndarray:
+        """(Q, size) approximate scores from the int8 copy, each within `scan_error()` of the float32 one."""
+        import torch  # int8 products: numpy has none that is fast
+
+        quantised = torch.from_numpy(self.quantised[: self.size])
+        scale = torch.from_numpy(self.scale_bits[: self.size].view(np.int16)).view(torch.bfloat16)
+        with model_call():  # the scan is most of the search: it gets the threads a model call gets
+            # int8 weights times a bfloat16 input, per-row scales: PyTorch's weight-only int8 CPU kernel.
+            return torch._weight_int8pack_mm(torch.from_numpy(queries).to(torch.bfloat16), quantised, scale).float().numpy()
 
     def __deepcopy__(self, memo: dict) -> "_Index":
         clone = _Index()

@@ -271,15 +271,15 @@ def test_session_gallery_is_bounded(faces) -> None:
 
 
 def test_large_gallery_search_gives_exactly_the_float32_answer() -> None:
-    """Large galleries are scanned in float16 and re-scored in float32: the top 3 people and their
+    """Large galleries are scanned in int8 and re-scored in float32: the top 3 people and their
     scores must be exactly those of a plain float32 search, including near-ties."""
-    from pipeline.gallery import HALF_SCAN_MIN_ROWS
+    from pipeline.gallery import QUANTISED_SCAN_MIN_ROWS
 
     rng = np.random.default_rng(7)
-    count = HALF_SCAN_MIN_ROWS + 2000
+    count = QUANTISED_SCAN_MIN_ROWS + 2000
     vectors = rng.standard_normal((count, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    near_twins = vectors[:200] + 0.002 * rng.standard_normal((200, 512)).astype(np.float32)  # scores within fp16 noise
+    near_twins = vectors[:200] + 0.002 * rng.standard_normal((200, 512)).astype(np.float32)  # scores within int8 noise
     vectors = np.concatenate([vectors, near_twins / np.linalg.norm(near_twins, axis=1, keepdims=True)])
     gallery = InMemoryGallery(max_embeddings=None)
     for row, vector in enumerate(vectors):
@@ -291,3 +291,22 @@ def test_large_gallery_search_gives_exactly_the_float32_answer() -> None:
         found = gallery.search(query, k=3)
         assert [c.name for c in found] == [f"person {row}" for row in expected]
         np.testing.assert_allclose([c.similarity for c in found], (vectors @ query)[expected], atol=1e-6)
+
+
+def test_the_int8_scan_stays_within_its_error_bound(faces) -> None:
+    """The bound that makes large-gallery search exact, checked on unit vectors of every shape: random,
+    spiky (one large component: the coarsest int8 steps) and real LFW embeddings."""
+    from pipeline.gallery import _Index
+
+    rng = np.random.default_rng(3)
+    random = rng.standard_normal((3000, 512)).astype(np.float32)
+    spiky = random[:500].copy()
+    spiky[:, 0] = 40.0
+    real = np.concatenate(list(faces.values()))
+    vectors = np.concatenate([random, spiky, real])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = _Index()
+    index.append(vectors, np.arange(len(vectors)))
+    queries = np.concatenate([vectors[::97], real])  # self-matches (score 1) and everything else
+    error = np.abs(index.scan(queries) - queries @ vectors.T)
+    assert error.max() <= index.scan_error() < 0.1, (error.max(), index.scan_error())
