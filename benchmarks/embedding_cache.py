@@ -4,9 +4,12 @@ lfw.py, identification.py and the threshold calibration all read the same cache,
 (MTCNN + InceptionResnetV1 on ~7,700 pictures, about 20 minutes of one busy core) runs once. Detection does
 not depend on the alignment method, so one pass detects each picture once and embeds both crops.
 
-    python -m benchmarks.embedding_cache [--backbone casia-webface] [--limit N] [--shard 0/2]
+    python -m benchmarks.embedding_cache [--backbone casia-webface] [--precision float32] [--limit N] [--shard 0/2]
 
-Files: benchmarks/.cache/lfw_<backbone>_<weights and centre sha prefixes>_v<CACHE_VERSION>_shard<i>of<n>.npz (git-ignored), written every
+Precision is the embedder's (pipeline.embedding): float32, the reference every other figure uses, or int8,
+the CPU default, which benchmarks/lfw.py compares with it.
+
+Files: benchmarks/.cache/lfw_<backbone>_<weights, centre and int8 ranges sha prefixes>_<precision>_v<CACHE_VERSION>_shard<i>of<n>.npz (git-ignored), written every
 few hundred images, so an interrupted run resumes where it stopped; two shards can run as two processes. The subject of an LFW picture is the face nearest
 its centre (`central_face`); pictures where MTCNN finds no face are recorded as not found.
 """
@@ -66,26 +69,30 @@ def all_lfw_images() -> list[str]:
 CACHE_VERSION = 2
 
 
-def cache_path(backbone: str, shard: tuple[int, int] = (0, 1)) -> Path:
-    """One file per backbone, weights, embedding centre and CACHE_VERSION: a stale cache is never read."""
-    from pipeline.embedding import BACKBONES, CENTRES
+def cache_path(backbone: str, shard: tuple[int, int] = (0, 1), precision: str = "float32") -> Path:
+    """One file per backbone, weights, embedding centre, precision (and int8 ranges) and CACHE_VERSION:
+    a stale cache is never read."""
+    from pipeline.embedding import BACKBONES, CENTRES, INT8_RANGES
     from pipeline.weights import spec
 
     digest = (spec(BACKBONES[backbone]).sha256 or "unpinned")[:12]
     if backbone in CENTRES:
         digest += "_centre" + (spec(CENTRES[backbone]).sha256 or "unpinned")[:8]
+    if precision == "int8":
+        digest += "_ranges" + (spec(INT8_RANGES[backbone]).sha256 or "unpinned")[:8]
     index, count = shard
-    return CACHE_DIR / f"lfw_{backbone}_{digest}_v{CACHE_VERSION}_shard{index}of{count}.npz"
+    return CACHE_DIR / f"lfw_{backbone}_{digest}_{precision}_v{CACHE_VERSION}_shard{index}of{count}.npz"
 
 
-def load(backbone: str = "casia-webface", require_complete: bool = True) -> LfwEmbeddings:
+def load(backbone: str = "casia-webface", require_complete: bool = True, precision: str = "float32") -> LfwEmbeddings:
     """The cached embeddings (merged from every shard file); FileNotFoundError says how to build them.
 
     With require_complete=False, only the pictures computed so far are returned.
     """
-    files = sorted(CACHE_DIR.glob(cache_path(backbone).name.replace("shard0of1", "shard*of*")))
+    files = sorted(CACHE_DIR.glob(cache_path(backbone, precision=precision).name.replace("shard0of1", "shard*of*")))
     if not files:
-        raise FileNotFoundError(f"No LFW embedding cache for {backbone}: run `python -m benchmarks.embedding_cache`")
+        raise FileNotFoundError(f"No LFW embedding cache for {backbone} in {precision}: run "
+                                f"`python -m benchmarks.embedding_cache --precision {precision}`")
     merged: dict[str, np.ndarray] = {}
     for file in files:
         with np.load(file, allow_pickle=False) as data:
@@ -109,24 +116,25 @@ def load(backbone: str = "casia-webface", require_complete: bool = True) -> LfwE
     )
 
 
-def load_or_build(backbone: str = "casia-webface", partial: bool = False) -> LfwEmbeddings:
+def load_or_build(backbone: str = "casia-webface", partial: bool = False, precision: str = "float32") -> LfwEmbeddings:
     """The cache, built first if there is none; with partial=True whatever part is computed so far."""
     try:
-        return load(backbone, require_complete=not partial)
+        return load(backbone, require_complete=not partial, precision=precision)
     except FileNotFoundError:
-        build(backbone)
-        return load(backbone)
+        build(backbone, precision=precision)
+        return load(backbone, precision=precision)
 
 
-def build(backbone: str, limit: int | None = None, shard: tuple[int, int] = (0, 1)) -> Path:
+def build(backbone: str, limit: int | None = None, shard: tuple[int, int] = (0, 1), precision: str = "float32") -> Path:
     """Compute the rows of this shard (row % count == index); several shards can run as parallel processes."""
     from pipeline import FaceLab
     from pipeline.alignment import align_faces
+    from pipeline.embedding import FaceEmbedder
 
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     paths = all_lfw_images()[:limit]
     n = len(paths)
-    out = cache_path(backbone, shard)
+    out = cache_path(backbone, shard, precision)
     if limit is not None:  # a quick check never clobbers the full cache
         out = out.with_name(f"check_first{limit}_" + out.name)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,9 +158,8 @@ def build(backbone: str, limit: int | None = None, shard: tuple[int, int] = (0, 
                     if key != "paths":
                         arrays[key][new_rows[keep]] = previous[key][old_rows[keep]]
     todo = [row for row in range(shard[0], n, shard[1]) if not arrays["computed"][row]]
-    lab = FaceLab(backbone=backbone, device="cpu")
-    if lab.embedder.backbone != backbone:
-        raise SystemExit(f"weights for {backbone} are not available (got {lab.embedder.backbone})")
+    lab = FaceLab(backbone=backbone, device="cpu")  # detection
+    embedder = FaceEmbedder.from_backbone(backbone, precision=precision)
     began = time.perf_counter()
     for done, row in enumerate(todo, 1):
         rgb, detections = lab.detect(LFW_DIR / paths[row])
@@ -164,7 +171,7 @@ def build(backbone: str, limit: int | None = None, shard: tuple[int, int] = (0, 
             arrays["landmarks"][row] = subject.landmarks
             for alignment in ALIGNMENTS:
                 crop = align_faces(rgb, [subject], alignment)
-                arrays[f"embedding_{alignment}"][row] = lab.embedder.embed(crop)[0]
+                arrays[f"embedding_{alignment}"][row] = embedder.embed(crop)[0]
         arrays["computed"][row] = True
         if done % SAVE_EVERY == 0 or done == len(todo):
             _save(out, arrays)
@@ -184,11 +191,12 @@ def _save(out: Path, arrays: dict[str, np.ndarray]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="casia-webface")
+    parser.add_argument("--precision", default="float32", choices=("float32", "int8"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N pictures (a quick check)")
     parser.add_argument("--shard", default="0/1", help="INDEX/COUNT: this process's share, e.g. 0/2 and 1/2")
     args = parser.parse_args()
     index, count = (int(v) for v in args.shard.split("/"))
-    print(build(args.backbone, args.limit, (index, count)))
+    print(build(args.backbone, args.limit, (index, count), args.precision))
 
 
 if __name__ == "__main__":

@@ -26,14 +26,20 @@ def lfw_table() -> str:
     data = _load("lfw")
     if data is None:
         return "_not measured yet: run `python -m benchmarks.lfw`_"
-    rows = ["| backbone | alignment | accuracy (10-fold) | TAR @ FAR 1e-3 | ROC AUC | pairs without a face |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| backbone | precision | alignment | accuracy (10-fold) | TAR @ FAR 1e-3 | ROC AUC | pairs without a face |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in data["results"]:
         best = " (best here)" if r["alignment"] == data["best_alignment"] else ""
-        rows.append(f"| {r['backbone']} | {r['alignment']}{best} | {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} "
+        rows.append(f"| {r['backbone']} | {r.get('precision', 'float32')} | {r['alignment']}{best} "
+                    f"| {r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} "
                     f"| {r['tar_at_far_1e-3']:.4f} | {r['roc_auc']:.5f} | {r['pairs_with_a_face_missing']} |")
     anchors = ", ".join(f"{key.replace('_', ' ')} {value:.4f}" for key, value in data["anchors"].items())
     rows += ["", f"{data['protocol']} Anchors: {anchors}. ROC curves: `{data['roc_plot']}`."]
+    for alignment, change in (data.get("int8_vs_float32") or {}).items():
+        rows += ["", f"int8 vs float32, {alignment} alignment: a pair's similarity moves by {change['similarity_change_mean']:.4f} "
+                     f"on average (99th percentile {change['similarity_change_p99']:.4f}, at most "
+                     f"{change['similarity_change_max']:.4f}); {change['decisions_changed_at_balanced_threshold']} of 6000 "
+                     "decisions change at the balanced threshold."]
     return "\n".join(rows + _provisional(data))
 
 

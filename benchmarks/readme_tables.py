@@ -62,8 +62,11 @@ def speed_table() -> str:
         f"| `python app.py` to the first answer (weights on disk; median of "
         f"{' / '.join(map(str, data.get('cold_start_samples_s', [data['cold_start_s']])))} s) | {data['cold_start_s']} s | <= 10 s |",
         f"| serving RSS after warm-up | {data['rss_mb']} MB | <= 1500 MB |",
-        f"| embedder ({embedding.get('threads', data['torch_threads'])} thread(s)) | {embedding['ms_per_face']} ms/face = {embedding['achieved_gflops']} GFLOP/s "
-        f"({embedding['gflops_per_face']} GFLOPs/face) | matmul peak here: "
+        f"| embedder, {embedding.get('precision', 'float32')} ({embedding.get('threads', data['torch_threads'])} thread(s); "
+        f"{embedding['gflops_per_face']} GFLOPs/face) | {embedding['ms_per_face']} ms/face = {embedding['achieved_gflops']} GFLOP/s"
+        + (f"; float32, same rounds: {embedding['float32_ms_per_face']} ms/face = {embedding['float32_achieved_gflops']} GFLOP/s"
+           if "float32_ms_per_face" in embedding else "")
+        + " | float32 matmul peak here: "
         + ", ".join(f"{v} GFLOP/s ({k.split('_', 3)[-1].replace('_', ' ')})" for k, v in peaks.items())
         + " |",
     ]

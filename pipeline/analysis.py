@@ -122,7 +122,7 @@ class FaceLab:
         failures = []
         for backbone in order:
             try:
-                embedder = FaceEmbedder.from_backbone(backbone, device=self.device, half=self.device.type == "cuda")
+                embedder = FaceEmbedder.from_backbone(backbone, device=self.device)
             except WeightsError as exc:
                 failures.append(str(exc))
                 log.warning("backbone %s unavailable: %s", backbone, exc)

@@ -4,16 +4,26 @@ Where the manifest has an embedding centre for the backbone (the mean embedding 
 person, made by training/embedding_centre.py), embeddings are centred on it and normalised again:
 FaceNet embeddings share a common component, and removing it separates people better (Sandberg's
 --subtract_mean; LFW 10-fold 0.9873 -> 0.9888 here, benchmarks/results/lfw_crop_ablation.json).
+
+Precision (`FACELAB_PRECISION`, default "auto"): on CUDA float16; on a CPU int8 (pipeline.models.int8)
+where the manifest has the backbone's activation ranges, float32 otherwise. "float32" forces full
+precision. benchmarks/lfw.py measures each precision's LFW accuracy; int8 embeddings keep a cosine
+similarity of about 0.997 to float32 ones (weights/facenet-casia-webface_int8.metrics.json).
 """
 
 from __future__ import annotations
+
+import os
+from typing import Literal
 
 import numpy as np
 import torch
 
 from .device import model_call
-from .models.inception_resnet_v1 import BasicConv2d, InceptionResnetV1
-from .weights import load_named
+from .errors import FaceLabError
+from .models import int8
+from .models.inception_resnet_v1 import BasicConv2d, InceptionResnetV1, ResidualBlock
+from .weights import load_named, manifest
 
 BACKBONES = {
     "vggface2": "facenet-vggface2",
@@ -21,7 +31,11 @@ BACKBONES = {
 }
 # Manifest names of the backbones' embedding centres; a backbone without one gives uncentred embeddings.
 CENTRES = {"casia-webface": "facenet-casia-webface-centre"}
+# Manifest names of the backbones' int8 activation ranges (training/calibrate_int8.py).
+INT8_RANGES = {"casia-webface": "facenet-casia-webface-int8"}
 EMBEDDING_SIZE = 512
+Precision = Literal["float32", "float16", "int8"]
+PRECISIONS = ("auto", "float32", "float16", "int8")
 
 
 class FaceEmbedder:
@@ -31,34 +45,44 @@ class FaceEmbedder:
         self,
         state_dict: dict[str, torch.Tensor],
         device: torch.device | str = "cpu",
-        half: bool = False,
+        precision: Precision = "float32",
         batch_size: int = 32,
         backbone: str = "custom",
         centre: np.ndarray | None = None,
+        int8_ranges: dict[str, torch.Tensor] | None = None,
     ) -> None:
         self.backbone = backbone
         self.device = torch.device(device)
-        # Half precision only on CUDA, where it is fast and was checked against float32 (benchmarks).
-        self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
+        self.precision = precision
+        _check_precision(precision, self.device, int8_ranges is not None)
+        # float16 only on CUDA, where it is fast and was checked against float32 (tests/test_device.py).
+        self.dtype = torch.float16 if precision == "float16" else torch.float32
         self.batch_size = batch_size
         self.centre = None if centre is None else torch.as_tensor(centre, dtype=torch.float32).reshape(1, -1)
         model = InceptionResnetV1()
         # Classification layers are not needed for embeddings; some checkpoints (vggface2) carry them.
         weights = {key: value for key, value in state_dict.items() if not key.startswith("logits.")}
         model.load_state_dict(weights)
-        _fold_batch_norms(model)
+        fold_constants(model)
+        if precision == "int8":
+            model = int8.from_qparams(model.eval(), int8_ranges)
         # Channels-last lets oneDNN (CPU) and cuDNN pick faster convolution kernels: 1.35x per face here.
         self.model = model.eval().to(self.device, self.dtype, memory_format=torch.channels_last)
 
     @classmethod
-    def from_backbone(cls, backbone: str, device: torch.device | str = "cpu", half: bool = False,
+    def from_backbone(cls, backbone: str, device: torch.device | str = "cpu", precision: str | None = None,
                       centred: bool = True) -> "FaceEmbedder":
         """Build from a backbone name ('vggface2' or 'casia-webface'), resolving weights via the manifest.
+        `precision` (default: env FACELAB_PRECISION, else "auto") as in the module's docstring.
         `centred=False` ignores the backbone's embedding centre (to compute one)."""
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+        device = torch.device(device)
+        chosen = choose_precision(backbone, device, precision)
         centre = load_named(CENTRES[backbone])["centre"].numpy() if centred and backbone in CENTRES else None
-        return cls(load_named(BACKBONES[backbone]), device=device, half=half, backbone=backbone, centre=centre)
+        ranges = load_named(INT8_RANGES[backbone]) if chosen == "int8" else None
+        return cls(load_named(BACKBONES[backbone]), device=device, precision=chosen, backbone=backbone,
+                   centre=centre, int8_ranges=ranges)
 
     @model_call()
     def embed(self, crops: np.ndarray) -> np.ndarray:
@@ -78,12 +102,42 @@ class FaceEmbedder:
         return np.concatenate(outputs)
 
 
-def _fold_batch_norms(model: torch.nn.Module) -> None:
-    """Fold each conv's inference-time BatchNorm into the conv's weights and bias (exact up to float
-    rounding, ~1e-7): one pass over the activations less per layer, 15-20 % faster per face on CPU."""
+def choose_precision(backbone: str, device: torch.device, requested: str | None = None) -> Precision:
+    """The precision `requested` (default: env FACELAB_PRECISION, else "auto") resolves to; "auto" is
+    float16 on CUDA, int8 on a CPU where the backbone has int8 ranges and PyTorch int8 kernels, else float32."""
+    setting = (requested or os.environ.get("FACELAB_PRECISION") or "auto").strip().lower()
+    if setting not in PRECISIONS:
+        raise FaceLabError(f"FACELAB_PRECISION must be one of {', '.join(PRECISIONS)}, not {setting!r}.")
+    if setting != "auto":
+        _check_precision(setting, device, backbone in INT8_RANGES and int8.available())
+        return setting  # type: ignore[return-value]
+    if device.type == "cuda":
+        return "float16"
+    if backbone in INT8_RANGES and INT8_RANGES[backbone] in manifest() and int8.available():
+        return "int8"
+    return "float32"
+
+
+def _check_precision(precision: str, device: torch.device, int8_ready: bool) -> None:
+    if precision == "float16" and device.type != "cuda":
+        raise FaceLabError("Precision float16 needs a CUDA device; on a CPU use float32 or int8.")
+    if precision == "int8" and (device.type != "cpu" or not int8_ready):
+        raise FaceLabError("Precision int8 needs a CPU, PyTorch's int8 kernels and the backbone's int8 "
+                           "activation ranges (see weights/manifest.json); use float32 instead.")
+
+
+def fold_constants(model: InceptionResnetV1) -> None:
+    """Fold each conv's inference-time BatchNorm, and each residual block's scale, into the conv's weights
+    and bias (exact up to float rounding, ~1e-7): one pass over the activations less per layer, 15-20 %
+    faster per face on CPU; int8 needs it (pipeline.models.int8)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    for module in model.modules():
-        if isinstance(module, BasicConv2d):
-            module.conv = fuse_conv_bn_eval(module.conv.eval(), module.bn.eval())
-            module.bn = torch.nn.Identity()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, BasicConv2d) and not isinstance(module.bn, torch.nn.Identity):
+                module.conv = fuse_conv_bn_eval(module.conv.eval(), module.bn.eval())
+                module.bn = torch.nn.Identity()
+            elif isinstance(module, ResidualBlock) and module.scale != 1.0:
+                module.conv2d.weight.mul_(module.scale)
+                module.conv2d.bias.mul_(module.scale)
+                module.scale = 1.0

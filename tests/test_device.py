@@ -108,6 +108,6 @@ def test_cuda_half_embeddings_match_cpu_float32(lab) -> None:
     crops = np.stack([face.crop for face in lab.analyze(MISC_DIR / "multiple_faces_group_photo.jpg").faces])
     state = load_named("facenet-casia-webface")
     cpu = FaceEmbedder(state, device="cpu").embed(crops)
-    gpu = FaceEmbedder(state, device="cuda", half=True).embed(crops)
+    gpu = FaceEmbedder(state, device="cuda", precision="float16").embed(crops)
     cosine = (cpu * gpu).sum(axis=1)
     assert cosine.min() >= 0.999, cosine

@@ -60,3 +60,55 @@ def test_lfw_pairs_accuracy_at_a_fixed_threshold(lab) -> None:
     accuracy = correct / len(PAIRS)
     assert len(PAIRS) == 300
     assert accuracy >= 0.97, f"LFW pair accuracy {accuracy:.3f}"
+
+
+def test_the_cpu_default_is_int8_and_agrees_with_float32_on_real_pairs(lab) -> None:
+    from pipeline.embedding import FaceEmbedder
+
+    assert lab.embedder.precision == "int8"
+    pictures = [path for pair in PAIRS[:: len(PAIRS) // 12] for path in (pair.first, pair.second)]
+    crops = np.stack([central_face(lab.analyze(path)).crop for path in pictures])
+    fast = lab.embedder.embed(crops)
+    full = FaceEmbedder.from_backbone("casia-webface", precision="float32").embed(crops)
+    cosine = np.einsum("ij,ij->i", fast, full)
+    assert cosine.min() >= 0.99 and cosine.mean() >= 0.995, cosine
+    # What a visitor sees: a pair's similarity, the number compared with the threshold (about 0.4), moves
+    # by about 0.01 (benchmarks/results/lfw.json has the change over all 6,000 LFW pairs).
+    pair_change = np.abs(np.einsum("ij,ij->i", fast[0::2], fast[1::2]) - np.einsum("ij,ij->i", full[0::2], full[1::2]))
+    assert pair_change.max() < 0.05 and pair_change.mean() < 0.015, pair_change
+
+
+def test_precision_settings(monkeypatch) -> None:
+    import torch
+
+    from pipeline.embedding import choose_precision
+    from pipeline.errors import FaceLabError
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("FACELAB_PRECISION", raising=False)
+    assert choose_precision("casia-webface", cpu) == "int8"
+    assert choose_precision("vggface2", cpu) == "float32"  # no int8 activation ranges for it (yet)
+    assert choose_precision("casia-webface", torch.device("cuda")) == "float16"
+    monkeypatch.setenv("FACELAB_PRECISION", "float32")
+    assert choose_precision("casia-webface", cpu) == "float32"
+    monkeypatch.setenv("FACELAB_PRECISION", "int4")
+    with pytest.raises(FaceLabError, match="FACELAB_PRECISION must be one of"):
+        choose_precision("casia-webface", cpu)
+    with pytest.raises(FaceLabError, match="needs a CUDA device"):
+        choose_precision("casia-webface", cpu, "float16")
+    with pytest.raises(FaceLabError, match="int8 activation ranges"):
+        choose_precision("vggface2", cpu, "int8")
+
+
+def test_int8_ranges_that_do_not_fit_the_model_are_refused() -> None:
+    from pipeline.embedding import fold_constants
+    from pipeline.models import int8
+    from pipeline.models.inception_resnet_v1 import InceptionResnetV1
+    from pipeline.weights import load_named
+
+    ranges = dict(load_named("facenet-casia-webface-int8"))
+    ranges.pop(next(iter(ranges)))
+    model = InceptionResnetV1().eval()
+    fold_constants(model)
+    with pytest.raises(ValueError, match="does not fit"):
+        int8.from_qparams(model, ranges)

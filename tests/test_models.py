@@ -87,12 +87,14 @@ def test_min_mode_nms_keeps_what_facenet_pytorch_keeps() -> None:
 
 
 def test_the_app_pipeline_runs_without_importing_torchvision() -> None:
-    """torchvision's import (torch._dynamo with it) cost 2-4 s of cold start: the pipeline must not need it."""
+    """torchvision's import (torch._dynamo with it) cost 2-4 s of cold start: the pipeline, int8 embedder
+    included (eager-mode quantization, no tracing), must need neither."""
     script = (
         "import sys; from pipeline import get_facelab; from benchmarks.latency import test_pictures\n"
-        "analysis = get_facelab().analyze(test_pictures()['640x480_one_face'], embed=True, mask=True, emotion=True)\n"
-        "assert len(analysis.faces) == 1, analysis.faces\n"
-        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torchvision', 'facenet_pytorch')))\n"
+        "lab = get_facelab(); analysis = lab.analyze(test_pictures()['640x480_one_face'], embed=True, mask=True, emotion=True)\n"
+        "assert len(analysis.faces) == 1 and lab.embedder.precision == 'int8', (analysis.faces, lab.embedder.precision)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torchvision', 'facenet_pytorch')\n"
+        "             or name.startswith('torch._dynamo')))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

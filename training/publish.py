@@ -1,5 +1,5 @@
 """Add or refresh the entries of the project's own weights in weights/manifest.json (sha256 of the files
-in weights/): the two heads and the embedding centre.
+in weights/): the two heads, the embedding centre and the int8 activation ranges.
 
     python -m training.publish
 
@@ -37,6 +37,15 @@ ENTRIES = {
         "filename": "facenet-casia-webface_centre.safetensors",
         "license": "Same terms as the project code; derived from LFW pictures (research use) and Sandberg's MIT model.",
         "metrics": "weights/facenet-casia-webface_centre.metrics.json",
+    },
+    "facenet-casia-webface-int8": {
+        "description": "Activation ranges (a scale and zero point per int8 step) of the casia-webface embedder's "
+                       "int8 CPU path (pipeline.models.int8). Made by training/calibrate_int8.py on face crops "
+                       "from the mask training set (not LFW).",
+        "filename": "facenet-casia-webface_int8.safetensors",
+        "license": "Same terms as the project code; derived from Sandberg's MIT model and Face Mask ~12K "
+                   "training crops (non-commercial research use), see weights/mask_head.md.",
+        "metrics": "weights/facenet-casia-webface_int8.metrics.json",
     },
 }
 

@@ -3,12 +3,16 @@
 The layer names match facenet-pytorch's state dicts (Sandberg's 20180402-114759 vggface2 and
 20180408-102900 casia-webface), so their weights load unchanged; a checkpoint's `logits.*`
 classifier keys are not part of this model (pipeline.embedding drops them).
+
+Concatenations and residual additions go through `FloatFunctional` (plain torch.cat / add in float) so
+that pipeline.models.int8 can swap them for their int8 versions; they hold no weights.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized import FloatFunctional
 
 
 class BasicConv2d(nn.Module):
@@ -25,7 +29,7 @@ class BasicConv2d(nn.Module):
         return self.relu(self.bn(self.conv(x)))
 
 
-class _Residual(nn.Module):
+class ResidualBlock(nn.Module):
     """Inception-ResNet block: branches concatenated, projected by a 1x1 conv, scaled, added back."""
 
     def __init__(self, branches: list[nn.Module], concat_channels: int, channels: int, scale: float,
@@ -36,37 +40,39 @@ class _Residual(nn.Module):
             self.add_module(f"branch{index}", branch)
         self.branches = len(branches)
         self.conv2d = nn.Conv2d(concat_channels, channels, kernel_size=1, stride=1)
-        if relu:
-            self.relu = nn.ReLU(inplace=False)
+        self.relu = relu
+        self.concat, self.residual = FloatFunctional(), FloatFunctional()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.cat([getattr(self, f"branch{index}")(x) for index in range(self.branches)], 1)
-        out = self.conv2d(out) * self.scale + x
-        return self.relu(out) if hasattr(self, "relu") else out
+        out = self.concat.cat([getattr(self, f"branch{index}")(x) for index in range(self.branches)], 1)
+        out = self.conv2d(out)
+        if self.scale != 1.0:  # pipeline.embedding folds the scale into conv2d (int8 has no float multiply)
+            out = out * self.scale
+        return self.residual.add_relu(out, x) if self.relu else self.residual.add(out, x)
 
 
 def _chain(*layers: nn.Module) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def block35(scale: float) -> _Residual:
-    return _Residual([
+def block35(scale: float) -> ResidualBlock:
+    return ResidualBlock([
         BasicConv2d(256, 32, 1),
         _chain(BasicConv2d(256, 32, 1), BasicConv2d(32, 32, 3, padding=1)),
         _chain(BasicConv2d(256, 32, 1), BasicConv2d(32, 32, 3, padding=1), BasicConv2d(32, 32, 3, padding=1)),
     ], 96, 256, scale)
 
 
-def block17(scale: float) -> _Residual:
-    return _Residual([
+def block17(scale: float) -> ResidualBlock:
+    return ResidualBlock([
         BasicConv2d(896, 128, 1),
         _chain(BasicConv2d(896, 128, 1), BasicConv2d(128, 128, (1, 7), padding=(0, 3)),
                BasicConv2d(128, 128, (7, 1), padding=(3, 0))),
     ], 256, 896, scale)
 
 
-def block8(scale: float, relu: bool = True) -> _Residual:
-    return _Residual([
+def block8(scale: float, relu: bool = True) -> ResidualBlock:
+    return ResidualBlock([
         BasicConv2d(1792, 192, 1),
         _chain(BasicConv2d(1792, 192, 1), BasicConv2d(192, 192, (1, 3), padding=(0, 1)),
                BasicConv2d(192, 192, (3, 1), padding=(1, 0))),
@@ -81,9 +87,10 @@ class _Concat(nn.Module):
         for index, branch in enumerate(branches):
             self.add_module(f"branch{index}", branch)
         self.branches = len(branches)
+        self.concat = FloatFunctional()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([getattr(self, f"branch{index}")(x) for index in range(self.branches)], 1)
+        return self.concat.cat([getattr(self, f"branch{index}")(x) for index in range(self.branches)], 1)
 
 
 def mixed_6a() -> _Concat:
@@ -126,9 +133,17 @@ class InceptionResnetV1(nn.Module):
         self.last_bn = nn.BatchNorm1d(512, eps=0.001, momentum=0.1, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutions, down to the pooled (N, 1792, 1, 1) features (what int8 runs)."""
         for layer in (self.conv2d_1a, self.conv2d_2a, self.conv2d_2b, self.maxpool_3a, self.conv2d_3b,
                       self.conv2d_4a, self.conv2d_4b, self.repeat_1, self.mixed_6a, self.repeat_2,
                       self.mixed_7a, self.repeat_3, self.block8, self.avgpool_1a):
             x = layer(x)
-        x = self.last_bn(self.last_linear(x.flatten(1)))
+        return x
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features -> unit embeddings (always float)."""
+        x = self.last_bn(self.last_linear(features.flatten(1)))
         return nn.functional.normalize(x, p=2, dim=1)
