@@ -139,30 +139,37 @@ class _Index:
     def __init__(self) -> None:
         self.matrix = np.zeros((0, EMBEDDING_SIZE), np.float32)
         # The scan copy of `matrix`: row ~= quantised * scale, int8 with one bfloat16 scale per row (kept as
-        # its uint16 bits: numpy has no bfloat16), and each row's exact quantisation error (L2 norm).
+        # its uint16 bits: numpy has no bfloat16), and each row's exact quantisation error (L2 norm). Made
+        # when a scan needs it, for the rows from `quantised_rows` on: galleries below
+        # QUANTISED_SCAN_MIN_ROWS (every visitor's session gallery) never pay for it.
         self.quantised = np.zeros((0, EMBEDDING_SIZE), np.int8)
         self.scale_bits = np.zeros(0, np.uint16)
         self.row_error = np.zeros(0, np.float32)
         self.owner = np.zeros(0, np.int64)
         self.size = 0
+        self.quantised_rows = 0  # rows [0, quantised_rows) have a current scan copy
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return self.matrix, self.quantised, self.scale_bits, self.row_error, self.owner
 
     def append(self, vectors: np.ndarray, owners: np.ndarray) -> None:
-        import torch  # bfloat16 rounding
-
         needed = self.size + len(vectors)
         if needed > len(self.matrix):  # amortised O(1): double the capacity
             self._resize(max(needed, 2 * len(self.matrix), 16))
-        rows = slice(self.size, needed)
-        self.matrix[rows], self.owner[rows] = vectors, owners
+        self.matrix[self.size : needed], self.owner[self.size : needed] = vectors, owners
+        self.size = needed
+
+    def _quantise_new_rows(self) -> None:
+        import torch  # bfloat16 rounding
+
+        rows = slice(self.quantised_rows, self.size)
+        vectors = self.matrix[rows]
         scale = torch.from_numpy(np.abs(vectors).max(axis=1) / 127).to(torch.bfloat16)
         rounded_scale = scale.float().numpy()[:, None]  # quantise with the scale the scan will use
         quantised = np.clip(np.rint(vectors / rounded_scale), -127, 127)
         self.quantised[rows], self.scale_bits[rows] = quantised, scale.view(torch.int16).numpy().view(np.uint16)
         self.row_error[rows] = np.linalg.norm(vectors - quantised * rounded_scale, axis=1)
-        self.size = needed
+        self.quantised_rows = self.size
 
     def _resize(self, capacity: int) -> None:
         resized = []
@@ -172,13 +179,15 @@ class _Index:
             resized.append(bigger)
         self.matrix, self.quantised, self.scale_bits, self.row_error, self.owner = resized
 
-    def scan_error(self) -> float:
+    def scan_error(self) -> float:  # of the rows scanned last
         """Bound on |scanned score - float32 score| for a unit query: the row's quantisation error (at most
-        the largest row_error), plus bfloat16 rounding of the query and of the result (one unit roundoff
-        each, on vectors of norm <= 1 + row_error); the kernel accumulates in float32. Rows outside the
-        re-scored window cannot beat a result that clears the window's boundary by this much."""
+        the largest row_error), plus bfloat16 rounding of the query (u |x~| <= u (1 + e)) and of the
+        result (u |q~ . x~| <= u (1 + u)(1 + e)), u = 2^-8; the kernel multiplies int8 by the bfloat16
+        scale exactly and accumulates in float32 (1e-4 covers that). Rows outside the re-scored window
+        cannot beat a result that clears the window's boundary by this much."""
         worst_row = float(self.row_error[: self.size].max())
-        return worst_row + 2 * BFLOAT16_UNIT_ROUNDOFF * (1 + worst_row) ** 2 + 1e-5
+        u = BFLOAT16_UNIT_ROUNDOFF
+        return worst_row + u * (1 + worst_row) * (2 + u) + 1e-4
 
     def remove_owners(self, owners: Iterable[int]) -> None:
         """Drop every row of these people: the last rows move into the holes (no rebuild)."""
@@ -191,7 +200,10 @@ class _Index:
         movers = new_size + np.flatnonzero(~doomed[new_size:])
         for array in self.arrays():
             array[holes] = array[movers]
+        if len(movers) and movers[-1] >= self.quantised_rows:  # a hole got a row without a scan copy
+            self.quantised_rows = min(self.quantised_rows, int(holes[np.argmax(movers >= self.quantised_rows)]))
         self.size = new_size
+        self.quantised_rows = min(self.quantised_rows, new_size)
         if self.size < len(self.matrix) // 4 and len(self.matrix) > 64:  # give memory back after big deletes
             self._resize(max(2 * self.size, 16))
 
@@ -203,14 +215,17 @@ class _Index:
         if self.size < QUANTISED_SCAN_MIN_ROWS:
             similarities = queries @ matrix.T  # (Q, N): the one pass over the matrix
             return [_best_distinct(row, owner, k) for row in similarities]
-        error = self.scan_error()
+        approximate = self.scan(queries)
+        error = self.scan_error()  # after the scan, which brings the row errors up to date
         return [_best_distinct(scores, owner, k, exact=lambda rows, q=query: matrix[rows] @ q, error=error)
-                for scores, query in zip(self.scan(queries), queries)]
+                for scores, query in zip(approximate, queries)]
 
     def scan(self, queries: np.ndarray) -> np.ndarray:
         """(Q, size) approximate scores from the int8 copy, each within `scan_error()` of the float32 one."""
         import torch  # int8 products: numpy has none that is fast
 
+        if self.quantised_rows < self.size:
+            self._quantise_new_rows()
         quantised = torch.from_numpy(self.quantised[: self.size])
         scale = torch.from_numpy(self.scale_bits[: self.size].view(np.int16)).view(torch.bfloat16)
         with model_call():  # the scan is most of the search: it gets the threads a model call gets

@@ -281,15 +281,32 @@ def test_large_gallery_search_gives_exactly_the_float32_answer() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     near_twins = vectors[:200] + 0.002 * rng.standard_normal((200, 512)).astype(np.float32)  # scores within int8 noise
     vectors = np.concatenate([vectors, near_twins / np.linalg.norm(near_twins, axis=1, keepdims=True)])
+    names = [f"person {row}" for row in range(len(vectors))]
     gallery = InMemoryGallery(max_embeddings=None)
-    for row, vector in enumerate(vectors):
-        gallery.add(f"person {row}", vector)
+    for name, vector in zip(names, vectors):
+        gallery.add(name, vector)
+    assert_searches_exact(gallery, names, vectors, rng)
+    # Rows added after a scan have no int8 copy yet, and deletes move the last rows (those among them)
+    # into the holes: the scan copy must follow both.
+    extra = rng.standard_normal((500, 512)).astype(np.float32)
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    for row, vector in enumerate(extra):
+        gallery.add(f"newcomer {row}", vector)
+    doomed = set(range(0, 600, 3)) | set(range(len(vectors) - 300, len(vectors), 2))
+    for row in sorted(doomed):
+        gallery.delete(names[row])
+    kept = [row for row in range(len(vectors)) if row not in doomed]
+    assert_searches_exact(gallery, [names[row] for row in kept] + [f"newcomer {row}" for row in range(500)],
+                          np.concatenate([vectors[kept], extra]), rng)
+
+
+def assert_searches_exact(gallery, names: list[str], vectors: np.ndarray, rng) -> None:
     for trial in range(30):
         query = vectors[trial] + 0.3 * (trial % 3) * rng.standard_normal(512).astype(np.float32) / np.sqrt(512)
         query /= np.linalg.norm(query)
         expected = np.argsort(-(vectors @ query), kind="stable")[:3]
         found = gallery.search(query, k=3)
-        assert [c.name for c in found] == [f"person {row}" for row in expected]
+        assert [c.name for c in found] == [names[row] for row in expected]
         np.testing.assert_allclose([c.similarity for c in found], (vectors @ query)[expected], atol=1e-6)
 
 
