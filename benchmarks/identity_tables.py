@@ -38,8 +38,8 @@ def lfw_table() -> str:
     for alignment, change in (data.get("int8_vs_float32") or {}).items():
         rows += ["", f"int8 vs float32, {alignment} alignment: a pair's similarity moves by {change['similarity_change_mean']:.4f} "
                      f"on average (99th percentile {change['similarity_change_p99']:.4f}, at most "
-                     f"{change['similarity_change_max']:.4f}); {change['decisions_changed_at_balanced_threshold']} of 6000 "
-                     "decisions change at the balanced threshold."]
+                     f"{change['similarity_change_max']:.4f}); {change['decisions_changed_at_balanced_threshold']} of "
+                     f"{data['results'][0]['pairs']} decisions change at the balanced threshold."]
     return "\n".join(rows + _provisional(data))
 
 

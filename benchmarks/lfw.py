@@ -22,7 +22,7 @@ import numpy as np
 from benchmarks import embedding_cache
 from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR
 from benchmarks.lfw_protocol import pair_scores, roc_curve, ten_fold
-from pipeline.embedding import BACKBONES
+from pipeline.embedding import BACKBONES, INT8_RANGES
 from pipeline.weights import MANIFEST_PATH
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -35,9 +35,11 @@ ANCHORS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="casia-webface", choices=sorted(BACKBONES))
-    parser.add_argument("--precisions", nargs="+", default=["float32", "int8"], choices=["float32", "int8"])
+    parser.add_argument("--precisions", nargs="+", choices=["float32", "int8"],
+                        help="default: float32, and int8 where the backbone has int8 activation ranges")
     parser.add_argument("--partial", action="store_true", help="use the pairs the cache holds so far (PROVISIONAL)")
     args = parser.parse_args()
+    args.precisions = args.precisions or ["float32"] + (["int8"] if args.backbone in INT8_RANGES else [])
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
     thresholds = manifest["models"][BACKBONES[args.backbone]].get("thresholds") or {}

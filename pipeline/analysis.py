@@ -20,7 +20,7 @@ from .alignment import AlignmentMethod, align_faces
 from .detection import Detection, DetectorConfig, FaceDetector
 from .device import configure_cpu_threads, select_device
 from .embedding import BACKBONES, FaceEmbedder
-from .errors import WeightsError
+from .errors import FaceLabError, WeightsError
 from .heads import EmotionHead, EmotionPrediction, MaskHead, MaskPrediction
 from .images import ImageInput, load_rgb
 from .mask_detection import detect_faces_masked
@@ -123,14 +123,14 @@ class FaceLab:
         for backbone in order:
             try:
                 embedder = FaceEmbedder.from_backbone(backbone, device=self.device)
-            except WeightsError as exc:
-                failures.append(str(exc))
+            except FaceLabError as exc:  # missing weights, or a precision (FACELAB_PRECISION) it lacks
+                failures.append(f"{backbone}: {exc}")
                 log.warning("backbone %s unavailable: %s", backbone, exc)
                 continue
             if backbone != self.preferred_backbone:
                 log.warning("using backbone %s because %s is unavailable", backbone, self.preferred_backbone)
             return embedder
-        raise WeightsError("No face-embedding weights could be loaded. " + " | ".join(failures))
+        raise WeightsError("No face embedder could be loaded. " + " | ".join(failures))
 
     def detect(self, image: ImageInput, config: DetectorConfig | None = None) -> tuple[np.ndarray, list[Detection]]:
         """Normalise the input and find its faces (largest first)."""

