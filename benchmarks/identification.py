@@ -1,6 +1,7 @@
 """Identification on LFW through pipeline.gallery: closed-set top-1 and open-set DIR at FAR 1e-3.
 
-    python -m benchmarks.identification [--backbone casia-webface]   # -> benchmarks/results/identification.json
+    python -m benchmarks.identification [--backbone casia-webface] [--precisions float32 int8]
+    # -> benchmarks/results/identification.json; int8 is the embedder the app runs on a CPU
 
 People with at least 2 LFW pictures (1,559 here). Closed set: each person's first picture is enrolled
 (one embedding each), every other picture is a probe; top-1 is right when the best-scoring person is the
@@ -24,6 +25,7 @@ import numpy as np
 
 from benchmarks import embedding_cache
 from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_people
+from pipeline.embedding import INT8_RANGES
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import OPERATING_POINTS, identification_threshold
 
@@ -117,21 +119,25 @@ def main() -> None:
     parser.add_argument("--backbone", default="casia-webface")
     parser.add_argument("--partial", action="store_true",
                         help="use the pictures the cache holds so far (PROVISIONAL: fewer people and probes)")
+    parser.add_argument("--precisions", nargs="+", choices=["float32", "int8"],
+                        help="default: float32, and int8 (the CPU default) where the backbone has int8 ranges")
     args = parser.parse_args()
+    args.precisions = args.precisions or ["float32"] + (["int8"] if args.backbone in INT8_RANGES else [])
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
-    cache = embedding_cache.load_or_build(args.backbone, args.partial)
-    people = lfw_people(min_images=2)
-    if args.partial:
-        held = cache.index()
-        people = {name: kept for name, paths in people.items()
-                  if len(kept := [p for p in paths if f"{p.parent.name}/{p.name}" in held]) >= 2}
     results = []
-    for alignment in embedding_cache.ALIGNMENTS:
-        result = evaluate(cache, alignment, people, args.backbone)
-        results.append(result)
-        print(f"{alignment:9s}: top-1 {result['top1_closed_set']:.4f} ({result['people']} people, "
-              f"{result['probes_closed_set']} probes); open-set DIR@FAR1e-3 "
-              f"{result['open_set_detection_identification_rate_at_far_1e-3']:.4f}")
+    for precision in args.precisions:
+        cache = embedding_cache.load_or_build(args.backbone, args.partial, precision)
+        people = lfw_people(min_images=2)
+        if args.partial:
+            held = cache.index()
+            people = {name: kept for name, paths in people.items()
+                      if len(kept := [p for p in paths if f"{p.parent.name}/{p.name}" in held]) >= 2}
+        for alignment in embedding_cache.ALIGNMENTS:
+            result = {"precision": precision, **evaluate(cache, alignment, people, args.backbone)}
+            results.append(result)
+            print(f"{precision:7s} {alignment:9s}: top-1 {result['top1_closed_set']:.4f} ({result['people']} people, "
+                  f"{result['probes_closed_set']} probes); open-set DIR@FAR1e-3 "
+                  f"{result['open_set_detection_identification_rate_at_far_1e-3']:.4f}")
     document = {
         "provisional": None if not args.partial else "computed on the part of LFW embedded so far: rerun "
                                                       "`python -m benchmarks.identification` on the full cache",

@@ -76,12 +76,12 @@ def identification_table() -> str:
     data = _load("identification")
     if data is None:
         return "_not measured yet: run `python -m benchmarks.identification`_"
-    rows = ["| alignment | people | probes | top-1 (closed set) | open-set DIR @ FAR 1e-3 | DIR / FAR at balanced | DIR / FAR at strict |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| precision | alignment | people | probes | top-1 (closed set) | open-set DIR @ FAR 1e-3 | DIR / FAR at balanced | DIR / FAR at strict |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in data["results"]:
         at = r.get("open_set_at_calibrated_thresholds", {})
         cells = [f"{at[p]['dir']:.4f} / {at[p]['far']:.4f}" if p in at else "-" for p in ("balanced", "strict")]
-        rows.append(f"| {r['alignment']} | {r['people']} | {r['probes_closed_set']} | {r['top1_closed_set']:.4f} "
+        rows.append(f"| {r.get('precision', 'float32')} | {r['alignment']} | {r['people']} | {r['probes_closed_set']} | {r['top1_closed_set']:.4f} "
                     f"| {r['open_set_detection_identification_rate_at_far_1e-3']:.4f} | {cells[0]} | {cells[1]} |")
     rows += ["", data["protocol"]]
     return "\n".join(rows + _provisional(data))
