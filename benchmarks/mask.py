@@ -88,7 +88,7 @@ def main() -> None:
                     help="torch threads, a number or 'auto' (the app's default is 1)")
     args = ap.parse_args()
     os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
-    configure_cpu_threads()
+    args.threads = configure_cpu_threads()  # the number it resolved to
     RESULTS.mkdir(exist_ok=True)
     head = MaskHead.from_manifest()
     baseline = load_masknet_v2()
