@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .alignment import AlignmentMethod, align_faces
-from .detection import Detection, DetectorConfig, FaceDetector
+from .detection import Detection, DetectorConfig, FaceDetector, box_area
 from .device import configure_cpu_threads, select_device
 from .embedding import BACKBONES, FaceEmbedder
 from .errors import FaceLabError, WeightsError
@@ -46,7 +46,7 @@ class Face:
 
     @property
     def area(self) -> float:
-        return float(max(self.box[2] - self.box[0], 0) * max(self.box[3] - self.box[1], 0))
+        return box_area(self.box)
 
 
 @dataclass

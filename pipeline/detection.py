@@ -45,7 +45,7 @@ class Detection:
 
     @property
     def area(self) -> float:
-        return max(self.width, 0.0) * max(self.height, 0.0)
+        return box_area(self.box)
 
 
 class FaceDetector:
@@ -102,13 +102,26 @@ class FaceDetector:
 
 def iou(first: np.ndarray, second: np.ndarray) -> float:
     """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    inter = _intersection(first, second)
+    union = box_area(first) + box_area(second) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def share_inside(box: np.ndarray, other: np.ndarray) -> float:
+    """The share of `box`'s area that lies inside `other` (0 to 1)."""
+    area = box_area(box)
+    return float(_intersection(box, other) / area) if area > 0 else 0.0
+
+
+def box_area(box: np.ndarray) -> float:
+    """Area of an (x1, y1, x2, y2) box; 0 for an empty one."""
+    return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
+
+
+def _intersection(first: np.ndarray, second: np.ndarray) -> float:
     width = min(first[2], second[2]) - max(first[0], second[0])
     height = min(first[3], second[3]) - max(first[1], second[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    return float(width * height) if width > 0 and height > 0 else 0.0
 
 
 def _clip_to_image(detection: Detection, width: int, height: int) -> Detection:
