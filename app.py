@@ -337,7 +337,7 @@ def verify(image_a, image_b, operating_point):
             f"the threshold means {'same person' if result.same_person else 'different people'}).{notes}")
     scale = overlay.similarity_scale(result.similarity, identity.thresholds(get_facelab().embedder.backbone),
                                      result.operating_point)
-    return text, round(float(result.similarity), 4), scale, overlay.side_by_side(result.crop_a, result.crop_b)
+    return text, round(float(result.similarity), 3), scale, overlay.side_by_side(result.crop_a, result.crop_b)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -526,7 +526,7 @@ def build_demo() -> gr.Blocks:
                 similarity = gr.Number(label="Similarity (cosine)", interactive=False)
             with gr.Row():
                 scale = gr.Image(label="Similarity and the operating points' thresholds", format="png",
-                                 interactive=False, height=120, show_label=True)
+                                 interactive=False, height=120, show_label=False)  # a label would hide the marker's value
                 crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=180)
             outputs = [verdict, similarity, scale, crops]
             verify_button.click(verify, [first, second, verify_point], outputs, api_name="verify", **UPLOAD)

@@ -18,6 +18,7 @@ RED = (220, 38, 38)
 GREY = (120, 120, 120)
 BLUE = (37, 99, 235)
 WHITE = (255, 255, 255)
+FONT_PER_FACE_WIDTH = 0.22  # label text height per pixel of face width (a label spans about 1.4 faces)
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,13 @@ def draw_boxes(image: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
     draw = ImageDraw.Draw(picture)
     side = max(picture.size)
     width = max(2, side // 250)
-    font = _font(max(14, min(48, side // 26)))
     for item in boxes:
         x1, y1, x2, y2 = (float(v) for v in item.box)
         draw.rectangle((x1, y1, x2, y2), outline=item.colour, width=width)
         if not item.text:
             continue
+        # Text sized from the face, not the picture: in a group photo neighbours' labels stay apart.
+        font = _font(max(12, min(48, side // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH))))
         left, top, right, bottom = draw.textbbox((0, 0), item.text, font=font)
         tag_w, tag_h = right - left + 2 * width + 4, bottom - top + 2 * width + 4
         tag_x = min(max(0.0, x1), max(0.0, picture.width - tag_w))
@@ -94,23 +96,29 @@ def side_by_side(first: np.ndarray, second: np.ndarray, gap: int = 8) -> np.ndar
     return out
 
 
+SCALE_RANGE = (-0.25, 1.0)  # different people score around 0, sometimes below it
+
+
 def similarity_scale(similarity: float, thresholds: dict[str, float], chosen: str, width: int = 520) -> np.ndarray:
-    """A 0..1 similarity ruler: a tick per operating point (the chosen one bold), and a marker at
-    `similarity`, green when it reaches the chosen threshold, red when it does not."""
-    height, left, right = 86, 20, width - 20
+    """A similarity ruler from SCALE_RANGE's low end to 1 (a lower similarity sits at the left end): a
+    tick per operating point (the chosen one bold, labels on alternate rows so close ones stay legible),
+    and a marker at `similarity`, green when it reaches the chosen threshold, red when it does not."""
+    height, left, right = 100, 24, width - 24
+    low, high = SCALE_RANGE
     picture = Image.new("RGB", (width, height), WHITE)
     draw = ImageDraw.Draw(picture)
     font = _font(13)
-    x_of = lambda value: left + (right - left) * min(max(float(value), 0.0), 1.0)  # noqa: E731
+    x_of = lambda value: left + (right - left) * (min(max(float(value), low), high) - low) / (high - low)  # noqa: E731
     draw.rectangle((left, 38, right, 46), fill=(225, 225, 225))
     for value in (0.0, 0.5, 1.0):
         draw.text((x_of(value), 50), f"{value:.1f}", fill=GREY, font=font, anchor="ma")
-    for name, value in thresholds.items():
+    for row, (name, value) in enumerate(sorted(thresholds.items(), key=lambda item: item[1])):
         bold = name == chosen
-        draw.line((x_of(value), 30, x_of(value), 54), fill=(30, 30, 30) if bold else GREY, width=3 if bold else 1)
-        draw.text((x_of(value), 68), f"{name} {value:.2f}", fill=(30, 30, 30) if bold else GREY, font=font, anchor="ma")
+        shade = (30, 30, 30) if bold else GREY
+        draw.line((x_of(value), 30, x_of(value), 54 + 16 * (row % 2)), fill=shade, width=3 if bold else 1)
+        draw.text((x_of(value), 68 + 16 * (row % 2)), f"{name} {value:.2f}", fill=shade, font=font, anchor="ma")
     same = similarity >= thresholds.get(chosen, 1.0)
     x = x_of(similarity)
     draw.polygon([(x - 7, 14), (x + 7, 14), (x, 30)], fill=GREEN if same else RED)
-    draw.text((x, 0), f"{similarity:.2f}", fill=GREEN if same else RED, font=font, anchor="ma")
+    draw.text((min(max(x, left), right), 0), f"{similarity:.2f}", fill=GREEN if same else RED, font=font, anchor="ma")
     return np.asarray(picture)
