@@ -305,8 +305,8 @@ def identify(image, operating_point, gallery):
     if not matches:
         raise gr.Error(NO_FACE, print_exception=False)
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity)) for m in matches]
-    rows = [[i + 1, m.label, None if np.isnan(m.similarity) else round(float(m.similarity), 3), box_text(m.box)]
-            for i, m in enumerate(matches)]
+    rows = [[i + 1, m.label, None if np.isnan(m.similarity) else round(float(m.similarity), 3),
+             round(float(m.threshold), 3), box_text(m.box)] for i, m in enumerate(matches)]
     return overlay.draw_boxes(rgb, boxes), rows
 
 
@@ -395,14 +395,10 @@ def about() -> str:
     return "\n".join(lines)
 
 
-def operating_points() -> list[tuple[str, str]]:
-    """Radio choices that show each operating point's threshold when the manifest has them."""
-    try:
-        values = identity.thresholds(get_facelab().preferred_backbone)
-    except (FaceLabError, ValueError, AttributeError):
-        return [("balanced", "balanced"), ("strict", "strict")]
-    return [(f"balanced (similarity >= {values['balanced']:.2f})", "balanced"),
-            (f"strict (similarity >= {values['strict']:.2f}; higher in identify, as the gallery grows)", "strict")]
+# No threshold numbers here: they belong to the backbone that ends up loaded (the preferred one may be
+# unavailable), which is known only after start-up; every result states the threshold it used.
+OPERATING_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed matches. "
+                        "Each result shows the similarity threshold it was compared with.")
 
 
 def status():
@@ -483,8 +479,8 @@ def build_demo() -> gr.Blocks:
             _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
 
         with gr.Tab("Enroll & identify", id="identify"):
-            point = gr.Radio(operating_points(), value="balanced", label="Operating point",
-                             info="strict: fewer false matches; balanced: fewer missed matches")
+            point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
+                             info=OPERATING_POINT_INFO)
             with gr.Row():
                 with gr.Column():
                     gr.Markdown("### Enroll")
@@ -502,7 +498,8 @@ def build_demo() -> gr.Blocks:
                     gr.Markdown("### Identify")
                     still, button, live = _image_inputs("Picture to identify", None)
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
-                    table = gr.Dataframe(headers=["face", "name", "similarity", "box"], label="Faces", interactive=False)
+                    table = gr.Dataframe(headers=["face", "name", "similarity", "threshold", "box"], label="Faces",
+                                         interactive=False)
             enroll_button.click(enroll, [name, enroll_image, gallery], [grid, who, gallery], api_name="enroll", **UPLOAD)
             delete_button.click(delete, [who, gallery], [grid, who, gallery], api_name="delete", **UPLOAD)
             clear_button.click(clear, gallery, [grid, who, gallery], api_name="clear", **UPLOAD)
@@ -518,8 +515,8 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 first = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="First photo", height=300)
                 second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo", height=300)
-            verify_point = gr.Radio(operating_points(), value="balanced", label="Operating point",
-                                    info="strict: fewer false matches; balanced: fewer missed matches")
+            verify_point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
+                                    info=OPERATING_POINT_INFO)
             verify_button = gr.Button("Verify", variant="primary")
             with gr.Row():
                 verdict = gr.Markdown()
