@@ -428,6 +428,13 @@ def _off(reason: str | None) -> None:
         gr.Markdown(f"**Not available:** {html.escape(reason)}")
 
 
+def _run(button, fn, inputs, outputs, api_name: str) -> None:
+    """`fn` on a click, once the previous result is cleared: when `fn` fails, the page shows its message
+    and never the last picture's result beside it (a stale "Same person" next to a faceless photo)."""
+    button.click(lambda: [None] * len(outputs), None, outputs, queue=False, api_visibility="private").then(
+        fn, inputs, outputs, api_name=api_name, **UPLOAD)
+
+
 def _examples(rows, inputs, fn=None, outputs=None):
     """Clickable examples from examples/; with `fn` a click also runs the tab (the gallery tabs need the
     visitor's state, so there a click only fills the inputs)."""
@@ -455,7 +462,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Column():
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
-            button.click(mask_check, still, [result, table], api_name="mask", **UPLOAD)
+            _run(button, mask_check, still, [result, table], "mask")
             tracker = gr.State(None, time_to_live=SESSION_SECONDS)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
@@ -472,7 +479,7 @@ def build_demo() -> gr.Blocks:
                     bars = gr.Label(num_top_classes=7, label="Emotions of the largest (or clicked) face")
                     table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                          interactive=False)
-            button.click(emotion, still, [result, bars, table, faces], api_name="emotion", **UPLOAD)
+            _run(button, emotion, still, [result, bars, table, faces], "emotion")
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=SESSION_SECONDS)
             live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
@@ -505,7 +512,7 @@ def build_demo() -> gr.Blocks:
             clear_button.click(clear, gallery, [grid, who, gallery], api_name="clear", **UPLOAD)
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
-            button.click(identify, [still, point, gallery], [result, table], api_name="identify", **UPLOAD)
+            _run(button, identify, [still, point, gallery], [result, table], "identify")
             tracker = gr.State(None, time_to_live=SESSION_SECONDS)
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
             _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
@@ -526,7 +533,7 @@ def build_demo() -> gr.Blocks:
                                  interactive=False, height=120, show_label=False)  # a label would hide the marker's value
                 crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=180)
             outputs = [verdict, similarity, scale, crops]
-            verify_button.click(verify, [first, second, verify_point], outputs, api_name="verify", **UPLOAD)
+            _run(verify_button, verify, [first, second, verify_point], outputs, "verify")
             _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
                       outputs)
 
