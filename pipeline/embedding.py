@@ -62,11 +62,7 @@ class FaceEmbedder:
         self.dtype = torch.float16 if precision == "float16" else torch.float32
         self.batch_size = batch_size
         self.centre = None if centre is None else torch.as_tensor(centre, dtype=torch.float32).reshape(1, -1)
-        model = InceptionResnetV1()
-        # Classification layers are not needed for embeddings; some checkpoints (vggface2) carry them.
-        weights = {key: value for key, value in state_dict.items() if not key.startswith("logits.")}
-        model.load_state_dict(weights)
-        fold_constants(model)
+        model = float_model(state_dict)
         if precision == "int8":
             try:
                 model = int8.from_qparams(model.eval(), int8_ranges)
@@ -100,8 +96,7 @@ class FaceEmbedder:
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))
-                batch = batch.to(self.device).permute(0, 3, 1, 2).to(self.dtype, memory_format=torch.channels_last)
-                batch = (batch - 127.5) / 128.0  # facenet's fixed image standardisation
+                batch = standardise(batch.to(self.device).permute(0, 3, 1, 2).to(self.dtype, memory_format=torch.channels_last))
                 embeddings = torch.nn.functional.normalize(self.model(batch).float().cpu(), dim=1)
                 if self.centre is not None:
                     embeddings = torch.nn.functional.normalize(embeddings - self.centre, dim=1)
@@ -115,14 +110,13 @@ def choose_precision(backbone: str, device: torch.device, requested: str | None 
     setting = (requested or os.environ.get("FACELAB_PRECISION") or "auto").strip().lower()
     if setting not in PRECISIONS:
         raise FaceLabError(f"FACELAB_PRECISION must be one of {', '.join(PRECISIONS)}, not {setting!r}.")
+    int8_ready = backbone in INT8_RANGES and INT8_RANGES[backbone] in manifest() and int8.available()
     if setting != "auto":
-        _check_precision(setting, device, backbone in INT8_RANGES and int8.available())
+        _check_precision(setting, device, int8_ready)
         return setting  # type: ignore[return-value]
     if device.type == "cuda":
         return "float16"
-    if backbone in INT8_RANGES and INT8_RANGES[backbone] in manifest() and int8.available():
-        return "int8"
-    return "float32"
+    return "int8" if int8_ready else "float32"
 
 
 def _check_precision(precision: str, device: torch.device, int8_ready: bool) -> None:
@@ -131,6 +125,20 @@ def _check_precision(precision: str, device: torch.device, int8_ready: bool) -> 
     if precision == "int8" and (device.type != "cpu" or not int8_ready):
         raise FaceLabError("Precision int8 needs a CPU, PyTorch's int8 kernels and the backbone's int8 "
                            "activation ranges (see weights/manifest.json); use float32 instead.")
+
+
+def float_model(state_dict: dict[str, torch.Tensor]) -> InceptionResnetV1:
+    """The network with these weights, in eval mode, constants folded (what every precision starts from)."""
+    model = InceptionResnetV1()
+    # Classification layers are not needed for embeddings; some checkpoints (vggface2) carry them.
+    model.load_state_dict({key: value for key, value in state_dict.items() if not key.startswith("logits.")})
+    fold_constants(model.eval())
+    return model
+
+
+def standardise(batch: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 160, 160) pixel values 0..255 -> facenet's fixed image standardisation."""
+    return (batch - 127.5) / 128.0
 
 
 def fold_constants(model: InceptionResnetV1) -> None:

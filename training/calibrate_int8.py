@@ -26,10 +26,10 @@ from torch.ao import quantization as quant
 
 from benchmarks.datasets import DATA_DIR, LFW_DIR, SHARED_WEIGHTS_DIR
 from pipeline.analysis import FaceLab
-from pipeline.embedding import BACKBONES, CENTRES, INT8_RANGES, FaceEmbedder, fold_constants
+from pipeline.embedding import BACKBONES, CENTRES, INT8_RANGES, FaceEmbedder, float_model, standardise
 from pipeline.models import int8
-from pipeline.models.inception_resnet_v1 import InceptionResnetV1
 from pipeline.weights import REPO_WEIGHTS_DIR, load_named
+from training.evaluation import ms_per_face
 
 CALIBRATION_DIR = DATA_DIR / "mask" / "train" / "without_mask"
 SEED = 0
@@ -45,31 +45,15 @@ def face_crops(lab: FaceLab, paths: list) -> np.ndarray:
     return np.stack(crops)
 
 
-def standardised(crops: np.ndarray) -> torch.Tensor:
-    return (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - 127.5) / 128.0  # as FaceEmbedder.embed
-
-
 def calibrate(backbone: str, crops: np.ndarray) -> dict[str, torch.Tensor]:
-    model = InceptionResnetV1()
-    model.load_state_dict({k: v for k, v in load_named(BACKBONES[backbone]).items() if not k.startswith("logits.")})
-    fold_constants(model.eval())
+    model = float_model(load_named(BACKBONES[backbone]))
     histogram = quant.HistogramObserver.with_args(dtype=torch.quint8, quant_min=int8.ACTIVATION_MIN,
                                                   quant_max=int8.ACTIVATION_MAX)
     observed = int8.observed(model, histogram)
     with torch.inference_mode():
         for start in range(0, len(crops), 32):
-            observed(standardised(crops[start : start + 32]))
+            observed(standardise(torch.from_numpy(crops[start : start + 32]).permute(0, 3, 1, 2).float()))
     return int8.activation_qparams(observed)
-
-
-def per_face_ms(embedder: FaceEmbedder, crops: np.ndarray, rounds: int = 10) -> float:
-    embedder.embed(crops[:1])
-    times = []
-    for index in range(rounds):
-        began = time.perf_counter()
-        embedder.embed(crops[index : index + 1])
-        times.append(time.perf_counter() - began)
-    return float(np.median(times) * 1e3)
 
 
 def main() -> None:
@@ -108,7 +92,8 @@ def main() -> None:
         "lfw_crops_compared": len(test_crops),
         "cosine_int8_vs_float32": {"mean": round(float(cosine.mean()), 5), "p1": round(float(np.percentile(cosine, 1)), 5),
                                    "min": round(float(cosine.min()), 5)},
-        "ms_per_face_1_thread": {name: round(per_face_ms(embedder, test_crops), 1) for name, embedder in embedders.items()},
+        "ms_per_face_1_thread": {name: round(ms_per_face(embedder.embed, test_crops[:1])[0], 1)
+                                 for name, embedder in embedders.items()},
         "wall_s": round(time.perf_counter() - started, 1),
     }
     out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
