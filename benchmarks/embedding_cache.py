@@ -69,6 +69,13 @@ def all_lfw_images() -> list[str]:
 CACHE_VERSION = 2
 
 
+def precisions(backbone: str) -> list[str]:
+    """What LFW figures are measured in: float32, and int8 where the backbone has int8 activation ranges."""
+    from pipeline.embedding import INT8_RANGES
+
+    return ["float32"] + (["int8"] if backbone in INT8_RANGES else [])
+
+
 def cache_path(backbone: str, shard: tuple[int, int] = (0, 1), precision: str = "float32") -> Path:
     """One file per backbone, weights, embedding centre, precision (and int8 ranges) and CACHE_VERSION:
     a stale cache is never read."""

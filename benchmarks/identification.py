@@ -25,7 +25,6 @@ import numpy as np
 
 from benchmarks import embedding_cache
 from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_people
-from pipeline.embedding import INT8_RANGES
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import OPERATING_POINTS, identification_threshold
 
@@ -122,7 +121,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=["float32", "int8"],
                         help="default: float32, and int8 (the CPU default) where the backbone has int8 ranges")
     args = parser.parse_args()
-    args.precisions = args.precisions or ["float32"] + (["int8"] if args.backbone in INT8_RANGES else [])
+    args.precisions = args.precisions or embedding_cache.precisions(args.backbone)
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     results = []
     for precision in args.precisions:

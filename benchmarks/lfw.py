@@ -22,7 +22,7 @@ import numpy as np
 from benchmarks import embedding_cache
 from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR
 from benchmarks.lfw_protocol import pair_scores, roc_curve, ten_fold
-from pipeline.embedding import BACKBONES, INT8_RANGES
+from pipeline.embedding import BACKBONES
 from pipeline.weights import MANIFEST_PATH
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -39,7 +39,7 @@ def main() -> None:
                         help="default: float32, and int8 where the backbone has int8 activation ranges")
     parser.add_argument("--partial", action="store_true", help="use the pairs the cache holds so far (PROVISIONAL)")
     args = parser.parse_args()
-    args.precisions = args.precisions or ["float32"] + (["int8"] if args.backbone in INT8_RANGES else [])
+    args.precisions = args.precisions or embedding_cache.precisions(args.backbone)
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
     thresholds = manifest["models"][BACKBONES[args.backbone]].get("thresholds") or {}
