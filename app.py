@@ -10,8 +10,6 @@ buttons are off.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import html
 import json
@@ -25,14 +23,21 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # analytics off unless the operator opts in
 
 import gradio as gr  # noqa: E402
-import gradio_fixes  # noqa: E402,F401  (Gradio 6.31 rewrote cached result pictures in place: short downloads)
 import numpy as np  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
-from pipeline import FaceLabError, InvalidImageError, get_facelab, load_rgb, overlay  # noqa: E402
+from pipeline import FaceLabError, WeightsError, get_facelab, load_rgb, overlay  # noqa: E402
 from pipeline import identity  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
+from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.gallery import open_gallery  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
+from serving import gradio_fixes  # noqa: E402
+from serving.access import OperatorGate  # noqa: E402
+from serving.http_limits import RequestBodyLimit  # noqa: E402
+from serving.payloads import MAX_INLINE_CHARS, picture_bytes  # noqa: E402
+
+gradio_fixes.apply()
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 log = logging.getLogger("facelab.app")
@@ -62,44 +67,61 @@ except ImportError:
 
 
 # ----------------------------------------------------------------------------------------------
-# Models: resolved at start-up with progress in the log; heads that cannot load disable their tab.
+# Models and the shared gallery: all four models load in a background thread at start-up, with one
+# status line. Whatever cannot load turns off the tabs that need it, with a reason a visitor may read
+# (server paths and other details go to the log only).
 
-def _load_head(kind: str) -> str | None:
-    """None when the head is ready, else the reason its tab is off."""
-    try:
-        log.info("loading the %s head (weights from weights/manifest.json, sha256 checked)...", kind)
-        getattr(get_facelab(), f"{kind}_head")
-        log.info("%s head ready", kind)
-        return None
-    except (FaceLabError, OSError, RuntimeError, KeyError) as exc:
-        log.warning("%s tab disabled: %s", kind, exc)
-        return f"The {kind} model could not be loaded: {exc}"
-
-
-MASK_OFF = _load_head("mask")
-EMOTION_OFF = _load_head("emotion")
-STATUS: dict[str, str] = {"face detector": "loading", "face embedder": "loading"}
+MODELS = {"face detector": lambda lab: lab.detector, "mask model": lambda lab: lab.mask_head,
+          "emotion model": lambda lab: lab.emotion_head, "face embedder": lambda lab: lab.embedder}
+TAB_NEEDS = {"mask": ("face detector", "mask model"), "emotion": ("face detector", "emotion model"),
+             "identify": ("face detector", "face embedder", "gallery"), "verify": ("face detector", "face embedder")}
+STATUS: dict[str, str] = {name: "loading" for name in MODELS}  # "loading" | "ready" | "unavailable: <reason>"
 
 
 def _warm_up() -> None:
-    """Load the detector and the embedder in the background, so the page is up before they are."""
     lab = get_facelab()
-    for what, load in (("face detector", lambda: lab.detector), ("face embedder", lambda: lab.embedder)):
+    for what, load in MODELS.items():
         started = time.perf_counter()
-        log.info("loading the %s...", what)
+        log.info("loading the %s (weights from weights/manifest.json, sha256 checked)...", what)
         try:
-            model = load(); STATUS[what] = "ready"  # noqa: E702
-            log.info("%s ready in %.1f s (%s)", what, time.perf_counter() - started, getattr(model, "backbone", "MTCNN"))
-        except Exception as exc:  # the tabs that need it will show this reason
-            STATUS[what] = f"unavailable: {exc}"
-            log.error("%s unavailable: %s", what, exc)
+            model = load(lab); STATUS[what] = "ready"  # noqa: E702
+            log.info("%s ready in %.1f s (%s)", what, time.perf_counter() - started, getattr(model, "backbone", ""))
+        except Exception as exc:  # the tabs that need it show the visitor-safe reason
+            STATUS[what] = f"unavailable: {_visitor_reason(exc)}"
+            log.error("%s unavailable, its tabs are off: %s", what, exc)
+
+
+def _visitor_reason(exc: Exception) -> str:
+    return exc.visitor_message() if isinstance(exc, FaceLabError) else "it failed to start (details in the server log)"
+
+
+def _open_gallery_once():
+    """The gallery every session starts from: the operator's shared one (FACELAB_GALLERY) or an empty one
+    that Gradio copies per session. A shared gallery that cannot be opened turns off Enroll & identify."""
+    try:
+        gallery = open_gallery(); STATUS["gallery"] = "ready"  # noqa: E702
+        return gallery
+    except Exception as exc:
+        log.error("the shared gallery FACELAB_GALLERY=%s cannot be used, Enroll & identify is off: %s",
+                  os.environ.get("FACELAB_GALLERY"), exc)
+        STATUS["gallery"] = "unavailable: the shared gallery could not be opened (details in the server log)"
+        return None
+
+
+def unavailable(tab: str) -> str | None:
+    """Why `tab` is off, in words for a visitor, or None while everything it needs is loading or ready."""
+    reasons = [f"the {need} is {STATUS[need]}" for need in TAB_NEEDS[tab] if STATUS.get(need, "").startswith("unavailable")]
+    return ("Not available: " + "; ".join(reasons) + ".") if reasons else None
+
+
+OPERATOR = OperatorGate.from_env()
 
 
 # ----------------------------------------------------------------------------------------------
 # Handler helpers: friendly errors, picture payloads, tables.
 
 def friendly(fn):
-    """Show pipeline errors as their message and anything unexpected as a short apology: never a traceback."""
+    """Show pipeline errors as their visitor message and anything unexpected as a short apology: never a traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -107,7 +129,9 @@ def friendly(fn):
         except gr.Error:
             raise
         except FaceLabError as exc:  # toasts render HTML: escape, since messages may quote what a visitor typed
-            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+            if isinstance(exc, WeightsError):
+                log.error("%s: %s", fn.__name__, exc)  # the operator's details; the visitor gets the summary
+            raise gr.Error(html.escape(exc.visitor_message(), quote=False), print_exception=False) from None
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error("Something went wrong while analysing this picture. Please try another one.",
@@ -115,21 +139,17 @@ def friendly(fn):
     return wrapper
 
 
+def stored_by_this_app(path: str) -> bool:
+    """A file Gradio stored for an upload to this server, or one of the app's examples (exact paths)."""
+    return path in demo.upload_file_set or path in EXAMPLE_FILES
+
+
 def picture(payload, what: str = "a photo") -> np.ndarray:
-    """The RGB array of an uploaded file, webcam snapshot or example (the pipeline's limits apply)."""
+    """The RGB array of an uploaded file, webcam snapshot or example; any other payload gets
+    serving.payloads' one refusal (the pipeline's limits apply after that)."""
     if payload is None:
         raise gr.Error(f"Upload {what} or take a webcam snapshot first.", print_exception=False)
-    if isinstance(payload, dict):  # the events run with preprocess=False: our limits, our messages
-        url = payload.get("url") or ""
-        if not payload.get("path") and url.startswith("data:"):
-            try:
-                return load_rgb(base64.b64decode(url.split(",", 1)[-1], validate=True))
-            except binascii.Error:
-                raise InvalidImageError("The picture could not be read (its data is not valid base64).") from None
-        payload = payload.get("path")
-    if not isinstance(payload, str):
-        raise InvalidImageError("Send the picture as a file (gradio_client: handle_file(path)).")
-    return load_rgb(payload)
+    return load_rgb(picture_bytes(payload, stored_by_this_app, gr.utils.get_upload_folder()))
 
 
 def require(reason: str | None) -> None:
@@ -178,7 +198,7 @@ def _emotion_label(face) -> tuple[str, tuple]:
 @gpu
 @friendly
 def mask_check(image):
-    require(MASK_OFF)
+    require(unavailable("mask"))
     analysis = analysed(image, mask=True)
     labels = [_mask_label(f) for f in analysis.faces]
     boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(analysis.faces, labels)]
@@ -186,13 +206,14 @@ def mask_check(image):
     return overlay.draw_boxes(analysis.image, boxes), rows
 
 
-def _live(label_faces, reuse: bool = True):
+def _live(tab: str, label_faces, reuse: bool = True):
     """A stream handler: follow faces with the session's tracker, label them, draw. With `reuse`, a face
     keeps its label while it is tracked (recomputed at each full detection); without, every frame is
-    labelled afresh (expressions change). Never raises: a bad frame comes back empty, the stream goes on."""
+    labelled afresh (expressions change). Never raises: a bad frame, or a frame for a tab that is off,
+    comes back empty and the stream goes on."""
     @gpu
     def handler(frame, tracker, *extra):
-        if frame is None:
+        if frame is None or unavailable(tab):
             return None, tracker
         try:
             rgb = picture(frame)
@@ -218,7 +239,7 @@ def _describe(label, **heads):
     return label_faces
 
 
-mask_live = _live(_describe(_mask_label, mask=True))
+mask_live = _live("mask", _describe(_mask_label, mask=True))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -227,7 +248,7 @@ mask_live = _live(_describe(_mask_label, mask=True))
 @gpu
 @friendly
 def emotion(image):
-    require(EMOTION_OFF)
+    require(unavailable("emotion"))
     analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
     rows = [[i + 1, f.emotion.top, overlay.percent(f.emotion.confidence), box_text(f.box)]
@@ -245,7 +266,7 @@ def emotion_pick(faces, evt: gr.SelectData):
     return gr.skip()
 
 
-emotion_live = _live(_describe(_emotion_label, emotion=True), reuse=False)
+emotion_live = _live("emotion", _describe(_emotion_label, emotion=True), reuse=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,7 +285,9 @@ def _people(gallery) -> tuple[list, dict]:
 
 @gpu
 @friendly
-def enroll(name, image, gallery):
+def enroll(name, image, token, gallery):
+    require(unavailable("identify"))
+    OPERATOR.check("enroll", token)
     if not isinstance(name, str) or not name.strip():
         raise gr.Error("Type the person's name first.", print_exception=False)
     result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
@@ -277,11 +300,14 @@ def enroll(name, image, gallery):
 
 @friendly
 def people(gallery):
+    require(unavailable("identify"))
     return [{"name": p.name, "photos": p.embeddings} for p in gallery.people()]
 
 
 @friendly
-def delete(name, gallery):
+def delete(name, token, gallery):
+    require(unavailable("identify"))
+    OPERATOR.check("delete", token)
     if not name:
         raise gr.Error("Choose whom to delete first.", print_exception=False)
     if not gallery.delete(name):
@@ -290,7 +316,9 @@ def delete(name, gallery):
 
 
 @friendly
-def clear(gallery):
+def clear(token, gallery):
+    require(unavailable("identify"))
+    OPERATOR.check("clear", token)
     gallery.clear()
     return (*_people(gallery), gallery)
 
@@ -298,6 +326,7 @@ def clear(gallery):
 @gpu
 @friendly
 def identify(image, operating_point, gallery):
+    require(unavailable("identify"))
     rgb = picture(image)
     if not len(gallery):
         gr.Warning("No one is enrolled yet: every face will be unknown. Enroll someone first.")
@@ -322,12 +351,13 @@ def _identify_faces(faces, operating_point, gallery):
                                   best[0].similarity if best else float("nan")) for best in hits]
 
 
-identify_live = _live(_identify_faces)
+identify_live = _live("identify", _identify_faces)
 
 
 @gpu
 @friendly
 def verify(image_a, image_b, operating_point):
+    require(unavailable("verify"))
     result = identity.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
                              operating_point_of(operating_point))
     verdict = "Same person" if result.same_person else "Different people"
@@ -401,31 +431,45 @@ OPERATING_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed mat
                         "Each result shows the similarity threshold it was compared with.")
 
 
+TABS = tuple(TAB_NEEDS)
+
+
 def status():
-    """The loading line at the top, refreshed until every model is ready (then the timer stops)."""
+    """The loading line at the top, each tab's "not available" note and its buttons, refreshed until every
+    model has loaded or failed (then the timer stops). Every state it shows is visitor-safe."""
     loading = any(state == "loading" for state in STATUS.values())
     problems = [f"{name}: {state}" for name, state in STATUS.items() if state != "ready"]
     text = ("Loading models... " if loading else "") + "; ".join(html.escape(p) for p in problems)
-    return text, gr.Timer(active=loading)
+    reasons = [unavailable(tab) for tab in TABS]
+    notes = [gr.Markdown(f"**{html.escape(reason)}**" if reason else "", visible=bool(reason)) for reason in reasons]
+    buttons = [gr.Button(interactive=reason is None) for tab, reason in zip(TABS, reasons) for _ in TAB_BUTTONS[tab]]
+    return text, gr.Timer(active=loading), *notes, *buttons
 
 
 # ----------------------------------------------------------------------------------------------
 # Layout
 
-def _image_inputs(label: str, off: str | None):
+def _image_inputs(label: str):
     """An upload/snapshot picture and a live webcam stream, in two sub-tabs."""
     with gr.Tab("Upload or snapshot"):
         still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
                          webcam_options=gr.WebcamOptions(mirror=True), height=360)
-        button = gr.Button("Analyse", variant="primary", interactive=off is None)
+        button = gr.Button("Analyse", variant="primary")
     with gr.Tab("Live webcam"):
         live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=360)
     return still, button, live
 
 
-def _off(reason: str | None) -> None:
-    if reason:
-        gr.Markdown(f"**Not available:** {html.escape(reason)}")
+def _off_note(tab: str) -> gr.Markdown:
+    """The tab's "Not available: ..." line; status() fills it once a model it needs has failed."""
+    note = gr.Markdown(visible=False)
+    TAB_NOTES[tab] = note
+    return note
+
+
+TAB_NOTES: dict[str, gr.Markdown] = {}
+TAB_BUTTONS: dict[str, list[gr.Button]] = {tab: [] for tab in TAB_NEEDS}
+EXAMPLE_FILES: set[str] = set()  # the examples' copies in Gradio's cache: payloads may name these
 
 
 def _run(button, fn, inputs, outputs, api_name: str) -> None:
@@ -439,7 +483,10 @@ def _examples(rows, inputs, fn=None, outputs=None):
     """Clickable examples from examples/; with `fn` a click also runs the tab (the gallery tabs need the
     visitor's state, so there a click only fills the inputs)."""
     rows = [[str(EXAMPLES / v) if str(v).endswith(".jpg") else v for v in row] for row in rows]
-    gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False, preprocess=False)
+    examples = gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False,
+                           preprocess=False)
+    EXAMPLE_FILES.update(value["path"] for row in examples.non_none_processed_examples.values()
+                         for value in row if isinstance(value, dict) and isinstance(value.get("path"), str))
 
 
 def build_demo() -> gr.Blocks:
@@ -448,17 +495,16 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900)) as demo:
         gr.Markdown("# Face Lab\nMask check, emotion, enroll & identify, verify: upload a picture or use your webcam.")
         status_line, timer = gr.Markdown(), gr.Timer(2)
-        timer.tick(status, None, [status_line, timer], api_visibility="private", show_progress="hidden", queue=False)
-        demo.load(status, None, [status_line, timer], api_visibility="private", queue=False)
         # A visitor's gallery expires an hour after its last change, also for API clients, whose
         # sessions Gradio would otherwise keep until a restart.
-        gallery = gr.State(open_gallery(), time_to_live=SESSION_SECONDS)
+        gallery = gr.State(_open_gallery_once(), time_to_live=SESSION_SECONDS)
 
         with gr.Tab("Mask check", id="mask"):
-            _off(MASK_OFF)
+            _off_note("mask")
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture", MASK_OFF)
+                    still, button, live = _image_inputs("Picture")
+                    TAB_BUTTONS["mask"].append(button)
                 with gr.Column():
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
@@ -468,11 +514,12 @@ def build_demo() -> gr.Blocks:
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
 
         with gr.Tab("Emotion", id="emotion"):
-            _off(EMOTION_OFF)
+            _off_note("emotion")
             faces = gr.State([])
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture", EMOTION_OFF)
+                    still, button, live = _image_inputs("Picture")
+                    TAB_BUTTONS["emotion"].append(button)
                 with gr.Column():
                     result = gr.Image(label="Result (click a face for its emotions)", format="jpeg", interactive=False,
                                       height=360)
@@ -486,6 +533,7 @@ def build_demo() -> gr.Blocks:
             _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
 
         with gr.Tab("Enroll & identify", id="identify"):
+            _off_note("identify")
             point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
                              info=OPERATING_POINT_INFO)
             with gr.Row():
@@ -501,15 +549,21 @@ def build_demo() -> gr.Blocks:
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
                         clear_button = gr.Button("Clear all", variant="stop", scale=1)
+                    # Shared gallery only: deleting and clearing (and enrolling, if the operator says so)
+                    # need the operator's token (serving/access.py).
+                    token = gr.Textbox(label="Operator token (shared gallery)", type="password", value="",
+                                       visible=OPERATOR.shared)
                 with gr.Column():
                     gr.Markdown("### Identify")
-                    still, button, live = _image_inputs("Picture to identify", None)
+                    still, button, live = _image_inputs("Picture to identify")
+                    TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, button]
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "similarity", "threshold", "box"], label="Faces",
                                          interactive=False)
-            enroll_button.click(enroll, [name, enroll_image, gallery], [grid, who, gallery], api_name="enroll", **UPLOAD)
-            delete_button.click(delete, [who, gallery], [grid, who, gallery], api_name="delete", **UPLOAD)
-            clear_button.click(clear, gallery, [grid, who, gallery], api_name="clear", **UPLOAD)
+            enroll_button.click(enroll, [name, enroll_image, token, gallery], [grid, who, gallery], api_name="enroll",
+                                **UPLOAD)
+            delete_button.click(delete, [who, token, gallery], [grid, who, gallery], api_name="delete", **UPLOAD)
+            clear_button.click(clear, [token, gallery], [grid, who, gallery], api_name="clear", **UPLOAD)
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
             _run(button, identify, [still, point, gallery], [result, table], "identify")
@@ -519,12 +573,14 @@ def build_demo() -> gr.Blocks:
             _examples([["astronaut_mirror.jpg"]], still)
 
         with gr.Tab("Verify", id="verify"):
+            _off_note("verify")
             with gr.Row():
                 first = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="First photo", height=300)
                 second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo", height=300)
             verify_point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
                                     info=OPERATING_POINT_INFO)
             verify_button = gr.Button("Verify", variant="primary")
+            TAB_BUTTONS["verify"].append(verify_button)
             with gr.Row():
                 verdict = gr.Markdown()
                 similarity = gr.Number(label="Similarity (cosine)", interactive=False)
@@ -539,6 +595,10 @@ def build_demo() -> gr.Blocks:
 
         with gr.Tab("About", id="about"):
             gr.Markdown(about())
+
+        shown = [status_line, timer, *(TAB_NOTES[tab] for tab in TABS), *(b for tab in TABS for b in TAB_BUTTONS[tab])]
+        timer.tick(status, None, shown, api_visibility="private", show_progress="hidden", queue=False)
+        demo.load(status, None, shown, api_visibility="private", queue=False)
     return demo.queue(max_size=QUEUE_SIZE)
 
 
@@ -550,6 +610,9 @@ if __name__ == "__main__":
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
         theme=gr.themes.Soft(),
-        max_file_size="50mb",
+        max_file_size=MAX_FILE_BYTES,
         show_error=False,
+        # Every request body but an upload's is bounded before it is read (a data: URL is at most
+        # MAX_INLINE_CHARS long): serving/http_limits.py.
+        app_kwargs={"middleware": [Middleware(RequestBodyLimit, max_bytes=MAX_INLINE_CHARS + 1024 * 1024)]},
     )

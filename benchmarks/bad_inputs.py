@@ -121,6 +121,20 @@ def _png_20000() -> bytes:
     return png_of_rows(20_000, 20_000, bytes(20_000))
 
 
+def _ico_holding_a_huge_png() -> bytes:
+    # An icon file whose one entry (its header says 256x256) is a 16000x16000 PNG: 256 megapixels decoded.
+    png = png_of_rows(16_000, 16_000, bytes(16_000))
+    header = struct.pack("<HHH", 0, 1, 1)
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 6 + 16)
+    return header + entry + png
+
+
+def _eps() -> bytes:
+    # PostScript: Pillow would hand it to Ghostscript, wherever that is installed.
+    return (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n"
+            b"newpath 0 0 moveto 64 64 lineto stroke showpage\n%%EOF\n")
+
+
 def _animated_gif() -> bytes:
     first = astronaut()
     second = Image.new("RGB", first.size, (30, 30, 200))
@@ -201,7 +215,9 @@ CASES: tuple[BadInput, ...] = (
              r"not a picture"),
     BadInput("pdf_named_jpg", ".jpg", _pdf, "refused", r"not a picture"),
     BadInput("decompression_bomb", ".png", _bomb, "refused", r"megapixels"),
-    BadInput("png_20000x20000", ".png", _png_20000, "refused", r"20000x20000.*megapixels"),
+    BadInput("png_20000x20000", ".png", _png_20000, "refused", r"400 megapixels"),
+    BadInput("ico_holding_huge_png", ".ico", _ico_holding_a_huge_png, "refused", r"not a picture|megapixels"),
+    BadInput("eps_named_jpg", ".jpg", _eps, "refused", r"not a picture"),
     BadInput("one_by_one", ".png", lambda: encode(Image.new("RGB", (1, 1), "red"), "PNG"), "refused", r"1x1"),
     BadInput("oversized_file", ".jpg", _oversized_file, "refused", r"limit is 50 MB|maximum file size"),
     BadInput("animated_gif", ".gif", _animated_gif, "faces"),

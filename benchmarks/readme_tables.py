@@ -114,7 +114,26 @@ def heads_table() -> str:
     return "\n".join(rows)
 
 
-RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table}
+def security_table() -> str:
+    data = (_load("reliability") or {}).get("security")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.security`_"
+    findings: dict[int, list[dict]] = {}
+    for row in data["attacks"]:
+        findings.setdefault(row["item"], []).append(row)
+    rows = ["| finding | attacks | blocked | what the client got (first attack) |", "| --- | --- | --- | --- |"]
+    for item, attacks in sorted(findings.items()):
+        names = ", ".join(a["attack"].replace("_", " ") for a in attacks)
+        got = attacks[0]["client_got"].replace("|", "/")[:140]
+        rows.append(f"| {item} | {names} | {sum(a['blocked'] for a in attacks)} / {len(attacks)} | {got} |")
+    rows += ["", f"{data['attacks_blocked']} of {data['attacks_tried']} attacks blocked; the largest RSS growth of "
+             f"the server over one request was {data['max_rss_growth_mb']} MB (budget {data['rss_budget_mb']} MB); "
+             f"tracebacks in the servers' logs: {'yes' if data['tracebacks_in_logs'] else 'none'}."]
+    return "\n".join(rows)
+
+
+RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table,
+                                           "security": security_table}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
 
 

@@ -265,7 +265,7 @@ def main() -> None:
     os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
     os.environ.setdefault("FACELAB_THREADS", "1")
     from benchmarks.gallery_kill import run_kills
-    from tests.test_app_api import launch_app, stop_app
+    from benchmarks.app_server import launch_app, stop_app
 
     work = Path(tempfile.mkdtemp(prefix="facelab_reliability_"))
     results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} CPU cores, FACELAB_THREADS="

@@ -119,18 +119,20 @@ class FaceLab:
     def _load_embedder(self) -> FaceEmbedder:
         # Prefer the configured backbone; fall back to the other one rather than leave identity tabs dead.
         order = [self.preferred_backbone] + [name for name in BACKBONES if name != self.preferred_backbone]
-        failures = []
+        failures, publics = [], []
         for backbone in order:
             try:
                 embedder = FaceEmbedder.from_backbone(backbone, device=self.device)
             except FaceLabError as exc:  # missing weights, or a precision (FACELAB_PRECISION) it lacks
                 failures.append(f"{backbone}: {exc}")
+                publics.append(getattr(exc, "public", "its weights could not be loaded"))
                 log.warning("backbone %s unavailable: %s", backbone, exc)
                 continue
             if backbone != self.preferred_backbone:
                 log.warning("using backbone %s because %s is unavailable", backbone, self.preferred_backbone)
             return embedder
-        raise WeightsError("No face embedder could be loaded. " + " | ".join(failures))
+        raise WeightsError("No face embedder could be loaded. " + " | ".join(failures),
+                           public="; ".join(dict.fromkeys(publics)))
 
     def detect(self, image: ImageInput, config: DetectorConfig | None = None) -> tuple[np.ndarray, list[Detection]]:
         """Normalise the input and find its faces (largest first)."""

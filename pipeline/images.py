@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Union
@@ -24,8 +25,15 @@ MAX_PIXELS = int(os.environ.get("FACELAB_MAX_PIXELS", 40_000_000))  # e.g. 8000x
 MAX_FILE_BYTES = int(os.environ.get("FACELAB_MAX_FILE_BYTES", 50 * 1024 * 1024))  # "50 MB" as Gradio counts it
 MIN_SIDE = 16  # smaller pictures cannot hold a detectable face (MTCNN's smallest window is 12 px)
 
-# We check the pixel count ourselves before decoding; PIL's own guard would only warn below 2x its limit.
-Image.MAX_IMAGE_PIXELS = None
+# The formats the README promises, and only those: Image.open(formats=...) never hands other bytes to
+# another decoder (EPS would go to Ghostscript, ICO holds PNGs whose size its header does not state).
+# (JPEG's opener also returns the MPO pictures many phone cameras write.)
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+Image.init()  # registers every plugin, so that `formats` can name WEBP and TIFF
+
+# We check the pixel count from the header before decoding; Pillow's own check stays on as well, inside
+# every decoder (an embedded picture, a TIFF page), and refuses at twice the limit.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def load_rgb(source: ImageInput) -> np.ndarray:
@@ -66,7 +74,9 @@ def _open_pil(source: ImageInput) -> Image.Image:
     if len(data) > MAX_FILE_BYTES:
         raise InvalidImageError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise InvalidImageError(_too_many_pixels_message(exc)) from None
     except UnidentifiedImageError:
         raise InvalidImageError(
             f"{name[0].upper() + name[1:]} is not a picture we can read (JPEG, PNG, WebP, GIF, BMP, TIFF)."
@@ -89,8 +99,11 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
             image.load()
     except InvalidImageError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidImageError(_too_many_pixels_message(exc)) from None
     except Exception as exc:  # truncated or corrupt data
         raise InvalidImageError(f"The picture is damaged or truncated and cannot be decoded ({exc}).") from None
+    _check_size(*image.size)  # what was decoded, in case a decoder's header understated it
     return _convert_mode(image)
 
 
@@ -146,12 +159,18 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
+def _too_many_pixels_message(found: Image.DecompressionBombError | str) -> str:
+    """`found`: the size as we read it, or Pillow's refusal (its text holds the pixel count)."""
+    if isinstance(found, Image.DecompressionBombError):
+        pixels = re.search(r"\((\d+) pixels\)", str(found))
+        found = f"{int(pixels[1]) / 1e6:.0f} megapixels" if pixels else "larger than that"
+    return f"The picture is {found}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Please send a smaller picture."
+
+
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise InvalidImageError(
-            f"The picture is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
-            f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Please send a smaller picture."
-        )
+            _too_many_pixels_message(f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels)"))
     if min(width, height) < MIN_SIDE:
         raise InvalidImageError(
             f"The picture is only {width}x{height} pixels; a face needs at least {MIN_SIDE}x{MIN_SIDE}."

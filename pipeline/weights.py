@@ -116,14 +116,16 @@ def _download(entry: WeightSpec) -> Path:
     except LocalEntryNotFoundError:  # first: it is a subclass of EntryNotFoundError
         raise WeightsError(
             f"Weights {entry.filename} are not in any local folder, not in the Hugging Face cache, and the Hub "
-            f"could not be reached (offline or no network). {how_to_fix}"
+            f"could not be reached (offline or no network). {how_to_fix}", public=_NOT_FOUND
         ) from None
     except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as exc:
         raise WeightsError(
-            f"The Hub has no {entry.filename} in {entry.repo_id}@{entry.revision} ({type(exc).__name__}). {how_to_fix}"
+            f"The Hub has no {entry.filename} in {entry.repo_id}@{entry.revision} ({type(exc).__name__}). {how_to_fix}",
+            public=_NOT_FOUND,
         ) from None
     except Exception as exc:  # network errors, HTTP errors, disk full
-        raise WeightsError(f"Downloading {entry.filename} from the Hub failed: {exc}. {how_to_fix}") from None
+        raise WeightsError(f"Downloading {entry.filename} from the Hub failed: {exc}. {how_to_fix}",
+                           public=_NOT_FOUND) from None
 
 
 def _offline() -> bool:
@@ -145,6 +147,8 @@ def _reachable(endpoint: str | None, timeout_s: float = 3.0) -> bool:
     except OSError:
         return False
 
+
+_NOT_FOUND = "its weights are not on this server and could not be downloaded"
 
 _verified: dict[tuple[str, int, int], str] = {}
 _verified_lock = threading.Lock()
@@ -175,7 +179,8 @@ def verify_sha256(path: Path, entry: WeightSpec) -> None:
         raise WeightsError(
             f"Refusing to load {path}: its sha256 is {actual[:16]}..., the manifest expects "
             f"{entry.sha256[:16]}... for {entry.name}. The file is damaged or not the expected weights; "
-            f"delete it and fetch it again."
+            f"delete it and fetch it again.",
+            public="its weights file failed the sha256 integrity check",
         )
 
 
@@ -188,7 +193,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"Could not load weights from {path.name}: {exc}") from None
+        raise WeightsError(f"Could not load weights from {path.name}: {exc}", public="its weights file could not be read") from None
 
 
 @lru_cache(maxsize=None)

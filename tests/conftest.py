@@ -29,7 +29,7 @@ def lab():
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """A fresh `python app.py` per test module; its log tail is printed when the module is done."""
-    from tests.app_server import launch_app, stop_app
+    from benchmarks.app_server import launch_app, stop_app
 
     log_path = tmp_path_factory.mktemp("app") / "app.log"
     process, url = launch_app(log_path)

@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from benchmarks.datasets import MISC_DIR, lfw_pairs  # noqa: E402
 
-from tests.app_server import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
+from benchmarks.app_server import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
 # What a tab says while its model is not in this build yet (then its tests are skipped, with that reason).
 NOT_YET = ("could not be loaded", "no verification thresholds")
 
@@ -167,8 +167,8 @@ def moving_frames(count: int = 12):
         yield canvas
 
 
-def as_payload(frame, kind: str) -> dict:
-    """A frame as the browser sends it: a data URL, or an uploaded file's path."""
+def as_payload(frame) -> dict:
+    """A frame as the browser's live webcam sends it: a data URL."""
     import base64
     import io
 
@@ -176,11 +176,7 @@ def as_payload(frame, kind: str) -> dict:
 
     buffer = io.BytesIO()
     Image.fromarray(frame).save(buffer, format="JPEG", quality=85)
-    if kind == "data":
-        return {"url": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), "path": None}
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"facelab_frame_{os.getpid()}.jpg"
-    path.write_bytes(buffer.getvalue())
-    return {"path": str(path), "url": None}
+    return {"url": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), "path": None}
 
 
 def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> None:
@@ -188,12 +184,12 @@ def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> No
 
     import app
 
-    if app.MASK_OFF:
-        pytest.skip(app.MASK_OFF)
+    if app.unavailable("mask"):
+        pytest.skip(app.unavailable("mask"))
     tracker, times = None, []
     for i, frame in enumerate(moving_frames()):
         started = time.perf_counter()
-        out, tracker = app.mask_live(as_payload(frame, "data" if i % 2 else "file"), tracker)
+        out, tracker = app.mask_live(as_payload(frame), tracker)
         times.append(time.perf_counter() - started)
         assert out.shape == frame.shape and not np.array_equal(out, frame)  # a box and a label were drawn
         box = tracker.tracks[0].face.box
@@ -204,6 +200,9 @@ def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> No
     for broken in ("data:image/jpeg;base64,bm90IGEgcGljdHVyZQ==", "data:image/jpeg;base64,%%%not base64%%%"):
         out, same = app.mask_live({"path": None, "url": broken}, tracker)
         assert out is None and same is tracker
+    # A frame naming a file on the server, not an upload: refused like any other request (empty frame).
+    out, same = app.mask_live({"path": str(EXAMPLES / "astronaut.jpg"), "url": None}, tracker)
+    assert out is None and same is tracker
     with capsys.disabled():
         print(f"\nlive mask frames: median {1000 * sorted(times)[len(times) // 2]:.0f} ms "
               f"({tracker.full_detections} full detections in {len(times)} frames)")
@@ -216,6 +215,7 @@ def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path
     import shutil
 
     from benchmarks.datasets import SHARED_WEIGHTS_DIR
+    from benchmarks.security import wait_until_loaded
     from pipeline import weights
 
     tampered = tmp_path / "weights"
@@ -228,14 +228,15 @@ def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path
     process, url = launch_app(tmp_path / "app.log",
                               FACELAB_WEIGHTS_DIR=f"{tampered}{os.pathsep}{SHARED_WEIGHTS_DIR}")
     try:
+        wait_until_loaded(tmp_path / "app.log")
         client = Client(url, verbose=False)
         message = friendly_error(lambda: client.predict(image(EXAMPLES / "astronaut.jpg"), api_name="/mask"))
-        assert "mask model could not be loaded" in message and "sha256" in message
+        assert "mask model" in message and "sha256" in message and str(tampered) not in message
         client.predict("Eileen Collins", image(EXAMPLES / "astronaut.jpg"), api_name="/enroll")
         assert [p["name"] for p in client.predict(api_name="/people")] == ["Eileen Collins"]
     finally:
         stop_app(process)
-    assert "mask tab disabled" in (tmp_path / "app.log").read_text()
+    assert "mask model unavailable" in (tmp_path / "app.log").read_text()
 
 
 def test_the_readme_api_snippet_runs_as_written(app_url, monkeypatch, capsys) -> None:

@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from benchmarks.datasets import MISC_DIR, lfw_pairs  # noqa: E402
-from tests.app_server import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
+from benchmarks.app_server import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium-manager: no network calls

@@ -148,7 +148,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from tests.test_app_api import launch_app, stop_app  # noqa: E402
+from benchmarks.app_server import launch_app, stop_app  # noqa: E402
 
 NOT_YET = ("could not be loaded", "no verification thresholds")
 CALL_TIMEOUT_S = 120

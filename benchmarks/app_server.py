@@ -1,4 +1,4 @@
-"""`python app.py` in a subprocess on a free loopback port, for the tests that drive the running app."""
+"""`python app.py` in a subprocess on a free loopback port, for the benchmarks and tests that drive the running app."""
 
 from __future__ import annotations
 
