@@ -406,8 +406,7 @@ def accuracy_lines(limit: int = 8) -> list[str]:
 
 def about() -> str:
     models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
-    lines = ["## Models", "| model | weights | licence |", "|---|---|---|",
-             "| MTCNN face detector | shipped in the facenet-pytorch wheel | MIT |"]
+    lines = ["## Models", "| model | weights | licence |", "|---|---|---|"]
     lines += [f"| {html.escape(m.get('description', name), quote=False)} | `{m.get('repo_id', '')}` / "
               f"`{m.get('filename', '')}` | {html.escape(m.get('license', '?'), quote=False)} |" for name, m in models.items()]
     lines += ["", "## Measured accuracy", *accuracy_lines()]

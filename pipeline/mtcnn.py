@@ -22,7 +22,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .models.mtcnn_nets import load_mtcnn_nets
+from . import weights
+from .models.mtcnn_nets import ONet, PNet, RNet, load_mtcnn_nets
 
 PYRAMID_FACTOR = 0.709  # MTCNN's scale step between pyramid levels
 SMALLEST_INPUT = 12  # P-Net's receptive field: the smallest level's shorter side
@@ -149,13 +150,18 @@ def pyramid_scales(height: int, width: int, min_face_size: int) -> list[float]:
     return scales
 
 
+def mtcnn_nets(device: torch.device | str = "cpu") -> tuple[PNet, RNet, ONet]:
+    """P-, R- and O-Net with the weights facenet-pytorch ships, sha256-checked against weights/manifest.json."""
+    return load_mtcnn_nets(tuple(weights.load_named(f"mtcnn-{net}") for net in ("pnet", "rnet", "onet")), device)
+
+
 class Mtcnn:
     """MTCNN's three networks; stateless between calls, so thread-safe."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         # channels-last: 2-3x faster max-pooling on CPU (the reference layout spends half its time there)
-        self.pnet, self.rnet, self.onet = (net.to(memory_format=torch.channels_last) for net in load_mtcnn_nets(device))
+        self.pnet, self.rnet, self.onet = (net.to(memory_format=torch.channels_last) for net in mtcnn_nets(device))
 
     def picture(self, image: np.ndarray) -> torch.Tensor:
         """An RGB uint8 (H, W, 3) array as the (1, 3, H, W) uint8 tensor the stages read."""

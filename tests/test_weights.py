@@ -150,3 +150,17 @@ def test_weights_downloaded_once_still_load_when_the_hub_is_gone(tmp_path) -> No
         first = resolve_in_subprocess(tmp_path, hub.url)
     later = resolve_in_subprocess(tmp_path, closed_port_url())
     assert "path" in first and later.get("path") == first["path"], (first, later)
+
+
+def test_mtcnn_weights_come_from_the_wheel_and_are_sha256_checked() -> None:
+    """MTCNN's nets go through the same door as every other model: the manifest names their sha256."""
+    import dataclasses
+
+    for net in ("pnet", "rnet", "onet"):
+        entry = weights.spec(f"mtcnn-{net}")
+        path = weights.resolve(entry.name)
+        assert path.parent.name == "data" and path.parent.parent.name == "facenet_pytorch"
+        assert weights.file_sha256(path) == entry.sha256
+    wrong = dataclasses.replace(weights.spec("mtcnn-pnet"), sha256="0" * 64)
+    with pytest.raises(WeightsError, match="sha256"):
+        weights.verify_sha256(weights.resolve("mtcnn-pnet"), wrong)

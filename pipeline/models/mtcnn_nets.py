@@ -1,14 +1,11 @@
 """MTCNN's three networks (P-Net, R-Net, O-Net), as in facenet-pytorch 2.5.3's models/mtcnn.py.
 
-The weights are the ones facenet-pytorch's wheel ships (`facenet_pytorch/data/{pnet,rnet,onet}.pt`),
-found through the installed package's location without importing it. Each forward returns
+The weights are the ones facenet-pytorch's wheel ships (`facenet_pytorch/data/{pnet,rnet,onet}.pt`), read
+and sha256-checked through pipeline/weights.py (manifest entries mtcnn-pnet, -rnet, -onet). Each forward returns
 (box regression, [landmarks,] face probability); the probability is softmax's face column.
 """
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -110,19 +107,10 @@ class ONet(nn.Module):
         return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
 
 
-def shipped_weights_dir() -> Path:
-    """facenet-pytorch's data folder (its wheel ships MTCNN's weights), found without importing it."""
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("facenet-pytorch is not installed; it ships MTCNN's weights (pip install -r requirements.txt)")
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-def load_mtcnn_nets(device: torch.device | str = "cpu") -> tuple[PNet, RNet, ONet]:
-    """The three networks with facenet-pytorch's shipped weights, in eval mode on `device`."""
-    folder = shipped_weights_dir()
+def load_mtcnn_nets(state_dicts: tuple[dict, dict, dict], device: torch.device | str = "cpu") -> tuple[PNet, RNet, ONet]:
+    """The three networks with the given (P, R, O) weights, in eval mode on `device`."""
     nets = (PNet(), RNet(), ONet())
-    for net, name in zip(nets, ("pnet", "rnet", "onet")):
-        net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True))
+    for net, state_dict in zip(nets, state_dicts):
+        net.load_state_dict(state_dict)
         net.eval().requires_grad_(False).to(device)
     return nets
