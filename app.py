@@ -14,13 +14,12 @@ import functools
 import html
 import json
 import logging
-import os
 import re
 import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # analytics off unless the operator opts in
+import serving  # noqa: E402,F401  (first: it turns Gradio's analytics off before Gradio is imported)
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -30,6 +29,8 @@ from pipeline import FaceLabError, WeightsError, get_facelab, load_rgb, overlay 
 from pipeline import identity  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.images import MAX_FILE_BYTES  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.settings import current as current_settings  # noqa: E402
 from pipeline.gallery import open_gallery  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 from serving import gradio_fixes  # noqa: E402
@@ -49,13 +50,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 # Live streams: a frame every 100 ms; a frame that arrives while the previous one is still being
 # processed replaces the waiting one (Gradio keeps only the latest), so slow frames are dropped, never
 # queued. Streams and uploads have their own bounded worker pools; the queue itself is bounded too.
-LIVE = dict(stream_every=0.1, time_limit=int(os.environ.get("FACELAB_STREAM_SECONDS", 60)),
-            concurrency_limit=int(os.environ.get("FACELAB_LIVE_CONCURRENCY", 8)), concurrency_id="live",
-            show_progress="hidden", api_visibility="undocumented", preprocess=False)
-UPLOAD = dict(concurrency_limit=int(os.environ.get("FACELAB_UPLOAD_CONCURRENCY", 4)), concurrency_id="upload",
-              preprocess=False)
-QUEUE_SIZE = int(os.environ.get("FACELAB_QUEUE_SIZE", 100))
-SESSION_SECONDS = int(os.environ.get("FACELAB_SESSION_SECONDS", 3600))
+SETTINGS = current_settings()  # every FACELAB_* variable, read once (pipeline/settings.py)
+LIVE = dict(stream_every=0.1, time_limit=SETTINGS.stream_seconds, concurrency_limit=SETTINGS.live_concurrency,
+            concurrency_id="live", show_progress="hidden", api_visibility="undocumented", preprocess=False)
+UPLOAD = dict(concurrency_limit=SETTINGS.upload_concurrency, concurrency_id="upload", preprocess=False)
 
 try:  # ZeroGPU Spaces: run the model handlers on a borrowed GPU; elsewhere a no-op.
     import spaces
@@ -95,15 +93,15 @@ def _visitor_reason(exc: Exception) -> str:
     return exc.visitor_message() if isinstance(exc, FaceLabError) else "it failed to start (details in the server log)"
 
 
-def _open_gallery_once():
+def _open_gallery_once(settings: Settings):
     """The gallery every session starts from: the operator's shared one (FACELAB_GALLERY) or an empty one
     that Gradio copies per session. A shared gallery that cannot be opened turns off Enroll & identify."""
     try:
-        gallery = open_gallery(); STATUS["gallery"] = "ready"  # noqa: E702
+        gallery = open_gallery(settings.gallery or None); STATUS["gallery"] = "ready"  # noqa: E702
         return gallery
     except Exception as exc:
         log.error("the shared gallery FACELAB_GALLERY=%s cannot be used, Enroll & identify is off: %s",
-                  os.environ.get("FACELAB_GALLERY"), exc)
+                  settings.gallery, exc)
         STATUS["gallery"] = "unavailable: the shared gallery could not be opened (details in the server log)"
         return None
 
@@ -114,7 +112,7 @@ def unavailable(tab: str) -> str | None:
     return ("Not available: " + "; ".join(reasons) + ".") if reasons else None
 
 
-OPERATOR = OperatorGate.from_env()
+OPERATOR = OperatorGate.from_settings(SETTINGS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -488,7 +486,7 @@ def _examples(rows, inputs, fn=None, outputs=None):
                          for value in row if isinstance(value, dict) and isinstance(value.get("path"), str))
 
 
-def build_demo() -> gr.Blocks:
+def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
     # Every result picture is a file in Gradio's cache (a live stream writes one per frame): sweep files
     # older than 15 minutes every 5 minutes so a long class session cannot fill the disk.
     with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900)) as demo:
@@ -496,7 +494,7 @@ def build_demo() -> gr.Blocks:
         status_line, timer = gr.Markdown(), gr.Timer(2)
         # A visitor's gallery expires an hour after its last change, also for API clients, whose
         # sessions Gradio would otherwise keep until a restart.
-        gallery = gr.State(_open_gallery_once(), time_to_live=SESSION_SECONDS)
+        gallery = gr.State(_open_gallery_once(settings), time_to_live=settings.session_seconds)
 
         with gr.Tab("Mask check", id="mask"):
             _off_note("mask")
@@ -508,7 +506,7 @@ def build_demo() -> gr.Blocks:
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
             _run(button, mask_check, still, [result, table], "mask")
-            tracker = gr.State(None, time_to_live=SESSION_SECONDS)  # one tracker per visitor and stream
+            tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
 
@@ -527,7 +525,7 @@ def build_demo() -> gr.Blocks:
                                          interactive=False)
             _run(button, emotion, still, [result, bars, table, faces], "emotion")
             result.select(emotion_pick, faces, bars, api_visibility="private")
-            tracker = gr.State(None, time_to_live=SESSION_SECONDS)
+            tracker = gr.State(None, time_to_live=settings.session_seconds)
             live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
             _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
 
@@ -566,7 +564,7 @@ def build_demo() -> gr.Blocks:
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
             _run(button, identify, [still, point, gallery], [result, table], "identify")
-            tracker = gr.State(None, time_to_live=SESSION_SECONDS)
+            tracker = gr.State(None, time_to_live=settings.session_seconds)
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
             _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
             _examples([["astronaut_mirror.jpg"]], still)
@@ -598,7 +596,7 @@ def build_demo() -> gr.Blocks:
         shown = [status_line, timer, *(TAB_NOTES[tab] for tab in TABS), *(b for tab in TABS for b in TAB_BUTTONS[tab])]
         timer.tick(status, None, shown, api_visibility="private", show_progress="hidden", queue=False)
         demo.load(status, None, shown, api_visibility="private", queue=False)
-    return demo.queue(max_size=QUEUE_SIZE)
+    return demo.queue(max_size=settings.queue_size)
 
 
 demo = build_demo()
@@ -606,8 +604,8 @@ demo = build_demo()
 if __name__ == "__main__":
     threading.Thread(target=_warm_up, name="facelab-warm-up", daemon=True).start()
     demo.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+        server_name=SETTINGS.server_name,
+        server_port=SETTINGS.server_port,
         theme=gr.themes.Soft(),
         max_file_size=MAX_FILE_BYTES,
         show_error=False,

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from benchmarks.datasets import REPO_ROOT, lfw_people
+from shared_data import REPO_ROOT, lfw_people
 
 ASTRONAUT = REPO_ROOT / "examples" / "astronaut.jpg"  # one face, public domain (examples/make_examples.py)
 

@@ -9,15 +9,13 @@ TF-style "same"/asymmetric padding reproduced explicitly; BN eps = 1e-3 as in Ke
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SHARED_WEIGHTS = Path(os.environ.get("FACELAB_SHARED_WEIGHTS",
-                                     Path(__file__).resolve().parents[1] / ".." / "shared" / "weights")).resolve()
+from shared_data import SHARED_WEIGHTS_DIR
+
 MINI_XCEPTION_FILE = "fer2013_mini_xception_emotion.pt"
 MASKNETV2_FILE = "face_mask_mobilenetv2.pt"
 
@@ -118,11 +116,11 @@ class MaskNetV2(nn.Module):
 
 def load_mini_xception() -> MiniXception:
     m = MiniXception().eval()
-    m.load_state_dict(torch.load(SHARED_WEIGHTS / MINI_XCEPTION_FILE, map_location="cpu", weights_only=True))
+    m.load_state_dict(torch.load(SHARED_WEIGHTS_DIR / MINI_XCEPTION_FILE, map_location="cpu", weights_only=True))
     return m
 
 
 def load_masknet_v2() -> MaskNetV2:
     m = MaskNetV2().eval()
-    m.load_state_dict(torch.load(SHARED_WEIGHTS / MASKNETV2_FILE, map_location="cpu", weights_only=True))
+    m.load_state_dict(torch.load(SHARED_WEIGHTS_DIR / MASKNETV2_FILE, map_location="cpu", weights_only=True))
     return m

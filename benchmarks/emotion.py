@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from benchmarks.baseline_models import load_mini_xception
-from benchmarks.datasets import MISC_DIR
+from shared_data import MISC_DIR
 from pipeline.device import configure_cpu_threads
 from pipeline.heads import EMOTIONS, FER_CROP, EmotionHead, cut_and_resize
 from training.calibration import expected_calibration_error

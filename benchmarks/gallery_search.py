@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from benchmarks.datasets import REPO_ROOT
+from shared_data import REPO_ROOT
 from benchmarks.latency import alternating_ms, with_threads
 from pipeline.device import configure_cpu_threads
 from pipeline.gallery import EMBEDDING_SIZE, InMemoryGallery

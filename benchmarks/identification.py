@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from benchmarks import embedding_cache
-from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_people
+from training import embedding_cache
+from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_people
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import OPERATING_POINTS, identification_threshold
 

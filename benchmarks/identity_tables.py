@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.datasets import REPO_ROOT
+from shared_data import REPO_ROOT
 from pipeline.weights import MANIFEST_PATH
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -58,7 +58,7 @@ def thresholds_table() -> str:
     for backbone, name in (("casia-webface", "facenet-casia-webface"), ("vggface2", "facenet-vggface2")):
         t = models.get(name, {}).get("thresholds")
         if not t:
-            rows.append(f"| {backbone} | - | - | not calibrated yet: `python -m benchmarks.calibrate_thresholds` |")
+            rows.append(f"| {backbone} | - | - | not calibrated yet: `python -m training.calibrate_thresholds` |")
         elif t.get("calibrated"):
             b, s = t["balanced"], t["strict"]
             rows.append(

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.datasets import DATA_DIR, MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR
+from shared_data import DATA_DIR, MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR
 from pipeline import FaceLab, load_rgb
 from pipeline.device import configure_cpu_threads
 from pipeline.weights import load_named
@@ -93,7 +93,7 @@ def cold_start() -> dict[str, float]:
     code = (
         "import time, resource; t0 = time.perf_counter()\n"
         "from pipeline import FaceLab\n"
-        "from benchmarks.datasets import MISC_DIR\n"
+        "from shared_data import MISC_DIR\n"
         "lab = FaceLab(backbone='casia-webface')\n"
         "lab.analyze(MISC_DIR / 'single_face_astronaut.png', embed=True)\n"
         "print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"

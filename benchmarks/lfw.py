@@ -4,7 +4,7 @@
     python -m benchmarks.lfw [--backbone casia-webface] [--precisions float32 int8]
     # -> benchmarks/results/lfw.json and benchmarks/results/lfw_roc.png
 
-Embeddings come from the LFW cache (benchmarks/embedding_cache.py, built on first use). Each fold's
+Embeddings come from the LFW cache (training/embedding_cache.py, built on first use). Each fold's
 threshold is chosen on the other 9 folds (best accuracy; and FAR <= 1e-3 for the TAR figure). The
 calibrated thresholds the app uses (weights/manifest.json, set on float32 scores) are copied into the JSON
 beside the figures, with how far int8 moves each pair's similarity and how many decisions at the balanced
@@ -19,9 +19,9 @@ import os
 
 import numpy as np
 
-from benchmarks import embedding_cache
-from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR
-from benchmarks.lfw_protocol import pair_scores, roc_curve, ten_fold
+from training import embedding_cache
+from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR
+from training.lfw_protocol import pair_scores, roc_curve, ten_fold
 from pipeline.embedding import BACKBONES
 from pipeline.weights import MANIFEST_PATH
 

@@ -2,8 +2,8 @@
 
     python -m benchmarks.lfw_crop_ablation [--margins 44]   # writes results/lfw_crop_ablation.json
 
-Takes every LFW subject's box from the embedding cache (benchmarks/embedding_cache.py), embeds it again
-without the shipped centre, and scores the 10-fold View 2 protocol (benchmarks/lfw_protocol.py) for:
+Takes every LFW subject's box from the embedding cache (training/embedding_cache.py), embeds it again
+without the shipped centre, and scores the 10-fold View 2 protocol (training/lfw_protocol.py) for:
 - box crops at pipeline.alignment.BOX_MARGIN (plain);
 - those crops mirror-averaged: the embeddings of the crop and its left-right mirror averaged, as
   Sandberg's published LFW figures did (--use_flipped_images);
@@ -22,9 +22,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks import embedding_cache
-from benchmarks.datasets import LFW_DIR, REPO_ROOT, lfw_pairs
-from benchmarks.lfw_protocol import best_accuracy_threshold, rates
+from training import embedding_cache
+from shared_data import LFW_DIR, REPO_ROOT, lfw_pairs
+from training.lfw_protocol import best_accuracy_threshold, rates
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "lfw_crop_ablation.json"
 

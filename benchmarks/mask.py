@@ -23,14 +23,15 @@ import torch
 from PIL import Image, ImageDraw
 
 from benchmarks.baseline_models import load_masknet_v2
-from benchmarks.datasets import LFW_DIR, MISC_DIR
+from shared_data import LFW_DIR, MISC_DIR
 from pipeline.alignment import align_faces
 from pipeline.detection import FaceDetector
 from pipeline.device import configure_cpu_threads
 from pipeline.heads import MASK_CROP, MASK_LABELS, MaskHead, cut_and_resize
 from pipeline.mask_detection import detect_faces_masked
 from training.calibration import expected_calibration_error
-from training.datasets import DATA_ROOT, load_mask, mask_dup_groups
+from shared_data import DATA_DIR
+from training.datasets import load_mask, mask_dup_groups
 from training.evaluation import classification_report, hits_box, ms_per_face, paste_on_canvas
 from training.train_mask import LOAD_SIZE, prepare_eval
 
@@ -99,7 +100,7 @@ def main() -> None:
     x = prepare_eval(torch.from_numpy(test.images))[0]
     proba_raw = head.proba_from_inputs(x, calibrated=False)
     proba = head.proba_from_inputs(x)
-    big = torch.from_numpy(np.stack([np.asarray(Image.open(DATA_ROOT / f).convert("RGB").resize((224, 224), Image.BILINEAR))
+    big = torch.from_numpy(np.stack([np.asarray(Image.open(DATA_DIR / f).convert("RGB").resize((224, 224), Image.BILINEAR))
                                      for f in test.files])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     base_proba = baseline_proba(baseline, big)
     groups = mask_dup_groups()
@@ -154,14 +155,14 @@ def main() -> None:
     before = after = 0
     scene_crops = []
     for i, f in enumerate(scenes):
-        scene, box = paste_on_canvas(Image.open(DATA_ROOT / f), backgrounds[i % 2], rng)
+        scene, box = paste_on_canvas(Image.open(DATA_DIR / f), backgrounds[i % 2], rng)
         plain_dets = detector.detect(scene)
         before += any(hits_box(d.box, box) for d in plain_dets)
         hits = [d for d in detect_faces_masked(detector, scene) if hits_box(d.box, box)]
         after += bool(hits)
         if hits:
             scene_crops.append(align_faces(scene, hits[:1])[0])
-    raw_before = sum(bool(detector.detect(np.asarray(Image.open(DATA_ROOT / f).convert("RGB")))) for f in with_mask)
+    raw_before = sum(bool(detector.detect(np.asarray(Image.open(DATA_DIR / f).convert("RGB")))) for f in with_mask)
     scene_crops = np.stack(scene_crops)
     no_face_plain = {n: len(detector.detect(np.asarray(Image.open(MISC_DIR / n).convert("RGB")))) for n in NO_FACE}
     no_face_masked = {n: len(detect_faces_masked(detector, np.asarray(Image.open(MISC_DIR / n).convert("RGB")))) for n in NO_FACE}

@@ -19,8 +19,8 @@ import os
 import numpy as np
 from PIL import Image, ImageFilter
 
-from benchmarks import embedding_cache
-from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR, central_face, lfw_pairs, lfw_people
+from training import embedding_cache
+from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, central_face, lfw_pairs, lfw_people
 from pipeline import FaceLab, load_rgb
 from pipeline.identity import laplacian_variance, thresholds, yaw_ratio
 
@@ -75,7 +75,7 @@ def _summary(values: np.ndarray) -> dict:
 
 
 def yaw_effect(alignment: str | None = None) -> dict:
-    from benchmarks.calibrate_thresholds import default_alignment
+    from training.calibrate_thresholds import default_alignment
 
     alignment = alignment or default_alignment()  # the one the thresholds were calibrated for
     cache = embedding_cache.load("casia-webface", require_complete=False)

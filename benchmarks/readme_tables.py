@@ -10,7 +10,7 @@ import json
 import re
 from typing import Callable
 
-from benchmarks.datasets import REPO_ROOT
+from shared_data import REPO_ROOT
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 README = REPO_ROOT / "README.md"
@@ -132,8 +132,16 @@ def security_table() -> str:
     return "\n".join(rows)
 
 
+def configuration_table() -> str:
+    from pipeline.settings import documented
+
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{variable}` | {default} | {meaning} |" for variable, default, meaning in documented()]
+    return "\n".join(rows)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table,
-                                           "security": security_table}
+                                           "security": security_table, "configuration": configuration_table}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
 
 

@@ -32,7 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR, distinct_people
+from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, distinct_people
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
 EXAMPLES = REPO_ROOT / "examples"
@@ -89,9 +89,9 @@ def bad_inputs_app(url: str, process, folder: Path) -> dict[str, str]:
         except AppError as exc:
             message = str(exc)
         except ValueError as exc:  # the client's own upload-size check; the server must refuse it too
-            from tests.test_hardening_inputs import raw_upload
+            from benchmarks.security import raw_upload
 
-            status, body = raw_upload(url, path)
+            status, body = raw_upload(url, path.read_bytes(), path.name)
             message = f"{exc} | server: HTTP {status} {body[:120]}" if status == 413 else None
         except Exception as exc:  # noqa: BLE001 - a hang (timeout) or a dropped connection
             outcomes[case.name] = f"crash: {type(exc).__name__}: {exc}"

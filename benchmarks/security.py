@@ -26,7 +26,7 @@ from pathlib import Path
 
 from benchmarks.app_server import EXAMPLES, launch_app, stop_app
 from benchmarks.bad_inputs import case
-from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR
+from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
@@ -66,13 +66,10 @@ class RawClient:
 
     def upload(self, data: bytes, filename: str) -> str:
         """The path Gradio stored the file under, as a browser's upload gets it."""
-        boundary = uuid.uuid4().hex
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\n"
-                f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        request = urllib.request.Request(self.url + "gradio_api/upload", body,
-                                         {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())[0]
+        status, body = raw_upload(self.url, data, filename)
+        if status != 200:
+            raise RuntimeError(f"upload refused: HTTP {status} {body[:200]}")
+        return json.loads(body)[0]
 
     def call(self, event: str | int, data: list, raw_body: bytes | None = None) -> Answer:
         fn_index = event if isinstance(event, int) else self.events[event]
@@ -99,6 +96,20 @@ class RawClient:
                         return Answer(True, output.get("data"), "")
                     return Answer(False, None, output.get("error") or "")
         return Answer(False, None, "no answer")
+
+
+def raw_upload(url: str, data: bytes, filename: str, timeout_s: float = 300) -> tuple[int, str]:
+    """POST a file to the server's upload route as a browser does (no client-side size check): status, body."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url.rstrip("/") + "/gradio_api/upload", body,
+                                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def file_payload(path: str, meta: bool = False) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.datasets import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
+from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
 from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures, with_threads
 from benchmarks.moving_faces import MovingFace, render_frames
 

@@ -7,7 +7,6 @@ sends is kept here. Galleries are passed in by the caller (see pipeline.gallery)
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,11 +23,13 @@ from .errors import FaceLabError, WeightsError
 from .heads import EmotionHead, EmotionPrediction, MaskHead, MaskPrediction
 from .images import ImageInput, load_rgb
 from .mask_detection import detect_faces_masked
+from .settings import Settings
+from .settings import current as current_settings
 
 log = logging.getLogger(__name__)
 
 # Faces analysed per picture, largest first: bounds memory and time per request (README limits).
-MAX_FACES = int(os.environ.get("FACELAB_MAX_FACES", 40))
+MAX_FACES = current_settings().max_faces
 DEFAULT_BACKBONE = "vggface2"
 
 
@@ -87,12 +88,14 @@ class FaceLab:
         device: torch.device | str | None = None,
         detector_config: DetectorConfig | None = None,
         alignment: AlignmentMethod = "box",
+        settings: Settings | None = None,
     ) -> None:
-        self.device = torch.device(device) if device is not None else select_device()
+        self.settings = settings or current_settings()  # device, threads, backbone, precision
+        self.device = torch.device(device) if device is not None else select_device(self.settings.device)
         if self.device.type == "cpu":
-            configure_cpu_threads()
+            configure_cpu_threads(self.settings.threads)
         self.alignment = alignment
-        self.preferred_backbone = backbone or os.environ.get("FACELAB_BACKBONE") or DEFAULT_BACKBONE
+        self.preferred_backbone = backbone or self.settings.backbone or DEFAULT_BACKBONE
         if self.preferred_backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.preferred_backbone!r}; choose one of {sorted(BACKBONES)}")
         self._detector = _Lazy(lambda: FaceDetector(detector_config, self.device))
@@ -122,7 +125,7 @@ class FaceLab:
         failures, publics = [], []
         for backbone in order:
             try:
-                embedder = FaceEmbedder.from_backbone(backbone, device=self.device)
+                embedder = FaceEmbedder.from_backbone(backbone, device=self.device, precision=self.settings.precision)
             except FaceLabError as exc:  # missing weights, or a precision (FACELAB_PRECISION) it lacks
                 failures.append(f"{backbone}: {exc}")
                 publics.append(getattr(exc, "public", "its weights could not be loaded"))
@@ -185,5 +188,5 @@ class FaceLab:
 
 @lru_cache(maxsize=None)
 def get_facelab() -> FaceLab:
-    """The process-wide FaceLab built from the environment (FACELAB_BACKBONE, FACELAB_DEVICE, ...)."""
+    """The process-wide FaceLab, built from the process's settings (pipeline/settings.py)."""
     return FaceLab()

@@ -1,4 +1,4 @@
-"""Where the models run: CUDA when present, the CPU otherwise, overridable by FACELAB_DEVICE."""
+"""Where the models run: CUDA when present, the CPU otherwise, overridable by FACELAB_DEVICE (settings.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Iterator
 import torch
 
 from .errors import FaceLabError
+from .settings import current as current_settings
 
 
 def select_device(preference: str | None = None) -> torch.device:
     """Pick the torch device. `preference` (or env FACELAB_DEVICE) is 'auto', 'cpu' or 'cuda'."""
-    choice = (preference or os.environ.get("FACELAB_DEVICE") or "auto").strip().lower()
+    choice = (preference or current_settings().device).strip().lower()
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cpu":
@@ -36,7 +37,7 @@ def configure_cpu_threads(threads: int | str | None = None) -> int:
     slower (656 vs 86 ms), their team waiting on the busy core. Where the cores are the app's alone,
     FACELAB_THREADS=auto gives a lone call every core.
     """
-    setting = str(threads or os.environ.get("FACELAB_THREADS") or "1").strip().lower()
+    setting = str(threads or current_settings().threads).strip().lower()
     if setting == "auto":
         wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     elif setting.isdigit() and int(setting) > 0:

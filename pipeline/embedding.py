@@ -13,7 +13,6 @@ similarity of 0.9986 on average to float32 ones (weights/facenet-casia-webface_i
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 
 from .device import model_call
 from .errors import FaceLabError, WeightsError
+from .settings import current as current_settings
 from .models import int8
 from .models.folding import fold_batch_norms
 from .models.inception_resnet_v1 import InceptionResnetV1, ResidualBlock
@@ -107,7 +107,7 @@ class FaceEmbedder:
 def choose_precision(backbone: str, device: torch.device, requested: str | None = None) -> Precision:
     """The precision `requested` (default: env FACELAB_PRECISION, else "auto") resolves to; "auto" is
     float16 on CUDA, int8 on a CPU where the backbone has int8 ranges and PyTorch int8 kernels, else float32."""
-    setting = (requested or os.environ.get("FACELAB_PRECISION") or "auto").strip().lower()
+    setting = (requested or current_settings().precision).strip().lower()
     if setting not in PRECISIONS:
         raise FaceLabError(f"FACELAB_PRECISION must be one of {', '.join(PRECISIONS)}, not {setting!r}.")
     int8_ready = backbone in INT8_RANGES and INT8_RANGES[backbone] in manifest() and int8.available()

@@ -43,12 +43,13 @@ import numpy as np
 
 from .device import model_call
 from .errors import FaceLabError, InvalidNameError
+from .settings import current as current_settings
 
 EMBEDDING_SIZE = 512
 MAX_NAME_LENGTH = 64
 MAX_THUMBNAIL_BYTES = 64 * 1024
 # Per-visitor bound on memory (an in-memory gallery lives in server RAM): 2 kB per embedding.
-MAX_SESSION_EMBEDDINGS = int(os.environ.get("FACELAB_SESSION_GALLERY_MAX", 2000))
+MAX_SESSION_EMBEDDINGS = current_settings().session_gallery_max
 MAX_IMPORT_BYTES = 100 * 1024 * 1024
 EXPORT_FORMAT = "facelab-gallery"
 EXPORT_VERSION = 1
@@ -674,5 +675,5 @@ def _parse_export(data: bytes | str) -> tuple[str | None, list[tuple[str, np.nda
 
 def open_gallery(path: str | os.PathLike | None = None) -> Gallery:
     """The shared SQLite gallery at `path` or env FACELAB_GALLERY when set, else a fresh in-memory one."""
-    path = path or os.environ.get("FACELAB_GALLERY")
+    path = path or current_settings().gallery
     return SqliteGallery(path) if path else InMemoryGallery()

@@ -14,7 +14,7 @@ Usage::
     thresholds("casia-webface")                         # {"balanced": 0.4..., "strict": 0.5...}
 
 Similarities are cosine similarities of unit embeddings (-1..1). Thresholds come from the backbone's entry
-in weights/manifest.json (written by benchmarks/calibrate_thresholds.py on LFW pairs):
+in weights/manifest.json (written by training/calibrate_thresholds.py on LFW pairs):
 - "balanced": the threshold with the best accuracy on LFW's 10 folds,
 - "strict": the lowest threshold whose false accept rate on LFW's mismatched pairs is at most 0.1 %.
 In identification a stranger is compared with every embedding of the gallery, so the false accepts add
@@ -126,13 +126,13 @@ def thresholds(backbone: str) -> dict[str, float]:
     except (KeyError, TypeError, ValueError):
         raise WeightsError(
             f"The weights manifest has no verification thresholds for {backbone}; "
-            f"run `python -m benchmarks.calibrate_thresholds`."
+            f"run `python -m training.calibrate_thresholds`."
         ) from None
 
 
 def _calibration(backbone: str) -> dict:
     """The backbone's "thresholds" entry of the manifest. identify runs on every live frame, so the file
-    is parsed again only when it changed (benchmarks/calibrate_thresholds.py rewrites it)."""
+    is parsed again only when it changed (training/calibrate_thresholds.py rewrites it)."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
     return _read_calibration(BACKBONES[backbone], MANIFEST_PATH.stat().st_mtime_ns)

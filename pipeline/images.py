@@ -17,12 +17,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidImageError
+from .settings import current as current_settings
 
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray]
 
 # Documented limits (README "Privacy and limits"): they bound memory per request.
-MAX_PIXELS = int(os.environ.get("FACELAB_MAX_PIXELS", 40_000_000))  # e.g. 8000x5000
-MAX_FILE_BYTES = int(os.environ.get("FACELAB_MAX_FILE_BYTES", 50 * 1024 * 1024))  # "50 MB" as Gradio counts it
+MAX_PIXELS = current_settings().max_pixels  # 40 MP by default, e.g. 8000x5000
+MAX_FILE_BYTES = current_settings().max_file_bytes  # "50 MB" as Gradio counts it
 MIN_SIDE = 16  # smaller pictures cannot hold a detectable face (MTCNN's smallest window is 12 px)
 
 # The formats the README promises, and only those: Image.open(formats=...) never hands other bytes to

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .errors import WeightsError
+from .settings import current as current_settings
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def manifest(path: Path = MANIFEST_PATH) -> dict[str, WeightSpec]:
     specs = {}
     for name, entry in raw["models"].items():
         fields = {key: value for key, value in entry.items() if key in known}
-        if entry.get("project_hosted") and os.environ.get("FACELAB_HUB_REPO"):
-            fields["repo_id"] = os.environ["FACELAB_HUB_REPO"]
+        if entry.get("project_hosted") and current_settings().hub_repo:
+            fields["repo_id"] = current_settings().hub_repo
         extra = {key: value for key, value in entry.items() if key not in known}
         specs[name] = WeightSpec(name=name, **fields, extra=extra)
     return specs
@@ -65,8 +65,7 @@ def spec(name: str) -> WeightSpec:
 
 def local_dirs() -> list[Path]:
     """Folders searched before the Hub: FACELAB_WEIGHTS_DIR (os.pathsep-separated), then weights/."""
-    configured = os.environ.get("FACELAB_WEIGHTS_DIR", "")
-    dirs = [Path(part).expanduser() for part in configured.split(os.pathsep) if part.strip()]
+    dirs = [Path(part).expanduser() for part in current_settings().weights_dirs]
     return [*dirs, REPO_WEIGHTS_DIR]
 
 
@@ -119,7 +118,7 @@ def _download(entry: WeightSpec) -> Path:
         f"or set FACELAB_WEIGHTS_DIR to the folder that holds it."
     )
     log.info("weights %s: downloading %s from the Hub repo %s@%s", entry.name, entry.filename, entry.repo_id, entry.revision)
-    endpoint = os.environ.get("HF_ENDPOINT") or None  # read at call time (huggingface_hub reads it at import)
+    endpoint = current_settings().hf_endpoint or None  # passed on: huggingface_hub read its own copy at import
     # Without a network huggingface_hub retries for ~30 s before giving up; a 3 s connection probe turns
     # that into an immediate answer from the local HF cache, or the clear error below.
     offline = _offline() or not _reachable(endpoint)
@@ -149,7 +148,7 @@ def _download(entry: WeightSpec) -> Path:
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return current_settings().hf_offline
 
 
 def _reachable(endpoint: str | None, timeout_s: float = 3.0) -> bool:

@@ -9,10 +9,10 @@ FACELAB_SHARED_ENROLL=token.
 from __future__ import annotations
 
 import hmac
-import os
 from dataclasses import dataclass
 
 from pipeline.errors import FaceLabError
+from pipeline.settings import Settings
 
 
 class OperatorOnlyError(FaceLabError):
@@ -26,9 +26,9 @@ class OperatorGate:
     enroll_needs_token: bool = False
 
     @classmethod
-    def from_env(cls) -> "OperatorGate":
-        return cls(shared=bool(os.environ.get("FACELAB_GALLERY")), token=os.environ.get("FACELAB_ADMIN_TOKEN", ""),
-                   enroll_needs_token=os.environ.get("FACELAB_SHARED_ENROLL", "open").strip().lower() == "token")
+    def from_settings(cls, settings: Settings) -> "OperatorGate":
+        return cls(shared=settings.shared_gallery, token=settings.admin_token,
+                   enroll_needs_token=settings.shared_enroll.strip().lower() == "token")
 
     def needs_token(self, action: str) -> bool:
         return self.shared and (action != "enroll" or self.enroll_needs_token)

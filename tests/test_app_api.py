@@ -16,9 +16,11 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from benchmarks.datasets import MISC_DIR, lfw_pairs  # noqa: E402
+from shared_data import MISC_DIR, lfw_pairs  # noqa: E402
 
 from benchmarks.app_server import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
+
+pytestmark = pytest.mark.shared_data  # every test here runs the app or the heads on ../shared
 # What a tab says while its model is not in this build yet (then its tests are skipped, with that reason).
 NOT_YET = ("could not be loaded", "no verification thresholds")
 
@@ -214,7 +216,7 @@ def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path
     mask tab is off with that reason, and the rest of the app works."""
     import shutil
 
-    from benchmarks.datasets import SHARED_WEIGHTS_DIR
+    from shared_data import SHARED_WEIGHTS_DIR
     from benchmarks.security import wait_until_loaded
     from pipeline import weights
 

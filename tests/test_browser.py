@@ -20,10 +20,10 @@ from selenium.common.exceptions import NoAlertPresentException, StaleElementRefe
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from benchmarks.datasets import MISC_DIR, lfw_pairs  # noqa: E402
+from shared_data import MISC_DIR, lfw_pairs  # noqa: E402
 from benchmarks.app_server import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.shared_data, pytest.mark.browser, pytest.mark.slow]
 os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium-manager: no network calls
 SHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("FACELAB_UPDATE_SCREENSHOTS") == "1"
          else Path(os.environ.get("TMPDIR", "/tmp")) / "facelab-screenshots")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.datasets import MISC_DIR
+from shared_data import MISC_DIR
 from pipeline.alignment import LANDMARK_TEMPLATE_160, align_faces, similarity_transform
 
 GROUP = MISC_DIR / "multiple_faces_group_photo.jpg"
@@ -128,7 +128,7 @@ def test_faster_mtcnn_finds_the_faces_the_reference_implementation_finds(lab) ->
     from facenet_pytorch import MTCNN
     from facenet_pytorch.models.utils.detect_face import detect_face
 
-    from benchmarks.datasets import LFW_DIR
+    from shared_data import LFW_DIR
     from pipeline.detection import iou
 
     random.seed(1)
@@ -160,7 +160,7 @@ def test_threshold_sets_sharing_one_picture_find_what_separate_runs_find(lab) ->
     threshold sets (the mask check's two passes): the faces must be those of separate detections."""
     from dataclasses import replace
 
-    from benchmarks.datasets import REPO_ROOT, lfw_image
+    from shared_data import REPO_ROOT, lfw_image
 
     detector = lab.detector
     lenient = replace(detector.config, thresholds=(0.5, 0.5, 0.5), min_score=0.8)

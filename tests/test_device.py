@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.datasets import MISC_DIR
+from shared_data import MISC_DIR
 from pipeline.device import select_device
 from pipeline.embedding import FaceEmbedder
 from pipeline.errors import FaceLabError
@@ -61,15 +61,18 @@ def test_a_failed_model_call_does_not_hold_on_to_its_share_of_the_threads() -> N
 
 def test_thread_setting_is_checked(monkeypatch) -> None:
     from pipeline.device import configure_cpu_threads
+    from pipeline.settings import current
 
     try:
         monkeypatch.setenv("FACELAB_THREADS", "auto")
         assert configure_cpu_threads() >= 1
         monkeypatch.setenv("FACELAB_THREADS", "many")
+        current.cache_clear()  # settings are read once per process: this stands for a new one
         with pytest.raises(FaceLabError, match="FACELAB_THREADS must be a positive number or 'auto'"):
             configure_cpu_threads()
     finally:
         monkeypatch.delenv("FACELAB_THREADS")
+        current.cache_clear()
         configure_cpu_threads()
 
 

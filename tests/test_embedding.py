@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.datasets import central_face, lfw_pairs
+from shared_data import central_face, lfw_pairs
 from pipeline.identity import thresholds
 from pipeline.models.int8 import available as int8_available
+from tests.shared import skip_module_without_shared_data
+
+skip_module_without_shared_data()  # the pairs and people below are read while collecting
 
 # 300 pairs: 15 matched and 15 mismatched from each of the 10 folds, a fixed sample.
 PAIRS = [pair for fold in range(10) for same in (True, False) for pair in
          [p for p in lfw_pairs() if p.fold == fold and p.same == same][:15]]
 # The calibrated "balanced" threshold of the casia backbone from weights/manifest.json (set on all 6,000
-# LFW View 2 pairs by benchmarks/calibrate_thresholds.py, so this sample is part of what it was set on).
+# LFW View 2 pairs by training/calibrate_thresholds.py, so this sample is part of what it was set on).
 FIXED_THRESHOLD = thresholds("casia-webface")["balanced"]
 
 
@@ -39,7 +42,7 @@ def test_casia_embeddings_are_centred_on_the_manifest_centre(lab) -> None:
 
 
 def test_no_face_gives_no_embedding_and_no_error(lab) -> None:
-    from benchmarks.datasets import MISC_DIR
+    from shared_data import MISC_DIR
 
     analysis = lab.analyze(MISC_DIR / "no_face_coffee_cup.png", embed=True)
     assert analysis.faces == [] and analysis.largest is None
@@ -85,6 +88,7 @@ def test_precision_settings(monkeypatch) -> None:
 
     from pipeline.embedding import choose_precision
     from pipeline.errors import FaceLabError
+    from pipeline.settings import current
 
     cpu = torch.device("cpu")
     monkeypatch.delenv("FACELAB_PRECISION", raising=False)
@@ -92,8 +96,10 @@ def test_precision_settings(monkeypatch) -> None:
     assert choose_precision("vggface2", cpu) == "float32"  # no int8 activation ranges for it (yet)
     assert choose_precision("casia-webface", torch.device("cuda")) == "float16"
     monkeypatch.setenv("FACELAB_PRECISION", "float32")
+    current.cache_clear()  # settings are read once per process: this stands for a new one
     assert choose_precision("casia-webface", cpu) == "float32"
     monkeypatch.setenv("FACELAB_PRECISION", "int4")
+    current.cache_clear()
     with pytest.raises(FaceLabError, match="FACELAB_PRECISION must be one of"):
         choose_precision("casia-webface", cpu)
     with pytest.raises(FaceLabError, match="needs a CUDA device"):

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks.datasets import REPO_ROOT, central_face, lfw_people
+from shared_data import REPO_ROOT, central_face, lfw_people
 from pipeline.errors import InvalidNameError
 from pipeline.gallery import (
     MAX_NAME_LENGTH,
@@ -79,11 +79,14 @@ def test_sessions_are_isolated_including_gradio_state_copies(faces) -> None:
 
 
 def test_open_gallery_is_private_unless_configured(monkeypatch, tmp_path, faces) -> None:
+    from pipeline.settings import current as current_settings
+
     monkeypatch.delenv("FACELAB_GALLERY", raising=False)
     first, second = open_gallery(), open_gallery()
     first.add("Someone", faces[PEOPLE[0]][0])
     assert isinstance(second, InMemoryGallery) and len(second) == 0
     monkeypatch.setenv("FACELAB_GALLERY", str(tmp_path / "shared.db"))
+    current_settings.cache_clear()  # settings are read once per process: this stands for a new one
     shared_a, shared_b = open_gallery(), open_gallery()
     shared_a.add("Someone", faces[PEOPLE[0]][0])
     assert isinstance(shared_b, SqliteGallery) and [p.name for p in shared_b.people()] == ["Someone"]

@@ -21,9 +21,12 @@ import numpy as np
 import pytest
 
 from benchmarks.bad_inputs import ASTRONAUT, CASES, BadInput, case
-from benchmarks.datasets import REPO_ROOT
+from benchmarks.security import raw_upload
+from shared_data import REPO_ROOT
 from pipeline import MAX_FACES, InvalidImageError
 from pipeline.images import MAX_PIXELS
+
+pytestmark = pytest.mark.shared_data  # every test here runs the pipeline or the app on ../shared
 
 CASE_IDS = [c.name for c in CASES]
 
@@ -257,27 +260,11 @@ def test_app_answers_or_explains_every_bad_input(app, inputs_dir: Path) -> None:
     assert growth < 800, f"server RSS grew by {growth:.0f} MB over the bad inputs: {outcomes}"
 
 
-def raw_upload(url: str, path: Path) -> tuple[int, str]:
-    """POST a file to the server's upload route as a browser would, bypassing the client's own size check."""
-    import urllib.error
-    import uuid
-
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: image/jpeg\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url + "gradio_api/upload", body,
-                                     {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT_S) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 @pytest.mark.timeout(300)
 def test_app_server_refuses_an_oversized_upload(app, inputs_dir: Path) -> None:
     process, url = app
-    status, body = raw_upload(url, case("oversized_file").write(inputs_dir))
+    path = case("oversized_file").write(inputs_dir)
+    status, body = raw_upload(url, path.read_bytes(), path.name)
     assert status == 413 and "size" in body.lower(), (status, body[:300])
     assert alive(process, url)
 

@@ -18,7 +18,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from benchmarks.datasets import distinct_people  # noqa: E402
+from shared_data import distinct_people  # noqa: E402
 
 CLIENTS = 10
 CALL_TIMEOUT_S = 300

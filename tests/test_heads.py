@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.datasets import DATA_DIR, MISC_DIR
+from shared_data import DATA_DIR, MISC_DIR
 from pipeline import weights
 from pipeline.errors import WeightsError
 from pipeline.heads import (EMOTIONS, FER_CROP, MASK_CROP, MASK_LABELS, EmotionHead, MaskHead,
                             embed_in_aligned_crop)
+
+pytestmark = pytest.mark.shared_data  # every test here runs the app or the heads on ../shared
 
 ALIGNED = DATA_DIR / "identity" / "celebs_aligned"
 # Picked by eye from the first 40 files (sorted by name) of each test folder: unambiguous
@@ -49,6 +51,8 @@ def test_weights_resolve_with_the_manifest_hash(name: str) -> None:
 
 
 def test_altered_head_weights_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.settings import current
+
     original = weights.resolve("mask_head")
     altered = tmp_path / original.name
     shutil.copyfile(original, altered)
@@ -56,6 +60,7 @@ def test_altered_head_weights_are_refused(tmp_path: Path, monkeypatch: pytest.Mo
         handle.seek(-8, 2)
         handle.write(b"\x00" * 8)
     monkeypatch.setenv("FACELAB_WEIGHTS_DIR", str(tmp_path))
+    current.cache_clear()  # settings are read once per process (resolve above read them): a new one
     with pytest.raises(WeightsError, match="sha256"):
         MaskHead.from_manifest()
 

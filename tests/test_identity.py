@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from benchmarks.datasets import DATA_DIR, MISC_DIR, lfw_pairs, lfw_people
+from shared_data import DATA_DIR, MISC_DIR, lfw_pairs, lfw_people
 from pipeline.errors import InvalidNameError, NoFaceError
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import (
@@ -18,6 +18,9 @@ from pipeline.identity import (
     thresholds,
     verify,
 )
+from tests.shared import skip_module_without_shared_data
+
+skip_module_without_shared_data()  # the pairs and people below are read while collecting
 
 ALL_PEOPLE = lfw_people(min_images=1)
 # A fixed spread of people over the alphabet: 50 to enroll (each has a second picture to identify) and

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.datasets import LFW_DIR, REPO_ROOT
+from shared_data import LFW_DIR, REPO_ROOT
 from pipeline.mtcnn import nms
 from pipeline.weights import load_named
 
@@ -24,6 +24,7 @@ def real_faces(count: int, size: int, region: tuple[int, int, int, int] = (70, 7
     return (torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() - 127.5) / 128.0
 
 
+@pytest.mark.shared_data
 def test_embedding_network_matches_facenet_pytorch_with_the_real_weights() -> None:
     from facenet_pytorch import InceptionResnetV1 as Reference
 
@@ -38,6 +39,7 @@ def test_embedding_network_matches_facenet_pytorch_with_the_real_weights() -> No
         np.testing.assert_allclose(ours(faces).numpy(), reference(faces).numpy(), atol=1e-5)
 
 
+@pytest.mark.shared_data
 def test_mtcnn_networks_match_facenet_pytorch_with_the_shipped_weights() -> None:
     from facenet_pytorch import MTCNN
 
@@ -86,6 +88,7 @@ def test_min_mode_nms_keeps_what_facenet_pytorch_keeps() -> None:
     np.testing.assert_array_equal(nms(boxes, scores, 0.7, "min"), nms_numpy(boxes, scores, 0.7, "Min"))
 
 
+@pytest.mark.shared_data
 def test_the_app_pipeline_runs_without_importing_torchvision() -> None:
     """torchvision's import (torch._dynamo with it) cost 2-4 s of cold start: the pipeline, int8 embedder
     included (eager-mode quantization, no tracing), must need neither."""

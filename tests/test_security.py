@@ -25,7 +25,7 @@ from benchmarks.security import (
     wait_until_loaded,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 class Server:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.datasets import lfw_image
+from shared_data import lfw_image
 from benchmarks.moving_faces import MovingFace, render_frames
 from pipeline.tracking import FaceTracker
 
@@ -51,7 +51,7 @@ def test_refinement_keeps_a_face_cut_by_the_frame_edge_in_place(lab) -> None:
     the face (the crop is padded with black where the frame ends, not stretched)."""
     from PIL import Image
 
-    from benchmarks.datasets import LFW_DIR
+    from shared_data import LFW_DIR
 
     errors = []
     for path in sorted(LFW_DIR.glob("*/*_0001.jpg"))[:20]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.datasets import REPO_ROOT, SHARED_WEIGHTS_DIR
+from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR
 from pipeline import weights
 from pipeline.errors import WeightsError
 from tests.fake_hub import FakeHub
@@ -61,11 +61,13 @@ def test_manifest_entries_are_complete() -> None:
             assert "sha256_note" in entry.extra, f"{name}: say why the hash is missing"
 
 
+@pytest.mark.shared_data
 def test_local_folder_is_used_first(monkeypatch) -> None:
     monkeypatch.setenv("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     assert weights.resolve(CASIA) == CASIA_FILE
 
 
+@pytest.mark.shared_data
 def test_altered_local_file_is_refused(tmp_path, monkeypatch) -> None:
     altered = tmp_path / CASIA_FILE.name
     shutil.copyfile(CASIA_FILE, altered)
@@ -82,6 +84,7 @@ def test_unknown_model_name_is_a_clear_error() -> None:
         weights.resolve("no-such-model")
 
 
+@pytest.mark.shared_data
 @pytest.mark.slow
 def test_hub_download_then_cache_hit_then_tampered_cache_refused(tmp_path) -> None:
     with FakeHub({casia_hub_key(): CASIA_FILE}) as hub:
@@ -100,6 +103,7 @@ def test_hub_download_then_cache_hit_then_tampered_cache_refused(tmp_path) -> No
         assert "sha256" in third.get("error", ""), third
 
 
+@pytest.mark.shared_data
 @pytest.mark.slow
 def test_hub_serving_an_altered_file_is_refused(tmp_path) -> None:
     altered = tmp_path / CASIA_FILE.name
@@ -145,6 +149,7 @@ def test_unreachable_hub_gives_the_clear_error_without_retrying(tmp_path) -> Non
     assert time.monotonic() - started < 20
 
 
+@pytest.mark.shared_data
 def test_weights_downloaded_once_still_load_when_the_hub_is_gone(tmp_path) -> None:
     with FakeHub({casia_hub_key(): CASIA_FILE}) as hub:
         first = resolve_in_subprocess(tmp_path, hub.url)

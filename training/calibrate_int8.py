@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import save_file
 from torch.ao import quantization as quant
 
-from benchmarks.datasets import DATA_DIR, LFW_DIR, SHARED_WEIGHTS_DIR
+from shared_data import DATA_DIR, LFW_DIR, SHARED_WEIGHTS_DIR
 from pipeline.analysis import FaceLab
 from pipeline.embedding import BACKBONES, CENTRES, INT8_RANGES, FaceEmbedder, float_model, standardise
 from pipeline.models import int8

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -19,17 +18,19 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from pipeline.device import configure_cpu_threads
+
 from .calibration import expected_calibration_error, fit_temperature, softmax
 
 Batch = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # uint8 batch -> model input
 
 
-def seed_everything(seed: int, threads: int = 2) -> torch.Generator:
+def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    # The machine is shared: never take more than `threads` cores.
-    torch.set_num_threads(int(os.environ.get("FACELAB_THREADS", threads)))
+    # Torch threads as the app sets them (FACELAB_THREADS: a number or "auto"; default 1, the machine is shared).
+    configure_cpu_threads()
     g = torch.Generator()
     g.manual_seed(seed)
     return g

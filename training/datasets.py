@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.heads import EMOTIONS, MASK_LABELS
+from shared_data import DATA_DIR
 
-DATA_ROOT = Path(os.environ.get("FACELAB_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")).resolve()
 CACHE_DIR = Path(os.environ.get("FACELAB_CACHE", "/tmp/facelab_cache"))
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -26,7 +26,7 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
 class ImageSet:
     images: np.ndarray  # (N,H,W) uint8 gray or (N,H,W,3) uint8 RGB
     labels: np.ndarray  # (N,) int64
-    files: list[str]    # paths relative to DATA_ROOT, same order
+    files: list[str]    # paths relative to DATA_DIR, same order
 
 
 def _list_images(folder: Path) -> list[Path]:
@@ -50,10 +50,10 @@ def load_fer(split: str) -> ImageSet:
     def build() -> ImageSet:
         imgs, labels, files = [], [], []
         for k, name in enumerate(EMOTIONS):
-            for p in _list_images(DATA_ROOT / "emotion" / split / name):
+            for p in _list_images(DATA_DIR / "emotion" / split / name):
                 imgs.append(np.asarray(Image.open(p).convert("L").resize((48, 48))))
                 labels.append(k)
-                files.append(str(p.relative_to(DATA_ROOT)))
+                files.append(str(p.relative_to(DATA_DIR)))
         return ImageSet(np.stack(imgs), np.array(labels, np.int64), files)
 
     return _cached(f"fer_{split}", build)
@@ -76,7 +76,7 @@ def fer_blank_mask(images: np.ndarray) -> np.ndarray:
 def fer_test_duplicates() -> set[str]:
     """Test files that also occur byte-identically in train (exact_duplicates.csv)."""
     groups: dict[str, list[dict]] = {}
-    with open(DATA_ROOT / "emotion" / "exact_duplicates.csv", newline="") as f:
+    with open(DATA_DIR / "emotion" / "exact_duplicates.csv", newline="") as f:
         for row in csv.DictReader(f):
             groups.setdefault(row["group"], []).append(row)
     out: set[str] = set()
@@ -93,16 +93,16 @@ def load_mask(split: str, size: int) -> ImageSet:
     def build() -> ImageSet:
         imgs, labels, files = [], [], []
         for folder, k in folders.items():
-            for p in _list_images(DATA_ROOT / "mask" / split / folder):
+            for p in _list_images(DATA_DIR / "mask" / split / folder):
                 imgs.append(np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)))
                 labels.append(k)
-                files.append(str(p.relative_to(DATA_ROOT)))
+                files.append(str(p.relative_to(DATA_DIR)))
         return ImageSet(np.stack(imgs), np.array(labels, np.int64), files)
 
     return _cached(f"mask_{split}_{size}", build)
 
 
 def mask_dup_groups() -> dict[str, str]:
-    """File (relative to DATA_ROOT) -> dup_group from mask/manifest.csv."""
-    with open(DATA_ROOT / "mask" / "manifest.csv", newline="") as f:
+    """File (relative to DATA_DIR) -> dup_group from mask/manifest.csv."""
+    with open(DATA_DIR / "mask" / "manifest.csv", newline="") as f:
         return {"mask/" + r["file"]: r["dup_group"] for r in csv.DictReader(f)}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from benchmarks.datasets import SHARED_WEIGHTS_DIR, central_face, lfw_people
+from shared_data import SHARED_WEIGHTS_DIR, central_face, lfw_people
 from pipeline.alignment import align_faces
 from pipeline.analysis import FaceLab
 from pipeline.embedding import BACKBONES, CENTRES, FaceEmbedder

@@ -1,6 +1,6 @@
 """Calibrate the verification thresholds of every backbone whose weights are present, on LFW pairs.
 
-    python -m benchmarks.calibrate_thresholds
+    python -m training.calibrate_thresholds
 
 Writes the `thresholds` key of each backbone's entry in weights/manifest.json (and nothing else there):
 - "balanced": the cosine-similarity threshold with the best accuracy over LFW's 6,000 View 2 pairs,
@@ -26,9 +26,9 @@ import os
 
 import numpy as np
 
-from benchmarks import embedding_cache
-from benchmarks.datasets import SHARED_WEIGHTS_DIR
-from benchmarks.lfw_protocol import TARGET_FAR, best_accuracy_threshold, far_threshold, pair_scores, rates, ten_fold
+from training import embedding_cache
+from shared_data import SHARED_WEIGHTS_DIR
+from training.lfw_protocol import TARGET_FAR, best_accuracy_threshold, far_threshold, pair_scores, rates, ten_fold
 from pipeline.analysis import FaceLab
 from pipeline.embedding import BACKBONES
 from pipeline.errors import WeightsError
@@ -46,7 +46,7 @@ CITED = {
                   "deepface/config/threshold.py: \"Facenet512\": {\"cosine\": 0.30, \"euclidean_l2\": 1.04}",
         "note": "Not measured here: the vggface2 weights cannot be downloaded on the machines this was built on. "
                 "deepface tuned these on its own data, detector and alignment; their FAR/TAR on LFW are unknown. "
-                "Run `python -m benchmarks.calibrate_thresholds` where the weights are present to replace them.",
+                "Run `python -m training.calibrate_thresholds` where the weights are present to replace them.",
     }
 }
 
@@ -74,7 +74,7 @@ def calibrate(backbone: str, alignment: str, partial: bool = False) -> dict:
         "dataset": "LFW View 2 pairs.txt (deep-funneled copy in ../shared/data/identity/lfw), "
                    + ("all 10 folds" if len(scores.same) == 6000 else "PROVISIONAL: the pairs embedded so far"),
         "date": datetime.date.today().isoformat(),
-        "script": "benchmarks/calibrate_thresholds.py",
+        "script": "training/calibrate_thresholds.py",
     }
 
 

@@ -1,4 +1,4 @@
-"""LFW View 2 verification metrics, shared by benchmarks/lfw.py and benchmarks/calibrate_thresholds.py.
+"""LFW View 2 verification metrics, shared by benchmarks/lfw.py and training/calibrate_thresholds.py.
 
 Protocol: 10 folds of 300 matched + 300 mismatched pairs; a threshold is chosen on 9 folds and scored on
 the 10th. A pair whose subject MTCNN could not find counts as a "different" prediction (similarity -1):
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.datasets import lfw_pairs
-from benchmarks.embedding_cache import LfwEmbeddings, cache_key
+from shared_data import lfw_pairs
+from training.embedding_cache import LfwEmbeddings, cache_key
 
 TARGET_FAR = 1e-3
 

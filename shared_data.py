@@ -1,12 +1,17 @@
-"""Readers for the labelled data in ../shared/data, shared by benchmarks, training scripts and tests."""
+"""Where the labelled data and reference weights live (../shared), and readers for them: the bottom layer,
+shared by training scripts, benchmarks and tests (never by pipeline/ or the app)."""
 
 from __future__ import annotations
+
+import os
 
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = REPO_ROOT.parent / "shared"
+REPO_ROOT = Path(__file__).resolve().parent
+# The one root of the shared data and weights: ../shared beside the checkout (FACELAB_SHARED_DIR elsewhere,
+# e.g. to check what a plain clone without it can run).
+SHARED_DIR = Path(os.environ.get("FACELAB_SHARED_DIR") or REPO_ROOT.parent / "shared")
 DATA_DIR = SHARED_DIR / "data"
 SHARED_WEIGHTS_DIR = SHARED_DIR / "weights"
 LFW_DIR = DATA_DIR / "identity" / "lfw"

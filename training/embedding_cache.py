@@ -4,7 +4,7 @@ lfw.py, identification.py and the threshold calibration all read the same cache,
 (MTCNN + InceptionResnetV1 on ~7,700 pictures, about 20 minutes of one busy core) runs once. Detection does
 not depend on the alignment method, so one pass detects each picture once and embeds both crops.
 
-    python -m benchmarks.embedding_cache [--backbone casia-webface] [--precision float32] [--limit N] [--shard 0/2]
+    python -m training.embedding_cache [--backbone casia-webface] [--precision float32] [--limit N] [--shard 0/2]
 
 Precision is the embedder's (pipeline.embedding): float32, the reference every other figure uses, or int8,
 the CPU default, which benchmarks/lfw.py compares with it.
@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.datasets import LFW_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, central_face
+from shared_data import LFW_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, central_face
 
 CACHE_DIR = REPO_ROOT / "benchmarks" / ".cache"
 ALIGNMENTS = ("landmarks", "box")
@@ -99,7 +99,7 @@ def load(backbone: str = "casia-webface", require_complete: bool = True, precisi
     files = sorted(CACHE_DIR.glob(cache_path(backbone, precision=precision).name.replace("shard0of1", "shard*of*")))
     if not files:
         raise FileNotFoundError(f"No LFW embedding cache for {backbone} in {precision}: run "
-                                f"`python -m benchmarks.embedding_cache --precision {precision}`")
+                                f"`python -m training.embedding_cache --precision {precision}`")
     merged: dict[str, np.ndarray] = {}
     for file in files:
         with np.load(file, allow_pickle=False) as data:
