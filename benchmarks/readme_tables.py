@@ -116,6 +116,7 @@ def heads_table() -> str:
 
 RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
+RENDERERS["scale"] = __import__("benchmarks.scale", fromlist=["scale_table"]).scale_table
 
 
 def render(readme: str) -> str:
