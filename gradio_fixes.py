@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from gradio import processing_utils
+from gradio import processing_utils, queueing
 
 _original_save_pil_to_cache = processing_utils.save_pil_to_cache
 
@@ -40,9 +40,25 @@ def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "w
     return str(target)
 
 
+# Gradio 6.31's queue looks for new work every millisecond while it has none (`Queue.sleep_when_free`; 50 ms
+# on Windows) and for progress updates every 10 ms: an idle Face Lab burned 70-80 ms of CPU per second on
+# that loop alone, which benchmarks/scale.py saw as server CPU per request. 10 ms / 50 ms wake it an order of
+# magnitude less often; a request may wait up to 10 ms more to start, beside the 60-400 ms its analysis takes.
+# Face Lab shows no progress bars, so 50 ms is plenty for those.
+QUEUE_POLL_SECONDS = float(os.environ.get("FACELAB_QUEUE_POLL_SECONDS", 0.01))
+_original_queue_init = queueing.Queue.__init__
+
+
+def _queue_init(self, *args, **kwargs) -> None:
+    _original_queue_init(self, *args, **kwargs)
+    self.sleep_when_free = QUEUE_POLL_SECONDS
+    self.progress_update_sleep_when_free = max(QUEUE_POLL_SECONDS, 0.05)
+
+
 def apply() -> None:
     """Install the fixes (idempotent). `save_img_array_to_cache` looks `save_pil_to_cache` up at call time."""
     processing_utils.save_pil_to_cache = save_pil_to_cache
+    queueing.Queue.__init__ = _queue_init
 
 
 apply()
