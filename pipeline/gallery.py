@@ -774,7 +774,11 @@ class PostgresGallery(_DatabaseGallery):
 
     # -- connection ---------------------------------------------------------------------------------
     def _connect(self):
-        import psycopg
+        try:
+            import psycopg
+        except ImportError:
+            raise GalleryError("FACELAB_GALLERY names a PostgreSQL database, but psycopg is not installed "
+                               "(python -m pip install -r requirements.txt).") from None
 
         # search_path: the gallery's tables live in their own schema, beside whatever else the database holds.
         return psycopg.connect(self.url, autocommit=True, connect_timeout=5, options="-c search_path=facelab")
