@@ -2,20 +2,24 @@
 
 Usage (the app goes through pipeline.identity, which adds face detection and quality checks)::
 
-    gallery = open_gallery()          # FACELAB_GALLERY=path -> shared SqliteGallery, else a fresh InMemoryGallery
+    gallery = open_gallery()          # FACELAB_GALLERY=path -> shared SqliteGallery, =postgresql://... ->
+                                      # shared PostgresGallery, unset -> a fresh InMemoryGallery
     gallery.add("Ada Lovelace", embedding, thumbnail_jpeg)   # more calls with the same name add embeddings
     gallery.search(embedding, k=3)   # -> [Candidate(name, similarity), ...] best first
     gallery.people()                 # -> [Person(name, embeddings, thumbnail), ...]
     gallery.rename("Ada Lovelace", "Ada"); gallery.delete("Ada"); gallery.clear()
     data = gallery.export_json(); other.import_json(data)
 
-Two implementations behind one interface (`Gallery`):
+Three implementations behind one interface (`Gallery`):
 - `InMemoryGallery`, the default: one per visitor session (the app keeps it in gr.State), gone when the
   session ends, so visitors never see each other's people. It survives `copy.deepcopy` (Gradio copies
   State values) and an empty one costs a few hundred bytes.
 - `SqliteGallery(path)`, for an operator who wants a persistent gallery shared by every visitor:
   stdlib sqlite3 in WAL mode, one transaction per change, embeddings as float32 blobs. Safe across threads
   (one lock per object) and processes (SQLite locking; each process follows the others' commits).
+- `PostgresGallery(url)`, the same shared gallery on PostgreSQL for several app replicas (psycopg 3): each
+  replica keeps its own index and follows the others' commits through LISTEN/NOTIFY and a change counter.
+  Both database galleries share their statements and catch-up logic (`_DatabaseGallery`).
 
 Search is a vectorised cosine over an in-memory (N, 512) float32 matrix of unit vectors, grown and shrunk
 in place on add/delete (no rebuild); a person's score is the max over their embeddings. Large galleries
