@@ -243,8 +243,8 @@ async def serving(url: str, pid: int, work: PipelineWork, rounds: int, per_round
 
 
 async def fixed_cost_ms(url: str, pid: int, requests: int, visitors: int = 2) -> float:
-    """Server CPU per /people call (a handful of names: next to no work of the app's own): what Gradio
-    itself costs per request (HTTP, queue, event stream, JSON)."""
+    """Server CPU per /people call (the names in the shared gallery: little work of the app's own), close to
+    what Gradio itself costs per request (HTTP, queue, event stream, JSON)."""
     clients = [GradioHttp(url) for _ in range(visitors)]
     try:
         arguments = [[] for _ in clients]
@@ -302,8 +302,8 @@ def scale_table() -> str:
         rows += ["", "| where the server's time goes | measured |", "| --- | --- |",
                  f"| idle replica, CPU per second: Gradio's 1 ms queue polling / 10 ms (`gradio_fixes.py`) "
                  f"| {idle['queue_poll_1ms_gradio_default']} / {idle['queue_poll_10ms']} ms |",
-                 f"| Gradio's own cost per request (HTTP, queue, event stream, JSON), from {gradio['endpoint']}, which does "
-                 f"next to nothing | {gradio['server_cpu_ms_per_request']} ms CPU |"]
+                 f"| a cheap request, {gradio['endpoint']}: Gradio's HTTP, queue, event stream and JSON, plus reading "
+                 f"the names from the shared gallery | {gradio['server_cpu_ms_per_request']} ms CPU |"]
         rows += [f"| {endpoint} serving overhead ratio on a replica with Gradio's 1 ms polling (same run) "
                  f"| {row['serving_overhead_ratio']} ({row['server_cpu_ms_per_request']} / {row['pipeline_ms_per_request']} ms) |"
                  for endpoint, row in before.items()]
