@@ -867,6 +867,7 @@ class PostgresGallery(_DatabaseGallery):
             try:
                 with self._connect() as connection:
                     connection.execute(f"LISTEN {self.CHANNEL}")
+                    self._last_attempt = 0.0  # the database is back: re-open the main connection now, not in a second
                     self._refresh()  # whatever was committed while we were not listening
                     while not self._closing.is_set():
                         for _ in connection.notifies(timeout=1.0, stop_after=1):
