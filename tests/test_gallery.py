@@ -289,8 +289,8 @@ def test_eight_threads_enrolling_at_once_are_all_stored(kind, faces, make_galler
 
 WRITER = """
 import sys, numpy as np
-from pipeline.gallery import SqliteGallery
-gallery = SqliteGallery(sys.argv[1])
+from pipeline.gallery import open_gallery
+gallery = open_gallery(sys.argv[1])  # an SQLite path or a postgresql:// URL
 vectors = np.load(sys.argv[2])
 for i in range(100000):
     gallery.add(f"person {i}", vectors[i % len(vectors)])
@@ -298,10 +298,25 @@ for i in range(100000):
 """
 
 
-def test_sigkill_mid_enrollment_keeps_every_committed_row(tmp_path, faces) -> None:
-    path, vectors = tmp_path / "g.db", tmp_path / "v.npy"
+def stored_names(gallery) -> set[str]:
+    """The names the database holds, read with the driver directly; SQLite's file must also pass its check."""
+    if isinstance(gallery, SqliteGallery):
+        connection = sqlite3.connect(gallery.path)
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {row[0] for row in connection.execute("SELECT name FROM people")}
+    import psycopg
+
+    with psycopg.connect(gallery.url) as connection:
+        return {row[0] for row in connection.execute("SELECT name FROM facelab.people")}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_sigkill_mid_enrollment_keeps_every_committed_row(kind, make_gallery, tmp_path, faces) -> None:
+    gallery = make_gallery(kind)  # creates the storage; the writer process opens it too
+    vectors = tmp_path / "v.npy"
     np.save(vectors, np.concatenate(list(faces.values())))
-    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(vectors)],
+    where = str(gallery.path) if kind == "sqlite" else gallery.url
+    process = subprocess.Popen([sys.executable, "-c", WRITER, where, str(vectors)],
                                cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     committed = -1
     deadline = time.monotonic() + 120
@@ -311,15 +326,13 @@ def test_sigkill_mid_enrollment_keeps_every_committed_row(tmp_path, faces) -> No
     process.wait()
     assert committed >= 30, "the writer did not get going"
 
-    connection = sqlite3.connect(path)
-    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    names = {row[0] for row in connection.execute("SELECT name FROM people")}
-    assert {f"person {i}" for i in range(committed + 1)} <= names
-    gallery = SqliteGallery(path)
-    assert gallery.embedding_count >= committed + 1
-    assert gallery.embedding_count == len(gallery)  # no half-written person
-    gallery.add("after the crash", faces["Tony_Blair"][0])  # and the file is writable again
-    assert gallery.person("after the crash").embeddings == 1
+    assert {f"person {i}" for i in range(committed + 1)} <= stored_names(gallery)
+    reopened = make_gallery(kind, again=True)
+    assert reopened.embedding_count >= committed + 1
+    assert reopened.embedding_count == len(reopened)  # no half-written person
+    assert gallery.embedding_count == reopened.embedding_count  # the long-lived object followed the writer
+    reopened.add("after the crash", faces["Tony_Blair"][0])  # and the database is writable again
+    assert reopened.person("after the crash").embeddings == 1
 
 
 def test_names_refused_with_a_message() -> None:
