@@ -38,7 +38,8 @@ from serving.access import OperatorGate  # noqa: E402
 from serving.http_limits import RequestBodyLimit  # noqa: E402
 from serving.payloads import MAX_INLINE_CHARS, picture_bytes  # noqa: E402
 
-gradio_fixes.apply()
+SETTINGS = current_settings()  # every FACELAB_* variable, read once (pipeline/settings.py)
+gradio_fixes.apply(SETTINGS.queue_poll_seconds)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 log = logging.getLogger("facelab.app")
@@ -50,7 +51,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 # Live streams: a frame every 100 ms; a frame that arrives while the previous one is still being
 # processed replaces the waiting one (Gradio keeps only the latest), so slow frames are dropped, never
 # queued. Streams and uploads have their own bounded worker pools; the queue itself is bounded too.
-SETTINGS = current_settings()  # every FACELAB_* variable, read once (pipeline/settings.py)
 LIVE = dict(stream_every=0.1, time_limit=SETTINGS.stream_seconds, concurrency_limit=SETTINGS.live_concurrency,
             concurrency_id="live", show_progress="hidden", api_visibility="undocumented", preprocess=False)
 UPLOAD = dict(concurrency_limit=SETTINGS.upload_concurrency, concurrency_id="upload", preprocess=False)

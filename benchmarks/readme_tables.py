@@ -143,6 +143,7 @@ def configuration_table() -> str:
 RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table,
                                            "security": security_table, "configuration": configuration_table}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
+RENDERERS["scale"] = __import__("benchmarks.scale", fromlist=["scale_table"]).scale_table
 
 
 def render(readme: str) -> str:

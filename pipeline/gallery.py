@@ -2,20 +2,24 @@
 
 Usage (the app goes through pipeline.identity, which adds face detection and quality checks)::
 
-    gallery = open_gallery()          # FACELAB_GALLERY=path -> shared SqliteGallery, else a fresh InMemoryGallery
+    gallery = open_gallery()          # FACELAB_GALLERY=path -> shared SqliteGallery, =postgresql://... ->
+                                      # shared PostgresGallery, unset -> a fresh InMemoryGallery
     gallery.add("Ada Lovelace", embedding, thumbnail_jpeg)   # more calls with the same name add embeddings
     gallery.search(embedding, k=3)   # -> [Candidate(name, similarity), ...] best first
     gallery.people()                 # -> [Person(name, embeddings, thumbnail), ...]
     gallery.rename("Ada Lovelace", "Ada"); gallery.delete("Ada"); gallery.clear()
     data = gallery.export_json(); other.import_json(data)
 
-Two implementations behind one interface (`Gallery`):
+Three implementations behind one interface (`Gallery`):
 - `InMemoryGallery`, the default: one per visitor session (the app keeps it in gr.State), gone when the
   session ends, so visitors never see each other's people. It survives `copy.deepcopy` (Gradio copies
   State values) and an empty one costs a few hundred bytes.
 - `SqliteGallery(path)`, for an operator who wants a persistent gallery shared by every visitor:
   stdlib sqlite3 in WAL mode, one transaction per change, embeddings as float32 blobs. Safe across threads
   (one lock per object) and processes (SQLite locking; each process follows the others' commits).
+- `PostgresGallery(url)`, the same shared gallery on PostgreSQL for several app replicas (psycopg 3): each
+  replica keeps its own index and follows the others' commits through LISTEN/NOTIFY and a change counter.
+  Both database galleries share their statements and catch-up logic (`_DatabaseGallery`).
 
 Search is a vectorised cosine over an in-memory (N, 512) float32 matrix of unit vectors, grown and shrunk
 in place on add/delete (no rebuild); a person's score is the max over their embeddings. Large galleries
@@ -26,9 +30,11 @@ are exactly the float32 ones (see `_Index.scan_error`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import html
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -37,13 +43,15 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 
 from .device import model_call
 from .errors import FaceLabError, InvalidNameError
 from .settings import current as current_settings
+
+log = logging.getLogger(__name__)
 
 EMBEDDING_SIZE = 512
 MAX_NAME_LENGTH = 64
@@ -279,7 +287,7 @@ class Gallery:
         name = normalize_name(name)
         vectors = _as_unit_vectors(embedding)
         thumbnail = _check_thumbnail(thumbnail)
-        with self._lock:
+        with self._access():
             self._sync()
             self._check_backbone(backbone)
             self._add(name, vectors, thumbnail, backbone)
@@ -287,18 +295,18 @@ class Gallery:
 
     def people(self) -> list[Person]:
         """Everyone enrolled, sorted by name (case-insensitive)."""
-        with self._lock:
+        with self._access():
             self._sync()
             return sorted(self._people(), key=lambda person: (person.name.casefold(), person.name))
 
     def person(self, name: str) -> Person | None:
-        with self._lock:
+        with self._access():
             self._sync()
             return self._person(normalize_name(name))
 
     def rename(self, old: str, new: str) -> Person:
         old, new = normalize_name(old), normalize_name(new)
-        with self._lock:
+        with self._access():
             self._sync()
             if self._person_id(old) is None:
                 raise GalleryError(f"No one named {old!r} is enrolled.")
@@ -310,7 +318,7 @@ class Gallery:
     def delete(self, name: str) -> bool:
         """Remove a person and all their embeddings. Returns False if no one had that name."""
         name = normalize_name(name)
-        with self._lock:
+        with self._access():
             self._sync()
             person_id = self._person_id(name)
             if person_id is None:
@@ -320,7 +328,7 @@ class Gallery:
 
     def clear(self) -> None:
         """Remove everyone."""
-        with self._lock:
+        with self._access():
             self._clear()
 
     def search(self, embedding: np.ndarray, k: int = 3, backbone: str | None = None) -> list[Candidate]:
@@ -330,7 +338,7 @@ class Gallery:
     def search_many(self, embeddings: np.ndarray, k: int = 3, backbone: str | None = None) -> list[list[Candidate]]:
         """`search` for several faces at once (one pass over the matrix)."""
         queries = _as_unit_vectors(embeddings)
-        with self._lock:
+        with self._access():
             self._sync()
             self._check_backbone(backbone)
             hits = self._index.top_people(queries, k)
@@ -338,7 +346,7 @@ class Gallery:
 
     def __len__(self) -> int:
         """Number of people."""
-        with self._lock:
+        with self._access():
             self._sync()
             return len(self._names)
 
@@ -350,13 +358,13 @@ class Gallery:
 
     @property
     def embedding_count(self) -> int:
-        with self._lock:
+        with self._access():
             self._sync()
             return self._index.size
 
     def export_json(self) -> bytes:
         """Every person with their embeddings and thumbnail, as UTF-8 JSON (vectors base64 float32)."""
-        with self._lock:
+        with self._access():
             self._sync()
             people = []
             for person in self.people():
@@ -377,13 +385,18 @@ class Gallery:
         The whole file is checked before anything is stored; a bad file raises GalleryError.
         """
         backbone, people = _parse_export(data)
-        with self._lock:
+        with self._access():
             self._sync()
             self._check_backbone(backbone)
             self._import(people, backbone)
         return len(people)
 
     # -- storage hooks (subclasses) -------------------------------------------------------------------
+    def _access(self) -> ContextManager[object]:
+        """Held around every public operation: the lock (one operation at a time per object); a database
+        gallery also (re)connects here and turns a lost connection into a message."""
+        return self._lock
+
     def _sync(self) -> None:
         """Catch up with changes made elsewhere (other processes). Nothing to do in memory."""
 
@@ -493,7 +506,11 @@ class InMemoryGallery(Gallery):
         self._lock = threading.RLock()
 
 
-_SCHEMA = """
+# The schema's version, kept in meta('schema_version'); a gallery written by a newer Face Lab is refused
+# rather than misread. Version 1 is the original SQLite layout (files without the key are version 1).
+SCHEMA_VERSION = 1
+
+_SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -510,14 +527,166 @@ CREATE TABLE IF NOT EXISTS embeddings (
 CREATE INDEX IF NOT EXISTS embeddings_person ON embeddings(person_id);
 """
 
+# The same tables in their own PostgreSQL schema (search_path), plus the change counter every writer
+# increments first (see PostgresGallery).
+_POSTGRES_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS facelab;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS people (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    thumbnail BYTEA,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id BIGSERIAL PRIMARY KEY,
+    person_id BIGINT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    vector BYTEA NOT NULL,                 -- 512 float32, little-endian
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS embeddings_person ON embeddings(person_id);
+CREATE TABLE IF NOT EXISTS changes (id INTEGER PRIMARY KEY CHECK (id = 1), counter BIGINT NOT NULL);
+INSERT INTO changes (id, counter) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+"""
 
-class SqliteGallery(Gallery):
+
+class _DatabaseGallery(Gallery):
+    """What the SQLite and PostgreSQL galleries share: every statement that reads or changes people (written
+    once, with '?' placeholders), the schema version check, and the incremental catch-up of this process's
+    search index with other processes' commits: new embedding rows by id (ids grow in commit order: SQLite
+    has one writer at a time, PostgreSQL writers queue on the change counter), deleted people by id.
+
+    Subclasses give the connection (`self._db`, with `execute`), a write transaction, a consistent read
+    snapshot, and a cheap marker that changes whenever anyone commits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_embedding_id = 0
+        self._seen: object = None  # the change marker the index was last synced at
+
+    # -- what subclasses provide ------------------------------------------------------------------------
+    def _transaction(self) -> ContextManager[object]:
+        raise NotImplementedError
+
+    def _snapshot(self) -> ContextManager[object]:
+        raise NotImplementedError
+
+    def _change_marker(self) -> object:
+        raise NotImplementedError
+
+    def _sql(self, query: str) -> str:
+        return query
+
+    # -- shared ---------------------------------------------------------------------------------------
+    def _execute(self, query: str, params: tuple = ()):
+        return self._db.execute(self._sql(query), params)
+
+    def _create_schema(self, schema: str) -> None:
+        """Create the tables if missing and check the schema version; call inside a transaction."""
+        for statement in schema.split(";"):
+            if statement.strip():
+                self._execute(statement)
+        self._execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                      (str(SCHEMA_VERSION),))
+        version = int(self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise GalleryError(f"This gallery was written by a newer Face Lab (schema {version}; this one knows "
+                               f"{SCHEMA_VERSION}). Upgrade Face Lab to use it.")
+
+    def _reset_index(self) -> None:
+        """Forget the index, so the next sync reloads every row (after a reconnect: the database may have
+        been restored from a backup, where 'id > last seen' would not hold)."""
+        self._index, self._names, self._last_embedding_id, self._seen = _Index(), {}, 0, None
+
+    def _sync(self, force: bool = False) -> None:
+        marker = self._change_marker()
+        if marker == self._seen and not force:
+            return  # no one committed since we last looked
+        with self._snapshot():  # one consistent view of people and embeddings
+            names = dict(self._execute("SELECT id, name FROM people").fetchall())
+            rows = self._execute("SELECT id, person_id, vector FROM embeddings WHERE id > ? ORDER BY id",
+                                 (self._last_embedding_id,)).fetchall()
+            backbone = self._execute("SELECT value FROM meta WHERE key = 'backbone'").fetchone()
+        self._index.remove_owners(set(self._names) - set(names))
+        self._names = names
+        if rows:
+            vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype="<f4").reshape(len(rows), EMBEDDING_SIZE)
+            self._index.append(vectors, np.array([row[1] for row in rows]))
+            self._last_embedding_id = rows[-1][0]
+        self.backbone = backbone[0] if backbone else None
+        self._seen = marker
+
+    def _person_id(self, name: str) -> int | None:
+        row = self._execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _store(self, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
+        now = time.time()
+        self._execute("INSERT INTO people (name, thumbnail, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                      (name, thumbnail, now))
+        person_id, stored_thumbnail = self._execute("SELECT id, thumbnail FROM people WHERE name = ?", (name,)).fetchone()
+        if stored_thumbnail is None and thumbnail is not None:
+            self._execute("UPDATE people SET thumbnail = ? WHERE id = ?", (thumbnail, person_id))
+        for vector in vectors:  # a handful per call: one statement each keeps the code dialect-free
+            self._execute("INSERT INTO embeddings (person_id, vector, created) VALUES (?, ?, ?)",
+                          (person_id, vector.astype("<f4").tobytes(), now))
+        if backbone:
+            self._execute("INSERT INTO meta (key, value) VALUES ('backbone', ?) ON CONFLICT (key) DO NOTHING", (backbone,))
+
+    def _add(self, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
+        with self._transaction():
+            self._store(name, vectors, thumbnail, backbone)
+        self._sync(force=True)
+
+    def _import(self, people: list[tuple[str, np.ndarray, bytes | None]], backbone: str | None) -> None:
+        with self._transaction():  # all or nothing
+            for name, vectors, thumbnail in people:
+                self._store(name, vectors, thumbnail, backbone)
+        self._sync(force=True)
+
+    _PEOPLE = ("SELECT p.name, COUNT(e.id), p.thumbnail FROM people p LEFT JOIN embeddings e ON e.person_id = p.id "
+               "{where} GROUP BY p.id")
+
+    def _people(self) -> list[Person]:
+        rows = self._execute(self._PEOPLE.format(where="")).fetchall()
+        return [Person(name, count, _bytes(thumbnail)) for name, count, thumbnail in rows]
+
+    def _person(self, name: str) -> Person | None:
+        row = self._execute(self._PEOPLE.format(where="WHERE p.name = ?"), (name,)).fetchone()
+        return Person(row[0], row[1], _bytes(row[2])) if row else None
+
+    def _rename(self, old: str, new: str) -> None:
+        with self._transaction():
+            self._execute("UPDATE people SET name = ? WHERE name = ?", (new, old))
+        self._sync(force=True)
+
+    def _delete(self, person_id: int) -> None:
+        with self._transaction():
+            self._execute("DELETE FROM people WHERE id = ?", (person_id,))  # embeddings go by ON DELETE CASCADE
+        self._sync(force=True)
+
+    def _clear(self) -> None:
+        with self._transaction():
+            self._execute("DELETE FROM people")
+            self._execute("DELETE FROM meta WHERE key = 'backbone'")
+        self._sync(force=True)
+
+    def __deepcopy__(self, memo: dict) -> "_DatabaseGallery":
+        return self  # one shared resource: copies would be the same people anyway
+
+
+def _bytes(value: object) -> bytes | None:
+    return None if value is None else bytes(value)  # drivers may hand back memoryview
+
+
+class SqliteGallery(_DatabaseGallery):
     """A persistent gallery shared by every visitor of this server (and other processes on the file).
 
     Every change is one transaction (BEGIN IMMEDIATE ... COMMIT) with synchronous=FULL in WAL mode, so a
     crash or kill -9 loses at most the change in flight and leaves the file readable. Each process keeps
     its own search index and catches up with other processes' commits (PRAGMA data_version) before
-    reading, incrementally: new embedding rows by id, deleted people by id.
+    reading, incrementally.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -533,117 +702,196 @@ class SqliteGallery(Gallery):
             # Deleted people's embeddings and thumbnails are overwritten on disk, not just unlinked.
             self._db.execute("PRAGMA secure_delete = ON")
             with self._transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                self._create_schema(_SQLITE_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"The gallery file {self.path} cannot be opened as a gallery: {exc}") from None
-        self._data_version: int | None = None
-        self._last_embedding_id = 0
         self._sync(force=True)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def __deepcopy__(self, memo: dict) -> "SqliteGallery":
-        return self  # one shared resource: copies would be the same people anyway
-
-    # A transaction per change; BEGIN IMMEDIATE takes the write lock up front so two writers queue
-    # instead of failing halfway.
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.db.execute("BEGIN IMMEDIATE")
-            return self.db
-
-        def __exit__(self, kind, value, traceback) -> None:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-
-    def _transaction(self) -> "_Tx":
-        return SqliteGallery._Tx(self._db)
-
-    def _sync(self, force: bool = False) -> None:
-        version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version and not force:
-            return  # no other connection committed since we last looked
-        self._db.execute("BEGIN")  # one consistent snapshot of people and embeddings
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # BEGIN IMMEDIATE takes the write lock up front, so two writers queue instead of failing halfway.
+        self._db.execute("BEGIN IMMEDIATE")
         try:
-            names = dict(self._db.execute("SELECT id, name FROM people"))
-            rows = self._db.execute(
-                "SELECT id, person_id, vector FROM embeddings WHERE id > ? ORDER BY id", (self._last_embedding_id,)
-            ).fetchall()
-            backbone = self._db.execute("SELECT value FROM meta WHERE key = 'backbone'").fetchone()
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        self._db.execute("BEGIN")
+        try:
+            yield
         finally:
             self._db.execute("COMMIT")
-        self._index.remove_owners(set(self._names) - set(names))
-        self._names = names
-        if rows:
-            vectors = np.frombuffer(b"".join(row[2] for row in rows), dtype="<f4").reshape(len(rows), EMBEDDING_SIZE)
-            self._index.append(vectors, np.array([row[1] for row in rows]))
-            self._last_embedding_id = rows[-1][0]
-        self.backbone = backbone[0] if backbone else None
-        self._data_version = version
 
-    def _person_id(self, name: str) -> int | None:
-        row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
+    def _change_marker(self) -> object:
+        return self._db.execute("PRAGMA data_version").fetchone()[0]  # changes when another connection commits
 
-    def _store(self, db: sqlite3.Connection, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
-        now = time.time()
-        db.execute("INSERT OR IGNORE INTO people (name, thumbnail, created) VALUES (?, ?, ?)", (name, thumbnail, now))
-        person_id, stored_thumbnail = db.execute("SELECT id, thumbnail FROM people WHERE name = ?", (name,)).fetchone()
-        if stored_thumbnail is None and thumbnail is not None:
-            db.execute("UPDATE people SET thumbnail = ? WHERE id = ?", (thumbnail, person_id))
-        db.executemany(
-            "INSERT INTO embeddings (person_id, vector, created) VALUES (?, ?, ?)",
-            [(person_id, vector.astype("<f4").tobytes(), now) for vector in vectors],
-        )
-        if backbone:
-            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone', ?)", (backbone,))
 
-    def _add(self, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
-        with self._transaction() as db:
-            self._store(db, name, vectors, thumbnail, backbone)
+# psycopg errors that mean the connection is gone (server restarted, network): reconnect, do not crash.
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
+
+    return psycopg.OperationalError, psycopg.InterfaceError
+
+
+class PostgresGallery(_DatabaseGallery):
+    """The shared gallery on PostgreSQL (FACELAB_GALLERY=postgresql://...), for several app replicas.
+
+    Same tables as SQLite in a `facelab` schema, created and versioned here; embeddings as float32 bytea;
+    one transaction per change. Every writer first increments the one-row `changes` counter: the row lock
+    makes writers queue, so embedding ids are assigned (and committed) in order and "id > last seen" finds
+    every new row, and the counter tells a replica cheaply whether anything changed. A commit also sends
+    NOTIFY facelab_gallery: a listener thread per replica then updates this replica's in-memory index at
+    once (incrementally, no rebuild), before the next request; the counter check before every read covers
+    a notification that never came.
+
+    A lost connection (database restarted, network) is logged and re-opened on the next use; searches keep
+    answering from the in-memory index meanwhile, changes fail with a message until the database is back.
+    """
+
+    CHANNEL = "facelab_gallery"
+
+    def __init__(self, url: str, listen: bool = True) -> None:
+        super().__init__()
+        self.url = url
+        self._lost_since: float | None = None
+        self._last_attempt = 0.0
+        self._closing = threading.Event()
+        try:
+            self._open()  # connects, creates the schema, loads the index
+        except _connection_errors() as exc:
+            raise GalleryError(f"The shared gallery's database {_redacted(url)} cannot be reached: "
+                               f"{str(exc).strip() or type(exc).__name__}") from None
+        self._listener = None
+        if listen:
+            self._listener = threading.Thread(target=self._listen, name="facelab-gallery-listen", daemon=True)
+            self._listener.start()
+
+    def __repr__(self) -> str:
+        return f"PostgresGallery({_redacted(self.url)!r})"
+
+    # -- connection ---------------------------------------------------------------------------------
+    def _connect(self):
+        try:
+            import psycopg
+        except ImportError:
+            raise GalleryError("FACELAB_GALLERY names a PostgreSQL database, but psycopg is not installed "
+                               "(python -m pip install -r requirements.txt).") from None
+
+        # search_path: the gallery's tables live in their own schema, beside whatever else the database holds.
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=5, options="-c search_path=facelab")
+
+    def _open(self) -> None:
+        self._db = self._connect()
+        with self._db.transaction():
+            # Replicas starting together would race on CREATE TABLE IF NOT EXISTS: one at a time.
+            self._db.execute("SELECT pg_advisory_xact_lock(7260419)")
+            self._create_schema(_POSTGRES_SCHEMA)
+        self._reset_index()
         self._sync(force=True)
+        if self._lost_since is not None:
+            log.warning("shared gallery: reconnected to the database after %.1f s; index reloaded (%d people)",
+                        time.monotonic() - self._lost_since, len(self._names))
+            self._lost_since = None
 
-    def _import(self, people: list[tuple[str, np.ndarray, bytes | None]], backbone: str | None) -> None:
-        with self._transaction() as db:  # all or nothing
-            for name, vectors, thumbnail in people:
-                self._store(db, name, vectors, thumbnail, backbone)
-        self._sync(force=True)
+    def _connection_lost(self, error: BaseException) -> None:
+        if self._lost_since is None:
+            self._lost_since = time.monotonic()
+            log.warning("shared gallery: lost the connection to the database (%s); reconnecting on next use",
+                        str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        self._db.close()
 
-    def _people(self) -> list[Person]:
-        rows = self._db.execute(
-            "SELECT p.name, COUNT(e.id), p.thumbnail FROM people p LEFT JOIN embeddings e ON e.person_id = p.id "
-            "GROUP BY p.id"
-        ).fetchall()
-        return [Person(name, count, thumbnail) for name, count, thumbnail in rows]
+    @contextlib.contextmanager
+    def _access(self) -> Iterator[None]:
+        errors = _connection_errors()
+        with self._lock:
+            if (self._db.closed or self._db.broken) and time.monotonic() - self._last_attempt > 1.0:
+                self._last_attempt = time.monotonic()  # at most one attempt a second while it is away
+                try:
+                    self._open()
+                except errors as exc:
+                    self._connection_lost(exc)  # go on: a search can still answer from the index
+            try:
+                yield
+            except errors as exc:
+                self._connection_lost(exc)
+                raise GalleryError("The shared gallery's database cannot be reached right now; "
+                                   "try again in a moment.") from None
 
-    def _person(self, name: str) -> Person | None:
-        row = self._db.execute(
-            "SELECT p.name, COUNT(e.id), p.thumbnail FROM people p LEFT JOIN embeddings e ON e.person_id = p.id "
-            "WHERE p.name = ? GROUP BY p.id", (name,)
-        ).fetchone()
-        return Person(*row) if row else None
+    def close(self) -> None:
+        self._closing.set()
+        if self._listener is not None:
+            self._listener.join(5)
+        with self._lock:
+            self._db.close()
 
-    def _rename(self, old: str, new: str) -> None:
-        with self._transaction() as db:
-            db.execute("UPDATE people SET name = ? WHERE name = ?", (new, old))
-        self._sync(force=True)
+    # -- the hooks ----------------------------------------------------------------------------------
+    def _sql(self, query: str) -> str:
+        return query.replace("?", "%s")  # psycopg's placeholders; no statement here has a literal ? or %
 
-    def _delete(self, person_id: int) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM people WHERE id = ?", (person_id,))  # embeddings go by ON DELETE CASCADE
-        self._sync(force=True)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._db.transaction():
+            self._execute("UPDATE changes SET counter = counter + 1 WHERE id = 1")  # queue behind other writers
+            yield
+            self._execute("SELECT pg_notify(?, '')", (self.CHANNEL,))  # delivered at commit
 
-    def _clear(self) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM people")
-            db.execute("DELETE FROM meta WHERE key = 'backbone'")
-        self._sync(force=True)
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        with self._db.transaction():
+            self._execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    def _change_marker(self) -> object:
+        if self._db.closed:
+            return self._seen  # the database is away: answer from the index we have
+        try:
+            return self._execute("SELECT counter FROM changes WHERE id = 1").fetchone()[0]
+        except _connection_errors() as exc:
+            # The database is away: answer from the index we have (a search still works); the next
+            # access reconnects and reloads.
+            self._connection_lost(exc)
+            return self._seen
+
+    # -- NOTIFY listener ----------------------------------------------------------------------------
+    def _listen(self) -> None:
+        """Apply other replicas' commits to this replica's index as soon as they are notified."""
+        errors = _connection_errors()
+        while not self._closing.is_set():
+            try:
+                with self._connect() as connection:
+                    connection.execute(f"LISTEN {self.CHANNEL}")
+                    self._last_attempt = 0.0  # the database is back: re-open the main connection now, not in a second
+                    self._refresh()  # whatever was committed while we were not listening
+                    while not self._closing.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            self._refresh()
+            except errors as exc:
+                with self._lock:
+                    self._connection_lost(exc)  # the main connection went with the server: re-open it too
+                self._closing.wait(0.5)
+
+    def _refresh(self) -> None:
+        try:
+            with self._access():
+                self._sync()
+        except GalleryError:
+            pass  # logged by _connection_lost; the listener retries
+
+
+def _redacted(url: str) -> str:
+    return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", url)  # never log a password
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
 
 
 def _parse_export(data: bytes | str) -> tuple[str | None, list[tuple[str, np.ndarray, bytes | None]]]:
@@ -674,6 +922,9 @@ def _parse_export(data: bytes | str) -> tuple[str | None, list[tuple[str, np.nda
 
 
 def open_gallery(path: str | os.PathLike | None = None) -> Gallery:
-    """The shared SQLite gallery at `path` or env FACELAB_GALLERY when set, else a fresh in-memory one."""
+    """The shared gallery named by `path` or FACELAB_GALLERY when set (a postgresql:// URL: PostgreSQL;
+    anything else: an SQLite file), else a fresh in-memory one."""
     path = path or current_settings().gallery
-    return SqliteGallery(path) if path else InMemoryGallery()
+    if not path:
+        return InMemoryGallery()
+    return PostgresGallery(str(path)) if is_postgres_url(str(path)) else SqliteGallery(path)

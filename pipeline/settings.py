@@ -43,8 +43,9 @@ class Settings:
     max_faces: int = _setting("FACELAB_MAX_FACES", 40, "faces analysed per picture, largest first")
     # Galleries
     gallery: str = _setting(
-        "FACELAB_GALLERY", "", "an operator's shared, persistent gallery (a SQLite file path); unset: each visitor's "
-        "gallery lives in their session only")
+        "FACELAB_GALLERY", "", "an operator's shared, persistent gallery: a file path (SQLite, one server) or a "
+        "`postgresql://` URL (PostgreSQL, any number of replicas; see Deployment); unset: each visitor's gallery lives "
+        "in their session only")
     admin_token: str = _setting(
         "FACELAB_ADMIN_TOKEN", "", "with a shared gallery: the operator token that **Delete** and **Clear all** need "
         "(unset: both are off)")
@@ -58,6 +59,9 @@ class Settings:
     live_concurrency: int = _setting("FACELAB_LIVE_CONCURRENCY", 8, "live streams served at once")
     upload_concurrency: int = _setting("FACELAB_UPLOAD_CONCURRENCY", 4, "analyses run at once")
     queue_size: int = _setting("FACELAB_QUEUE_SIZE", 100, "requests waiting at most; beyond: \"queue full\"")
+    queue_poll_seconds: float = _setting(
+        "FACELAB_QUEUE_POLL_SECONDS", 0.01, "how often Gradio's queue looks for new work while it has none (Gradio's "
+        "own 0.001 burned CPU all the time; see Deployment)")
     server_name: str = _setting("GRADIO_SERVER_NAME", "127.0.0.1", "the address the app listens on")
     server_port: int = _setting("GRADIO_SERVER_PORT", 7860, "the port the app listens on")
 
@@ -80,6 +84,11 @@ class Settings:
 def _parse(raw: str, default, name: str):
     if isinstance(default, bool):
         return raw.lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a number") from None
     if isinstance(default, int):
         try:
             return int(raw)

@@ -18,6 +18,12 @@ upload folder fails its path check there: both answered with an empty error and 
 Any other input a component cannot preprocess (an example index that is a dict) gets a plain message too.
 
 3. An unknown `fn_index` raised KeyError: HTTP 500 with a traceback. Now a 404 that says so.
+
+4. The queue looks for new work every millisecond while it has none (`Queue.sleep_when_free`; 50 ms on
+Windows) and for progress updates every 10 ms: an idle Face Lab burned 70-80 ms of CPU per second on that
+loop alone, which benchmarks/scale.py saw as server CPU per request. 10 ms / 50 ms
+(FACELAB_QUEUE_POLL_SECONDS) wake it an order of magnitude less often; a request may wait up to 10 ms more
+to start, beside the 60-400 ms its analysis takes. Face Lab shows no progress bars, so 50 ms is plenty.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import functools
 
 import pydantic
 from fastapi import HTTPException
-from gradio import Error, processing_utils, route_utils
+from gradio import Error, processing_utils, queueing, route_utils
 from gradio.blocks import Blocks
 from gradio.exceptions import ComponentProcessingError, InvalidPathError
 
@@ -82,9 +88,21 @@ def _unknown_event_is_404(get_fn):
     return wrapper
 
 
-def apply() -> None:
+_original_queue_init = queueing.Queue.__init__
+
+
+def _queue_polling_every(seconds: float):
+    def queue_init(self, *args, **kwargs) -> None:
+        _original_queue_init(self, *args, **kwargs)
+        self.sleep_when_free = seconds
+        self.progress_update_sleep_when_free = max(seconds, 0.05)
+    return queue_init
+
+
+def apply(queue_poll_seconds: float = 0.01) -> None:
     """Install the fixes (idempotent). Gradio looks each of these up at call time."""
     processing_utils.save_pil_to_cache = save_pil_to_cache
+    queueing.Queue.__init__ = _queue_polling_every(queue_poll_seconds)
     if not getattr(Blocks.preprocess_data, "facelab_fix", False):
         Blocks.preprocess_data = _refuse_malformed_inputs(Blocks.preprocess_data)
     if not getattr(route_utils.get_fn, "facelab_fix", False):

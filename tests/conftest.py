@@ -66,3 +66,24 @@ def app_url(tmp_path_factory):
     yield url
     stop_app(process)
     print(log_path.read_text()[-3000:])
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL cluster for this test run (benchmarks/postgres_server.py), stopped at the end.
+    Skips, with the reason, only where PostgreSQL or psycopg cannot be had."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed (python -m pip install -r requirements.txt)")
+    from benchmarks.postgres_server import PostgresServer, find_binaries
+
+    if find_binaries() is None:
+        pytest.skip("PostgreSQL is not installed and tests/install_postgres.sh could not install it "
+                    "(no apt-get or no root/sudo here)")
+    server = PostgresServer.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture()
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database on the test cluster."""
+    return postgres_server.create_database()

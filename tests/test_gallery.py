@@ -24,6 +24,7 @@ from pipeline.gallery import (
     MAX_NAME_LENGTH,
     GalleryError,
     InMemoryGallery,
+    PostgresGallery,
     SqliteGallery,
     display_name,
     normalize_name,
@@ -48,14 +49,42 @@ def enroll_all(gallery, faces, names=PEOPLE) -> None:
         gallery.add(name.replace("_", " "), faces[name][0])
 
 
+KINDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture()
+def make_gallery(request, tmp_path):
+    """make_gallery(kind) -> a new, empty gallery of that kind; make_gallery(kind, again=True) -> a second
+    object on the same storage (another process's view: its own connection and index)."""
+    made = []
+    storage: dict[str, object] = {}
+
+    def make(kind: str, again: bool = False):
+        if kind == "memory":
+            gallery = InMemoryGallery()
+        elif kind == "sqlite":
+            gallery = SqliteGallery(tmp_path / "g.db")
+        else:
+            if "url" not in storage or not again:
+                storage["url"] = request.getfixturevalue("postgres_server").create_database()
+            gallery = PostgresGallery(storage["url"])
+        made.append(gallery)
+        return gallery
+
+    yield make
+    for gallery in made:
+        if hasattr(gallery, "close"):
+            gallery.close()
+
+
 def best(gallery, vector) -> str | None:
     hits = gallery.search(vector, k=3)
     return hits[0].name if hits else None
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_second_picture_finds_the_enrolled_person(kind, faces, tmp_path) -> None:
-    gallery = InMemoryGallery() if kind == "memory" else SqliteGallery(tmp_path / "g.db")
+@pytest.mark.parametrize("kind", KINDS)
+def test_second_picture_finds_the_enrolled_person(kind, faces, make_gallery) -> None:
+    gallery = make_gallery(kind)
     enroll_all(gallery, faces)
     for name in PEOPLE:
         hits = gallery.search(faces[name][1], k=3)
@@ -92,27 +121,93 @@ def test_open_gallery_is_private_unless_configured(monkeypatch, tmp_path, faces)
     assert isinstance(shared_b, SqliteGallery) and [p.name for p in shared_b.people()] == ["Someone"]
 
 
-def test_persistence_round_trip(tmp_path, faces) -> None:
-    path = tmp_path / "gallery.db"
-    gallery = SqliteGallery(path)
+def stored_vector_bytes(gallery) -> bytes:
+    """One embedding as the database holds it, read with the driver directly (not through the gallery)."""
+    if isinstance(gallery, SqliteGallery):
+        return bytes(sqlite3.connect(gallery.path).execute("SELECT vector FROM embeddings LIMIT 1").fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(gallery.url) as connection:
+        return bytes(connection.execute("SELECT vector FROM facelab.embeddings LIMIT 1").fetchone()[0])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_persistence_round_trip(kind, make_gallery, faces) -> None:
+    gallery = make_gallery(kind)
     enroll_all(gallery, faces)
     gallery.add("George W Bush", faces["George_W_Bush"][1], backbone="casia-webface")
     gallery.rename("Tony Blair", "Anthony Blair")
     gallery.close()
 
-    reopened = SqliteGallery(path)
+    reopened = make_gallery(kind, again=True)
     people = {p.name: p.embeddings for p in reopened.people()}
     assert people["George W Bush"] == 2 and "Anthony Blair" in people and "Tony Blair" not in people
-    assert reopened.embedding_count == len(PEOPLE) + 1
+    assert reopened.embedding_count == len(PEOPLE) + 1 and reopened.backbone == "casia-webface"
     assert best(reopened, faces["Tony_Blair"][1]) == "Anthony Blair"
-    stored = sqlite3.connect(path).execute("SELECT vector FROM embeddings LIMIT 1").fetchone()[0]
-    assert len(stored) == 512 * 4  # float32 blobs
+    assert len(stored_vector_bytes(reopened)) == 512 * 4  # float32 blobs / bytea
 
-    # Export from the file, import into a visitor's in-memory gallery: same answers.
+    # Export from the database, import into a visitor's in-memory gallery: same answers.
     session = InMemoryGallery()
     assert session.import_json(reopened.export_json()) == len(PEOPLE)
     for name in PEOPLE:
         assert best(session, faces[name][1]) == best(reopened, faces[name][1])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_gallery_from_a_newer_schema_is_refused(kind, make_gallery) -> None:
+    gallery = make_gallery(kind)
+    gallery.close()
+    statement = "UPDATE {}meta SET value = '99' WHERE key = 'schema_version'"
+    if kind == "sqlite":
+        with sqlite3.connect(gallery.path) as connection:
+            connection.execute(statement.format(""))
+    else:
+        import psycopg
+
+        with psycopg.connect(gallery.url, autocommit=True) as connection:
+            connection.execute(statement.format("facelab."))
+    with pytest.raises(GalleryError, match="newer Face Lab"):
+        make_gallery(kind, again=True)
+
+
+def test_open_gallery_takes_a_postgresql_url(monkeypatch, postgres_url, faces) -> None:
+    monkeypatch.setenv("FACELAB_GALLERY", postgres_url)
+    shared_a, shared_b = open_gallery(), open_gallery()
+    try:
+        shared_a.add("Someone", faces[PEOPLE[0]][0])
+        assert isinstance(shared_b, PostgresGallery) and [p.name for p in shared_b.people()] == ["Someone"]
+    finally:
+        shared_a.close(), shared_b.close()
+
+
+def test_postgres_gallery_outlives_a_database_restart(postgres_server, postgres_url, faces, caplog) -> None:
+    """The database restarts under a replica: searches go on from the index, a change made during the
+    outage gets a message, and afterwards the replica reconnects, says so in its log, and works."""
+    gallery = PostgresGallery(postgres_url)
+    try:
+        enroll_all(gallery, faces, PEOPLE[:3])
+        postgres_server.stop()
+        try:
+            with caplog.at_level("WARNING", logger="pipeline.gallery"):
+                assert best(gallery, faces[PEOPLE[0]][1]) == PEOPLE[0].replace("_", " ")  # from memory
+                with pytest.raises(GalleryError, match="cannot be reached"):
+                    gallery.add("During the outage", faces["Laura_Bush"][0])
+        finally:
+            postgres_server.launch()
+        with caplog.at_level("WARNING", logger="pipeline.gallery"):
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    gallery.add("Laura Bush", faces["Laura_Bush"][0])
+                    break
+                except GalleryError:
+                    assert time.monotonic() < deadline, "no reconnection within 30 s"
+                    time.sleep(0.2)
+        assert "lost the connection" in caplog.text and "reconnected" in caplog.text
+        assert best(gallery, faces["Laura_Bush"][1]) == "Laura Bush" and "During the outage" not in gallery
+        assert len(gallery) == 4
+    finally:
+        gallery.close()
 
 
 def test_import_refuses_bad_files_without_storing_anything(faces) -> None:
@@ -141,9 +236,9 @@ def test_deleted_person_leaves_no_face_data_in_the_database_file(faces, tmp_path
     assert stored_as["Tony Blair"][0][:64] in stored  # the check can see embeddings
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_delete_removes_a_person_from_results(kind, faces, tmp_path) -> None:
-    gallery = InMemoryGallery() if kind == "memory" else SqliteGallery(tmp_path / "g.db")
+@pytest.mark.parametrize("kind", KINDS)
+def test_delete_removes_a_person_from_results(kind, faces, make_gallery) -> None:
+    gallery = make_gallery(kind)
     enroll_all(gallery, faces)
     gallery.add("Colin Powell", faces["Colin_Powell"][1])
     assert gallery.delete("Colin Powell") is True
@@ -158,9 +253,9 @@ def test_delete_removes_a_person_from_results(kind, faces, tmp_path) -> None:
     assert len(gallery) == 0 and gallery.search(faces["Tony_Blair"][1]) == []
 
 
-def test_another_process_sees_changes(tmp_path, faces) -> None:
-    path = tmp_path / "g.db"
-    writer, reader = SqliteGallery(path), SqliteGallery(path)
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_another_process_sees_changes(kind, faces, make_gallery) -> None:
+    writer, reader = make_gallery(kind), make_gallery(kind, again=True)
     enroll_all(writer, faces)
     assert best(reader, faces["Laura_Bush"][1]) == "Laura Bush"
     writer.delete("Laura Bush")
@@ -168,9 +263,9 @@ def test_another_process_sees_changes(tmp_path, faces) -> None:
     assert len(reader) == len(PEOPLE) - 1
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_eight_threads_enrolling_at_once_are_all_stored(kind, faces, tmp_path) -> None:
-    gallery = InMemoryGallery() if kind == "memory" else SqliteGallery(tmp_path / "g.db")
+@pytest.mark.parametrize("kind", KINDS)
+def test_eight_threads_enrolling_at_once_are_all_stored(kind, faces, make_gallery) -> None:
+    gallery = make_gallery(kind)
     vectors = [v for name in PEOPLE for v in faces[name]]
     start = threading.Barrier(8)
     errors = []
@@ -191,14 +286,14 @@ def test_eight_threads_enrolling_at_once_are_all_stored(kind, faces, tmp_path) -
     assert errors == []
     assert {p.name: p.embeddings for p in gallery.people()} == {f"thread {i}": 10 for i in range(8)}
     assert gallery.embedding_count == 80
-    if kind == "sqlite":
-        assert SqliteGallery(tmp_path / "g.db").embedding_count == 80
+    if kind != "memory":
+        assert make_gallery(kind, again=True).embedding_count == 80
 
 
 WRITER = """
 import sys, numpy as np
-from pipeline.gallery import SqliteGallery
-gallery = SqliteGallery(sys.argv[1])
+from pipeline.gallery import open_gallery
+gallery = open_gallery(sys.argv[1])  # an SQLite path or a postgresql:// URL
 vectors = np.load(sys.argv[2])
 for i in range(100000):
     gallery.add(f"person {i}", vectors[i % len(vectors)])
@@ -206,10 +301,25 @@ for i in range(100000):
 """
 
 
-def test_sigkill_mid_enrollment_keeps_every_committed_row(tmp_path, faces) -> None:
-    path, vectors = tmp_path / "g.db", tmp_path / "v.npy"
+def stored_names(gallery) -> set[str]:
+    """The names the database holds, read with the driver directly; SQLite's file must also pass its check."""
+    if isinstance(gallery, SqliteGallery):
+        connection = sqlite3.connect(gallery.path)
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {row[0] for row in connection.execute("SELECT name FROM people")}
+    import psycopg
+
+    with psycopg.connect(gallery.url) as connection:
+        return {row[0] for row in connection.execute("SELECT name FROM facelab.people")}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_sigkill_mid_enrollment_keeps_every_committed_row(kind, make_gallery, tmp_path, faces) -> None:
+    gallery = make_gallery(kind)  # creates the storage; the writer process opens it too
+    vectors = tmp_path / "v.npy"
     np.save(vectors, np.concatenate(list(faces.values())))
-    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(vectors)],
+    where = str(gallery.path) if kind == "sqlite" else gallery.url
+    process = subprocess.Popen([sys.executable, "-c", WRITER, where, str(vectors)],
                                cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     committed = -1
     deadline = time.monotonic() + 120
@@ -219,15 +329,13 @@ def test_sigkill_mid_enrollment_keeps_every_committed_row(tmp_path, faces) -> No
     process.wait()
     assert committed >= 30, "the writer did not get going"
 
-    connection = sqlite3.connect(path)
-    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    names = {row[0] for row in connection.execute("SELECT name FROM people")}
-    assert {f"person {i}" for i in range(committed + 1)} <= names
-    gallery = SqliteGallery(path)
-    assert gallery.embedding_count >= committed + 1
-    assert gallery.embedding_count == len(gallery)  # no half-written person
-    gallery.add("after the crash", faces["Tony_Blair"][0])  # and the file is writable again
-    assert gallery.person("after the crash").embeddings == 1
+    assert {f"person {i}" for i in range(committed + 1)} <= stored_names(gallery)
+    reopened = make_gallery(kind, again=True)
+    assert reopened.embedding_count >= committed + 1
+    assert reopened.embedding_count == len(reopened)  # no half-written person
+    assert gallery.embedding_count == reopened.embedding_count  # the long-lived object followed the writer
+    reopened.add("after the crash", faces["Tony_Blair"][0])  # and the database is writable again
+    assert reopened.person("after the crash").embeddings == 1
 
 
 def test_names_refused_with_a_message() -> None:
