@@ -16,9 +16,10 @@ from .device import model_call
 from .images import resize_to_max_side
 from .mtcnn import Mtcnn, Pyramid, squares
 
-# The retry's border on each side, as a share of the picture's longer side, filled with the picture's mean
-# colour: 0.15 and 0.3 both found 16 of rmfd_dev's 18 missed faces; edge or mirror padding found 13-14.
-TIGHT_CROP_BORDER = 0.3
+# The retries' borders on each side, as shares of the picture's longer side, filled with the picture's mean
+# colour, tried in turn until a face is found: on rmfd_dev's 18 missed faces, a 0.3 border alone found 14
+# and 0.15 finds one of the rest; edge or mirror padding did worse.
+TIGHT_CROP_BORDERS = (0.3, 0.15)
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,9 @@ class DetectorConfig:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     max_side: int = 960  # longer side of the copy MTCNN sees; larger pictures are downscaled first
     min_score: float = 0.9  # final face probability to keep a detection
-    # When a pass finds nothing, look again on the picture framed by a border (TIGHT_CROP_BORDER): MTCNN
-    # misses faces that fill a tight crop (on rmfd_dev's ~140 px head crops 18 of 365 were missed; with the
-    # border 2 are, benchmarks/identity_domains.py). Costs a second detection only on pictures without a face.
+    # When a pass finds nothing, look again on the picture framed by a border (TIGHT_CROP_BORDERS): MTCNN
+    # misses faces that fill a tight crop (on rmfd_dev's ~140 px head crops 18 of 365 were missed, with the
+    # borders 3 are: benchmarks/identity_domains.py). Costs more detections only on pictures without a face.
     retry_with_border: bool = True
 
 
@@ -72,12 +73,14 @@ class FaceDetector:
     def detect_passes(self, image: np.ndarray, configs: Sequence[DetectorConfig]) -> list[list[Detection]]:
         """`detect` once per config; configs with the same min face size and max side share one
         P-Net pass (most of the cost), so a second set of thresholds is nearly free. A pass that finds
-        nothing is run again on the picture with a border (`DetectorConfig.retry_with_border`)."""
+        nothing is run again on the picture with a border (`DetectorConfig.retry_with_border`, TIGHT_CROP_BORDERS)."""
         results = self._passes(image, configs)
-        empty = [index for index, (found, config) in enumerate(zip(results, configs))
-                 if not found and config.retry_with_border]
-        if empty:
-            framed, offset = with_border(image, TIGHT_CROP_BORDER)
+        for share in TIGHT_CROP_BORDERS:
+            empty = [index for index, (found, config) in enumerate(zip(results, configs))
+                     if not found and config.retry_with_border]
+            if not empty:
+                break
+            framed, offset = with_border(image, share)
             for index, found in zip(empty, self._passes(framed, [configs[i] for i in empty])):
                 results[index] = [_clip_to_image(Detection(box=d.box - np.tile(offset, 2), landmarks=d.landmarks - offset,
                                                            score=d.score), image.shape[1], image.shape[0])
