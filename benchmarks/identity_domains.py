@@ -229,6 +229,7 @@ def verify_rows(domain: str, photos: Photos, pairs: list[tuple[int, int, bool]],
         accepted = similarity >= threshold
         possible = (similarity >= levels.possible) & ~accepted
         rows.append({
+            "name": f"{domain} {point}",  # how the app's About tab lists the row
             "domain": domain, "operating_point": point, "threshold": round(threshold, 4),
             "accuracy": round(float(np.mean(accepted == same)), 4),
             "far": round(float(np.mean(accepted[~same])), 4), "frr": round(float(np.mean(~accepted[same])), 4),
