@@ -6,9 +6,9 @@ Writes the `thresholds` key of each backbone's entry in weights/manifest.json (a
 - "balanced": the cosine-similarity threshold with the best accuracy over LFW's 6,000 View 2 pairs,
 - "strict": the lowest threshold whose false accept rate over LFW's 3,000 mismatched pairs is <= 0.1 %,
 each with the accuracy / TAR / FAR it gives, the date, the pairs and the alignment method used; and, under
-"strict", the impostor tail that pipeline.identity.identification_threshold uses for open-set
-identification: the thresholds at per-pair false accept rates 1e-3 ... 1e-6 over every pair of different
-people in LFW (one picture per person, about 9 million pairs); and "open_set", what
+"strict", the impostor tail over every pair of different people in LFW (one picture per person, about 9
+million pairs) at per-pair false accept rates 1e-3 ... 1e-6 (what identify used before "open_set"; kept
+for reference); and "open_set", what
 pipeline.identity.open_set_thresholds reads: the thresholds at per-pair rates 1e-1 ... 1e-6 and the mean
 similarity over every pair of LFW people who have a single photo (about 3.7 million pairs; none of them is
 among the people benchmarks/identity_domains.py identifies). `--open-set-only --precision int8` rewrites
