@@ -331,22 +331,15 @@ def identify(image, operating_point, gallery):
     matches = identity.identify(get_facelab(), gallery, rgb, operating_point_of(operating_point))
     if not matches:
         raise gr.Error(NO_FACE, print_exception=False)
-    boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity)) for m in matches]
-    rows = [[i + 1, m.label, None if np.isnan(m.similarity) else round(float(m.similarity), 3),
+    boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
+    rows = [[i + 1, m.label, m.possible or "", None if np.isnan(m.similarity) else round(float(m.similarity), 3),
              round(float(m.threshold), 3), box_text(m.box)] for i, m in enumerate(matches)]
     return overlay.draw_boxes(rgb, boxes), rows
 
 
 def _identify_faces(faces, operating_point, gallery):
-    if not faces:
-        return []
-    lab = get_facelab()
-    threshold = identity.identification_threshold(lab.embedder.backbone, operating_point_of(operating_point),
-                                                 gallery.embedding_count)
-    lab.describe(faces, embed=True)
-    hits = gallery.search_many(np.stack([f.embedding for f in faces]), 1, lab.embedder.backbone)
-    return [overlay.identity_text(best[0].name if best and best[0].similarity >= threshold else None,
-                                  best[0].similarity if best else float("nan")) for best in hits]
+    matches = identity.identify_faces(get_facelab(), gallery, faces, operating_point_of(operating_point), k=1)
+    return [overlay.identity_text(m.name, m.similarity, m.possible) for m in matches]
 
 
 identify_live = _live("identify", _identify_faces)
@@ -358,12 +351,14 @@ def verify(image_a, image_b, operating_point):
     require(unavailable("verify"))
     result = identity.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
                              operating_point_of(operating_point))
-    verdict = "Same person" if result.same_person else "Different people"
+    verdict = "Same person" if result.same_person else "Possibly the same person" if result.possible else "Different people"
     notes = "".join(f"\n- {html.escape(note)}" for note in result.notes)
+    margin = (f" It lies between {result.possible_threshold:.3f} and the threshold: too close to tell, so treat it as "
+              "unconfirmed.") if result.possible else ""
     text = (f"## {verdict}\nSimilarity **{result.similarity:.3f}**, threshold {result.threshold:.3f} "
             f"({html.escape(result.operating_point)} operating point: {'at or above' if result.same_person else 'below'} "
-            f"the threshold means {'same person' if result.same_person else 'different people'}).{notes}")
-    scale = overlay.similarity_scale(result.similarity, identity.thresholds(get_facelab().embedder.backbone),
+            f"the threshold means {'same person' if result.same_person else 'not confirmed as the same person'}).{margin}{notes}")
+    scale = overlay.similarity_scale(result.similarity, identity.verify_thresholds(get_facelab().embedder.backbone),
                                      result.operating_point)
     return text, round(float(result.similarity), 3), scale, overlay.side_by_side(result.crop_a, result.crop_b)
 
@@ -413,6 +408,9 @@ def about() -> str:
         "- **No liveness check**: a printed photo or a screen held up to the camera can fool it.",
         "- Accuracy drops for children and for groups under-represented in the training data.",
         "- A webcam (blur, low light, angles) is harder than the LFW benchmark photos the accuracy is measured on.",
+        "- Populations differ: on photos of East Asian public figures the model finds different people more alike "
+        "than on the Western celebrity photos it was tuned on, so there it names fewer people and shows "
+        "\"possible match\" more often rather than name the wrong person (README, \"Identity on two populations\").",
         "- Emotion labels are what a face looks like, not what a person feels.",
         "", "## Privacy",
         "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "
@@ -555,7 +553,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     still, button, live = _image_inputs("Picture to identify")
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, button]
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
-                    table = gr.Dataframe(headers=["face", "name", "similarity", "threshold", "box"], label="Faces",
+                    table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"], label="Faces",
                                          interactive=False)
             enroll_button.click(enroll, [name, enroll_image, token, gallery], [grid, who, gallery], api_name="enroll",
                                 **UPLOAD)

@@ -10,8 +10,9 @@ pictures are impostor probes. The threshold is set so that at most 0.1 % of impo
 DIR (detection and identification rate) is the share of probes of enrolled people whose top-1 is right
 AND at or above it. A probe whose face MTCNN missed counts as a miss. Also reported: the same rates at
 the thresholds the app applies to a gallery of this size (pipeline.identity.identification_threshold:
-"balanced" as calibrated; "strict" raised with the gallery's size from the calibrated impostor tail,
-which was itself measured on LFW, so its FAR here is not an out-of-sample figure).
+read off the impostor tail of LFW's single-photo people for 1 % / 0.1 % of strangers per face; with this
+many embeddings the gallery's population statistics do not move them. benchmarks/identity_domains.py
+measures the whole rule, on two populations).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """README tables of the identity benchmarks (registered in benchmarks/readme_tables.py's RENDERERS).
 
-lfw.json, identification.json, gallery_search.json, quality_thresholds.json and the manifest's thresholds.
+lfw.json, identification.json, identity_domains.json, gallery_search.json, quality_thresholds.json and the
+manifest's thresholds.
 """
 
 from __future__ import annotations
@@ -121,7 +122,41 @@ def quality_table() -> str:
     return "\n".join(rows)
 
 
+def identity_domains_table() -> str:
+    data = _load("identity_domains")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.identity_domains`_"
+    default = data["default_operating_point"]
+    rows = ["| population | enrolled | operating point | right name | wrong name | stranger named | possible match | no face | threshold (mean) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["identify"]:
+        point = f"**{r['operating_point']}** (default)" if r["operating_point"] == default else r["operating_point"]
+        rows.append(f"| {r['domain']} | {r['gallery_size']} | {point} | {r['right_name_rate']:.3f} | {r['wrong_name_rate']:.3f} "
+                    f"| {r['stranger_named_rate']:.3f} | {r['possible_match_rate']:.3f} | {r['no_face_rate']:.3f} "
+                    f"| {r['mean_threshold']:.3f} |")
+    rows += ["", "| verify | operating point | threshold | accuracy | FAR | FRR | possible match (same / different) | pairs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["verify"]:
+        rows.append(f"| {r['domain']} | {r['operating_point']} | {r['threshold']:.3f} | {r['accuracy']:.4f} | {r['far']:.4f} "
+                    f"| {r['frr']:.4f} | {r['possible_match_rate_same']:.3f} / {r['possible_match_rate_different']:.3f} "
+                    f"| {r['pairs_same']} + {r['pairs_different']} |")
+    before = data.get("before")
+    if before:
+        rows += ["", "Before (" + before["rule"] + "): "
+                 + "; ".join(f"identify {r['domain']}, {r['gallery_size']} enrolled: stranger named {r['stranger_named_rate']:.3f}, "
+                             f"wrong name {r['wrong_name_rate']:.3f}" for r in before["identify"])
+                 + "; " + "; ".join(f"verify {r['domain']} {r['operating_point']}: accuracy {r['accuracy']:.4f}, FAR {r['far']:.4f}, "
+                                    f"FRR {r['frr']:.4f}" for r in before["verify"]) + "."]
+    found = data["faces_found_in_tight_crops"]
+    rows += ["", "Faces found in tight crops, first detection pass alone → with the border retry: "
+             + "; ".join(f"{name.replace('_', ' ')} ({f['pictures']} pictures) {f['found_without_retry']:.3f} → {f['found_with_retry']:.3f}"
+                         for name, f in found.items()) + ".",
+             "", data["protocol"], "", f"Calibration: {data['rule']['calibration']}. Chosen on rmfd_dev: {data['rule']['chosen_on_rmfd_dev']}"]
+    return "\n".join(rows)
+
+
 RENDERERS = {
+    "identity_domains": identity_domains_table,
     "lfw": lfw_table,
     "thresholds": thresholds_table,
     "identification": identification_table,

@@ -344,6 +344,14 @@ class Gallery:
             hits = self._index.top_people(queries, k)
             return [[Candidate(self._names[pid], similarity) for pid, similarity in row] for row in hits]
 
+    def sample(self, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to `limit` stored embeddings (unit vectors) and the person id of each: enough to tell how much
+        different enrolled people resemble each other (pipeline.identity), without reading a large gallery."""
+        with self._lock:
+            self._sync()
+            rows = min(limit, self._index.size)
+            return self._index.matrix[:rows].copy(), self._index.owner[:rows].copy()
+
     def __len__(self) -> int:
         """Number of people."""
         with self._access():

@@ -13,13 +13,20 @@ Usage::
     check = verify(lab, "a.jpg", "b.jpg", "strict")    # Verification: similarity, same_person, threshold
     thresholds("casia-webface")                         # {"balanced": 0.4..., "strict": 0.5...}
 
-Similarities are cosine similarities of unit embeddings (-1..1). Thresholds come from the backbone's entry
-in weights/manifest.json (written by training/calibrate_thresholds.py on LFW pairs):
-- "balanced": the threshold with the best accuracy on LFW's 10 folds,
-- "strict": the lowest threshold whose false accept rate on LFW's mismatched pairs is at most 0.1 %.
-In identification a stranger is compared with every embedding of the gallery, so the false accepts add
-up: `identify` raises the strict threshold with the gallery's size (`identification_threshold`) so that
-a stranger is still wrongly named at most 0.1 % of the time, using the far tail of LFW impostor scores.
+Similarities are cosine similarities of unit embeddings (-1..1). The pair thresholds of the manifest
+(`thresholds`, written by training/calibrate_thresholds.py on LFW pairs: "balanced" the best accuracy on
+LFW's 10 folds, "strict" a false accept rate of 0.1 %) describe the backbone on LFW. Decisions use
+`open_set_thresholds`, which read the impostor tail instead and adapt to the gallery:
+- each operating point bounds the share of strangers given a name (STRANGER_RATE); a stranger is compared
+  with every embedding of the gallery, so with n embeddings each comparison may pass at that rate / n,
+  read off the impostor tail of LFW people with a single photo;
+- populations differ: on rmfd_dev (East Asian public figures) different people score about 0.26 higher
+  than on LFW. A gallery shows its population: where its different people resemble each other more than
+  LFW's do, the thresholds rise by the excess. Until it can show it (few people; verify has no gallery),
+  a comparison may pass at most at UNKNOWN_POPULATION_RATE;
+- below the name, a "possible match" band (rates POSSIBLE_MATCH_FACTOR times higher): a marginal score
+  is said to be one, never shown like a certain one.
+Verify is identification against a gallery of one.
 Every problem a user can cause raises a FaceLabError subclass whose text can be shown as it is.
 """
 
@@ -60,6 +67,19 @@ MIN_SHARPNESS = 10.0
 MAX_YAW_RATIO = 0.35
 THUMBNAIL_SIZE = 96
 
+# Open-set decisions, measured on LFW and rmfd_dev by benchmarks/identity_domains.py (README "Identity on two
+# populations"). Per stranger's face, at most this share is given a name (on the calibration population):
+STRANGER_RATE = {"balanced": 1e-2, "strict": 1e-3}
+# Per comparison, at most this rate while the gallery cannot show its population. Chosen on rmfd_dev, the
+# dev set: 1e-3 (LFW's strict) still let verify accept 12 % of its different-person pairs, 1e-4 about 4 %.
+UNKNOWN_POPULATION_RATE = {"balanced": 1e-4, "strict": 1e-5}
+POSSIBLE_MATCH_FACTOR = 10  # the "possible match" band reaches down to rates this many times higher
+# How far a gallery's own population statistics are trusted: weight pairs / (pairs + PRIOR_PAIRS), pairs
+# of different enrolled people (5 people: 10 pairs, half the weight). POPULATION_SAMPLE bounds the rows
+# read, so a 100k gallery costs what a small one does (128 people are 8,128 pairs: plenty for a mean).
+POPULATION_PRIOR_PAIRS = 10
+POPULATION_SAMPLE = 128
+
 
 @dataclass(frozen=True)
 class FaceQuality:
@@ -88,15 +108,18 @@ class EnrollResult:
 
 @dataclass
 class Identification:
-    """One face of the picture and who it most likely is (name None = unknown)."""
+    """One face of the picture and who it most likely is (name None = unknown; `possible` names the best
+    candidate when its similarity lies in the "possible match" band, below `threshold`)."""
 
     box: np.ndarray = field(repr=False)
     name: str | None
     similarity: float  # of the best candidate (nan when the gallery is empty)
     candidates: list[Candidate]  # top 3, best first, whatever the threshold
-    threshold: float
+    threshold: float  # a name at or above
     operating_point: str
     crop: np.ndarray = field(repr=False, default=None)
+    possible: str | None = None
+    possible_threshold: float = float("nan")  # "possible match" at or above (below `threshold`)
 
     @property
     def label(self) -> str:
@@ -116,6 +139,8 @@ class Verification:
     box_a: np.ndarray = field(repr=False)
     box_b: np.ndarray = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    possible: bool = False  # not the same person at this point, but in the "possible match" band
+    possible_threshold: float = float("nan")
 
 
 def thresholds(backbone: str) -> dict[str, float]:
@@ -144,38 +169,82 @@ def _read_calibration(model_name: str, manifest_mtime_ns: int) -> dict:
     return entry.get("thresholds") or {}
 
 
-def threshold_for(lab: FaceLab, operating_point: str) -> float:
-    """The pair threshold of an operating point for the lab's backbone (what verify compares with)."""
-    return _pair_threshold(lab.embedder.backbone, operating_point)
-
-
-def _pair_threshold(backbone: str, operating_point: str) -> float:
+def _check_operating_point(operating_point: str) -> None:
     if operating_point not in OPERATING_POINTS:
         raise ValueError(f"operating_point must be one of {OPERATING_POINTS}, not {operating_point!r}")
-    return thresholds(backbone)[operating_point]
 
 
-def identification_threshold(backbone: str, operating_point: str, gallery_embeddings: int) -> float:
-    """The threshold `identify` applies against a gallery of this many embeddings.
+@dataclass(frozen=True)
+class Population:
+    """How much a gallery's different people resemble each other: their mean similarity, over this many pairs."""
 
-    "balanced" is the pair threshold. "strict" promises a false accept rate of at most 0.1 % per stranger;
-    with n embeddings that needs a per-pair rate of 0.1 % / n, read off the calibrated impostor tail
-    (log-linear between its points; beyond its last point, its last threshold)."""
-    pair = _pair_threshold(backbone, operating_point)
-    tail = _impostor_tail(backbone) if operating_point == "strict" else None
-    if tail is None or gallery_embeddings <= 1:
-        return pair
-    rates, levels = tail
-    wanted = np.log10(rates[0] / gallery_embeddings)
-    # np.interp needs increasing x: log10 rates run from high to low.
-    return max(pair, float(np.interp(-wanted, -np.log10(rates), levels)))
+    mean_similarity: float = 0.0
+    pairs: int = 0
 
 
-def _impostor_tail(backbone: str) -> tuple[np.ndarray, np.ndarray] | None:
-    tail = (_calibration(backbone).get("strict") or {}).get("impostor_tail")
+@dataclass(frozen=True)
+class OpenSetThresholds:
+    """The two similarities a decision compares with."""
+
+    named: float  # at or above: the name (verify: same person)
+    possible: float  # at or above, below `named`: "possible match"
+
+
+def gallery_population(gallery: Gallery) -> Population:
+    """Mean similarity between different enrolled people: one embedding each (their first), from the gallery's
+    first POPULATION_SAMPLE rows. For m unit vectors, the sum over ordered pairs i != j is |sum v|^2 - m."""
+    vectors, owners = gallery.sample(POPULATION_SAMPLE)
+    vectors = vectors[np.unique(owners, return_index=True)[1]]
+    people = len(vectors)
+    if people < 2:
+        return Population()
+    total = vectors.sum(axis=0)
+    return Population(mean_similarity=(float(total @ total) - people) / (people * (people - 1)),
+                      pairs=people * (people - 1) // 2)
+
+
+def open_set_thresholds(backbone: str, operating_point: str, comparisons: int,
+                        population: Population = Population()) -> OpenSetThresholds:
+    """The thresholds for a face compared with `comparisons` embeddings (verify: 1) of a gallery whose
+    different people have `population`'s mean similarity (see the module docstring)."""
+    _check_operating_point(operating_point)
+    trusted = population.pairs / (population.pairs + POPULATION_PRIOR_PAIRS)
+    tail = _open_set_tail(backbone)
+    if tail is None:  # no impostor tail (an uncalibrated backbone): its pair thresholds, raised the same way
+        pair = thresholds(backbone)
+        shift = trusted * max(0.0, population.mean_similarity)
+        return OpenSetThresholds(named=pair[operating_point] + shift, possible=min(pair.values()) + shift)
+    rates, levels, lfw_mean = tail
+    shift = max(0.0, population.mean_similarity - lfw_mean)
+
+    def at(per_face: float, cautious: float) -> float:
+        per_pair = per_face / max(comparisons, 1)
+        # np.interp needs increasing x: log10 rates run from high to low. Beyond the tail: its last point.
+        level = lambda rate: float(np.interp(-np.log10(rate), -np.log10(rates), levels))  # noqa: E731
+        return trusted * (level(per_pair) + shift) + (1 - trusted) * level(min(per_pair, cautious))
+
+    rate, cautious = STRANGER_RATE[operating_point], UNKNOWN_POPULATION_RATE[operating_point]
+    return OpenSetThresholds(named=at(rate, cautious),
+                             possible=at(POSSIBLE_MATCH_FACTOR * rate, POSSIBLE_MATCH_FACTOR * cautious))
+
+
+def identification_threshold(backbone: str, operating_point: str, gallery_embeddings: int,
+                             population: Population = Population()) -> float:
+    """The similarity `identify` names someone at, against a gallery of this many embeddings."""
+    return open_set_thresholds(backbone, operating_point, gallery_embeddings, population).named
+
+
+def verify_thresholds(backbone: str) -> dict[str, float]:
+    """{"balanced": t, "strict": t}: the similarity at which verify says "same person", per operating point."""
+    return {point: open_set_thresholds(backbone, point, 1).named for point in OPERATING_POINTS}
+
+
+def _open_set_tail(backbone: str) -> tuple[np.ndarray, np.ndarray, float] | None:
+    tail = _calibration(backbone).get("open_set")
     if not tail:
         return None
-    return np.asarray(tail["per_pair_far"], dtype=float), np.asarray(tail["threshold"], dtype=float)
+    return (np.asarray(tail["per_pair_far"], dtype=float), np.asarray(tail["threshold"], dtype=float),
+            float(tail["mean_similarity"]))
 
 
 def enroll(lab: FaceLab, gallery: Gallery, name: str, image: ImageInput) -> EnrollResult:
@@ -195,30 +264,45 @@ def enroll(lab: FaceLab, gallery: Gallery, name: str, image: ImageInput) -> Enro
 
 
 def identify(lab: FaceLab, gallery: Gallery, image: ImageInput, operating_point: str = "balanced", k: int = 3) -> list[Identification]:
-    """Every face of `image` (largest first) with its best match in `gallery`, or "unknown" below the threshold.
+    """Every face of `image` (largest first) with its best match in `gallery`: a name, a possible match or unknown.
 
     A picture without faces gives an empty list.
     """
-    threshold = identification_threshold(lab.embedder.backbone, operating_point, gallery.embedding_count)
-    analysis = lab.analyze(image, embed=True)
-    if not analysis.faces:
+    _check_operating_point(operating_point)
+    return identify_faces(lab, gallery, lab.analyze(image, embed=True).faces, operating_point, k)
+
+
+def identify_faces(lab: FaceLab, gallery: Gallery, faces: list[Face], operating_point: str = "balanced",
+                   k: int = 3) -> list[Identification]:
+    """`identify` for faces already found and aligned (a live frame's); embeds those not embedded yet."""
+    if not faces:
         return []
-    results = gallery.search_many(np.stack([face.embedding for face in analysis.faces]), k, lab.embedder.backbone)
+    lab.describe([face for face in faces if face.embedding is None], embed=True)
+    backbone = lab.embedder.backbone
+    levels = open_set_thresholds(backbone, operating_point, gallery.embedding_count, gallery_population(gallery))
+    results = gallery.search_many(np.stack([face.embedding for face in faces]), k, backbone)
     identifications = []
-    for face, candidates in zip(analysis.faces, results):
+    for face, candidates in zip(faces, results):
         best = candidates[0] if candidates else None
-        known = best is not None and best.similarity >= threshold
+        name, possible = decide(best, levels)
         identifications.append(Identification(
-            box=face.box, name=best.name if known else None,
-            similarity=best.similarity if best else float("nan"), candidates=candidates,
-            threshold=threshold, operating_point=operating_point, crop=face.crop,
+            box=face.box, name=name, similarity=best.similarity if best else float("nan"), candidates=candidates,
+            threshold=levels.named, operating_point=operating_point, crop=face.crop,
+            possible=possible, possible_threshold=levels.possible,
         ))
     return identifications
 
 
+def decide(best: Candidate | None, levels: OpenSetThresholds) -> tuple[str | None, str | None]:
+    """(name, possible match) for a face whose best candidate is `best`: at most one of them is set."""
+    if best is None or best.similarity < levels.possible:
+        return None, None
+    return (best.name, None) if best.similarity >= levels.named else (None, best.name)
+
+
 def verify(lab: FaceLab, image_a: ImageInput, image_b: ImageInput, operating_point: str = "balanced") -> Verification:
     """Compare the largest face of each picture. Raises NoFaceError naming the picture without a face."""
-    threshold = threshold_for(lab, operating_point)
+    levels = open_set_thresholds(lab.embedder.backbone, operating_point, 1)
     notes = []
     faces = []
     for label, image in (("first", image_a), ("second", image_b)):
@@ -229,9 +313,10 @@ def verify(lab: FaceLab, image_a: ImageInput, image_b: ImageInput, operating_poi
         faces.append(face)
     similarity = float(np.clip(faces[0].embedding @ faces[1].embedding, -1.0, 1.0))
     return Verification(
-        similarity=similarity, same_person=similarity >= threshold, threshold=threshold,
+        similarity=similarity, same_person=similarity >= levels.named, threshold=levels.named,
         operating_point=operating_point, crop_a=faces[0].crop, crop_b=faces[1].crop,
         box_a=faces[0].box, box_b=faces[1].box, notes=notes,
+        possible=levels.possible <= similarity < levels.named, possible_threshold=levels.possible,
     )
 
 

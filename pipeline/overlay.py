@@ -1,7 +1,8 @@
 """Drawing results onto pictures, and the short texts that label them. UI-free (PIL only).
 
 Colours follow one rule everywhere: green = mask, red = no mask, grey = unknown person,
-blue = any other label (an emotion, a known person's name).
+amber = a possible match (a name the similarity does not establish), blue = any other label (an emotion,
+a known person's name).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ GREEN = (22, 163, 74)
 RED = (220, 38, 38)
 GREY = (120, 120, 120)
 BLUE = (37, 99, 235)
+AMBER = (180, 83, 9)  # dark enough for white text
 WHITE = (255, 255, 255)
 FONT_PER_FACE_WIDTH = 0.22  # label text height per pixel of face width (a label spans about 1.4 faces)
 
@@ -48,8 +50,11 @@ def emotion_text(emotion: str, probability: float) -> tuple[str, tuple[int, int,
     return f"{emotion} {percent(probability)}", BLUE
 
 
-def identity_text(name: str | None, similarity: float) -> tuple[str, tuple[int, int, int]]:
-    """A known name in blue with its similarity; 'unknown' in grey (no similarity for an empty gallery)."""
+def identity_text(name: str | None, similarity: float, possible: str | None = None) -> tuple[str, tuple[int, int, int]]:
+    """A known name in blue with its similarity; a possible match in amber, marked as such; 'unknown' in
+    grey (no similarity for an empty gallery)."""
+    if not name and possible:
+        return f"possible match: {possible} ({similarity:.2f})", AMBER
     if not name:
         return ("unknown", GREY) if similarity != similarity else (f"unknown ({similarity:.2f})", GREY)
     return f"{name} ({similarity:.2f})", BLUE

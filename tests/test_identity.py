@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
 from shared_data import DATA_DIR, MISC_DIR, lfw_pairs, lfw_people
+from pipeline import overlay
 from pipeline.errors import InvalidNameError, NoFaceError
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import (
     MAX_YAW_RATIO,
     MIN_FACE_PIXELS,
+    POPULATION_SAMPLE,
+    Population,
     enroll,
+    gallery_population,
     identification_threshold,
     identify,
+    open_set_thresholds,
     thresholds,
     verify,
+    verify_thresholds,
 )
+from pipeline.images import load_rgb
 from tests.shared import skip_module_without_shared_data
 
 skip_module_without_shared_data()  # the pairs and people below are read while collecting
@@ -28,6 +38,16 @@ ALL_PEOPLE = lfw_people(min_images=1)
 _TWO_OR_MORE = sorted(name for name, paths in ALL_PEOPLE.items() if len(paths) >= 2)
 ENROLLED = _TWO_OR_MORE[:: len(_TWO_OR_MORE) // 50][:50]
 STRANGERS = sorted(name for name, paths in ALL_PEOPLE.items() if len(paths) == 1)[::50][:40]
+# Strangers for the default point: people with 2+ photos, never enrolled. (People with a single photo made the
+# impostor tail the thresholds are read from, training/calibrate_thresholds.py: not a fair test of them.)
+UNSEEN_STRANGERS = [name for name in _TWO_OR_MORE[len(_TWO_OR_MORE) // 100 :: len(_TWO_OR_MORE) // 40]
+                    if name not in ENROLLED][:40]
+RMFD_DIR = DATA_DIR / "identity" / "rmfd_dev"
+RMFD_PEOPLE = sorted(p.name for p in RMFD_DIR.iterdir() if p.is_dir())
+# A matched LFW pair (one face in each picture) whose similarity, 0.50, lies between a one-person gallery's
+# "possible match" and name thresholds at "balanced".
+POSSIBLE_PAIR = ("Bruce_Springsteen", 0, 1)
+TIGHT_CROP = "baobeier/0_0_baobeier_0014.jpg"  # one of rmfd_dev's 15 photos found only with the border retry
 # Verification sample: 2 matched + 2 mismatched pairs from each of the 10 folds.
 PAIRS = [pair for fold in range(10) for same in (True, False)
          for pair in [p for p in lfw_pairs() if p.fold == fold and p.same == same][100:102]]
@@ -71,27 +91,38 @@ def test_people_never_enrolled_are_unknown_at_the_strict_threshold(lab, gallery)
     for name in STRANGERS:
         subject = central(identify(lab, gallery, ALL_PEOPLE[name][0], "strict"))
         unknown += subject.name is None and subject.label == "unknown"
-        assert subject.threshold == identification_threshold("casia-webface", "strict", gallery.embedding_count)
+        assert subject.threshold == identification_threshold("casia-webface", "strict", gallery.embedding_count,
+                                                            gallery_population(gallery))
     assert unknown / len(STRANGERS) >= 0.95, f"unknown {unknown}/{len(STRANGERS)}"
 
 
-def test_strict_identification_threshold_rises_with_the_gallery_and_balanced_does_not() -> None:
-    pair = thresholds("casia-webface")
-    assert identification_threshold("casia-webface", "strict", 1) == pair["strict"]
-    ladder = [identification_threshold("casia-webface", "strict", n) for n in (1, 10, 100, 1000, 10**6)]
-    assert ladder == sorted(ladder) and ladder[2] > ladder[0] + 0.05 and ladder[-1] < 1.0
-    assert {identification_threshold("casia-webface", "balanced", n) for n in (1, 100, 10**6)} == {pair["balanced"]}
+def test_identification_thresholds_rise_with_the_gallery_and_with_its_population() -> None:
+    for point in ("balanced", "strict"):
+        ladder = [identification_threshold("casia-webface", point, n, Population(0.0, 1000)) for n in (1, 10, 100, 1000)]
+        assert ladder == sorted(ladder) and ladder[2] > ladder[0] + 0.05 and ladder[-1] < 1.0
+    lfw_like, alike = Population(0.0, 45), Population(0.26, 45)  # rmfd_dev's different people: about 0.26
+    assert identification_threshold("casia-webface", "balanced", 10, alike) > identification_threshold(
+        "casia-webface", "balanced", 10, lfw_like) + 0.15
+    # A gallery too small to show its population is judged cautiously: as verify is.
+    assert identification_threshold("casia-webface", "balanced", 1) == verify_thresholds("casia-webface")["balanced"]
+    for point in ("balanced", "strict"):
+        levels = open_set_thresholds("casia-webface", point, 10, lfw_like)
+        assert levels.possible < levels.named
+    assert verify_thresholds("casia-webface")["balanced"] < verify_thresholds("casia-webface")["strict"]
 
 
 @pytest.mark.slow
-def test_verification_accuracy_at_the_calibrated_balanced_threshold(lab) -> None:
-    correct = 0
+def test_verify_at_the_default_point_never_confirms_different_people_and_flags_close_matches(lab) -> None:
+    """Verify is cautious (it must hold on rmfd_dev too): on LFW it confirms about 86 % of matched pairs and
+    shows most of the rest as "possibly the same person" (benchmarks/results/identity_domains.json)."""
+    verdicts = {True: [], False: []}
     for pair in PAIRS:
         result = verify(lab, pair.first, pair.second)
-        assert result.operating_point == "balanced" and result.threshold == thresholds("casia-webface")["balanced"]
-        correct += result.same_person == pair.same
+        assert result.operating_point == "balanced" and result.threshold == verify_thresholds("casia-webface")["balanced"]
+        verdicts[pair.same].append("same" if result.same_person else "possible" if result.possible else "different")
     assert len(PAIRS) == 40
-    assert correct / len(PAIRS) >= 0.97, f"{correct}/{len(PAIRS)}"
+    assert "same" not in verdicts[False], verdicts
+    assert verdicts[True].count("same") >= 16 and verdicts[True].count("different") <= 2, verdicts
 
 
 def test_enroll_adds_photos_to_the_same_person_and_keeps_only_a_thumbnail(lab) -> None:
@@ -151,9 +182,71 @@ def test_identify_marks_unknown_faces_and_handles_empty_inputs(lab) -> None:
 def test_verify_reports_its_threshold_notes_and_missing_faces(lab) -> None:
     bush = ALL_PEOPLE["George_W_Bush"]
     result = verify(lab, bush[0], MISC_DIR / "multiple_faces_group_photo.jpg", "strict")
-    assert result.operating_point == "strict" and result.threshold == thresholds("casia-webface")["strict"]
+    assert result.operating_point == "strict" and result.threshold == verify_thresholds("casia-webface")["strict"]
     assert not result.same_person
     assert any("second picture" in note and "largest" in note for note in result.notes)
     assert result.crop_a.shape == result.crop_b.shape == (160, 160, 3)
     with pytest.raises(NoFaceError, match="second"):
         verify(lab, bush[0], MISC_DIR / "no_face_coffee_cup.png")
+
+
+def test_a_tight_head_crop_enrolls_and_is_found_in_every_tab(lab) -> None:
+    """rmfd_dev's photos are cut close around the head; MTCNN alone finds no face in this one."""
+    crop = load_rgb(RMFD_DIR / TIGHT_CROP)
+    assert lab.detector.detect(crop, replace(lab.detector.config, retry_with_border=False)) == []
+    gallery = InMemoryGallery()
+    result = enroll(lab, gallery, "Tight crop", crop)
+    assert gallery.person("Tight crop").embeddings == 1
+    assert result.quality.face_pixels > 0.6 * crop.shape[1]  # the face fills the picture
+    assert len(lab.analyze(crop, mask=True, emotion=True).faces) == 1
+    assert identify(lab, gallery, crop)[0].name == "Tight crop"
+
+
+@pytest.mark.slow
+def test_strangers_stay_unknown_at_the_default_point_on_lfw_and_on_rmfd_dev(lab, gallery) -> None:
+    named = [central(identify(lab, gallery, ALL_PEOPLE[name][0])).name for name in UNSEEN_STRANGERS]
+    assert len(UNSEEN_STRANGERS) == 40 and sum(n is not None for n in named) <= 1, named
+
+    # East Asian public figures, tight crops: different people score far higher than on LFW.
+    people = RMFD_PEOPLE[::3][:20]
+    rmfd = InMemoryGallery()
+    for person in people[:10]:
+        enroll(lab, rmfd, person, sorted((RMFD_DIR / person).glob("*.jpg"))[0])
+    assert gallery_population(rmfd).mean_similarity > 0.15
+    strangers = [photo for person in people[10:] for photo in sorted((RMFD_DIR / person).glob("*.jpg"))]
+    named = [face.name for photo in strangers for face in identify(lab, rmfd, photo)[:1]]
+    assert len(strangers) >= 40 and sum(n is not None for n in named) <= 0.05 * len(strangers), named
+
+
+def test_a_marginal_score_is_a_possible_match_not_a_name(lab) -> None:
+    """A real matched LFW pair whose similarity lies between the two thresholds of a one-person gallery."""
+    first, second = ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[1]], ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[2]]
+    gallery = InMemoryGallery()
+    enroll(lab, gallery, "Someone", first)
+    face = central(identify(lab, gallery, second, "balanced"))
+    assert face.possible_threshold <= face.similarity < face.threshold
+    assert face.name is None and face.label == "unknown" and face.possible == "Someone"
+    text, colour = overlay.identity_text(face.name, face.similarity, face.possible)
+    assert text.startswith("possible match: Someone") and colour == overlay.AMBER
+    check = verify(lab, first, second, "balanced")
+    assert not check.same_person and check.possible
+
+
+def test_the_open_set_rule_adds_little_to_a_100k_search() -> None:
+    """gallery_search.json: 100k embeddings are searched in about 7 ms of the 10 ms budget. The rule reads a
+    fixed sample of the gallery, so it costs the same at 1k and at 100k."""
+    rng = np.random.default_rng(0)
+    costs = {}
+    for size in (1_000, 100_000):
+        vectors = rng.standard_normal((size, 512), dtype=np.float32)
+        gallery = InMemoryGallery(max_embeddings=None)
+        for person, start in enumerate(range(0, size, 2)):
+            gallery.add(f"p{person}", vectors[start : start + 2])
+        timings = []
+        for _ in range(30):
+            started = time.perf_counter()
+            open_set_thresholds("casia-webface", "balanced", gallery.embedding_count, gallery_population(gallery))
+            timings.append(time.perf_counter() - started)
+        costs[size] = float(np.median(timings)) * 1000
+        assert len(gallery.sample(POPULATION_SAMPLE)[0]) == POPULATION_SAMPLE
+    assert costs[100_000] < 1.0 and costs[100_000] < 3 * costs[1_000] + 0.2, costs

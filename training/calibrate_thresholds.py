@@ -6,9 +6,13 @@ Writes the `thresholds` key of each backbone's entry in weights/manifest.json (a
 - "balanced": the cosine-similarity threshold with the best accuracy over LFW's 6,000 View 2 pairs,
 - "strict": the lowest threshold whose false accept rate over LFW's 3,000 mismatched pairs is <= 0.1 %,
 each with the accuracy / TAR / FAR it gives, the date, the pairs and the alignment method used; and, under
-"strict", the impostor tail that pipeline.identity.identification_threshold uses for open-set
-identification: the thresholds at per-pair false accept rates 1e-3 ... 1e-6 over every pair of different
-people in LFW (one picture per person, about 9 million pairs).
+"strict", the impostor tail over every pair of different people in LFW (one picture per person, about 9
+million pairs) at per-pair false accept rates 1e-3 ... 1e-6 (what identify used before "open_set"; kept
+for reference); and "open_set", what
+pipeline.identity.open_set_thresholds reads: the thresholds at per-pair rates 1e-1 ... 1e-6 and the mean
+similarity over every pair of LFW people who have a single photo (about 3.7 million pairs; none of them is
+among the people benchmarks/identity_domains.py identifies). `--open-set-only --precision int8` rewrites
+only that key, from the int8 cache (the embedder the app runs on a CPU).
 Thresholds depend on the alignment, so they are calibrated for FaceLab's default alignment.
 
 A backbone whose weights cannot be had here (vggface2 on these machines) gets thresholds taken from a
@@ -23,6 +27,7 @@ import datetime
 import inspect
 import json
 import os
+from collections import Counter
 
 import numpy as np
 
@@ -68,6 +73,7 @@ def calibrate(backbone: str, alignment: str, partial: bool = False) -> dict:
         "strict": {"threshold": round(strict, 4), "target_far": TARGET_FAR,
                    **_rounded(rates(scores.similarity, scores.same, strict)),
                    "impostor_tail": impostor_tail(cache, alignment)},
+        "open_set": open_set_tail(cache, alignment, "float32"),
         "alignment": alignment,
         "pairs_used": int(len(scores.same)),
         "pairs_with_a_face_missing": scores.missing,
@@ -96,6 +102,25 @@ def impostor_tail(cache: embedding_cache.LfwEmbeddings, alignment: str) -> dict:
             "note": "one picture per LFW person; the 1e-6 point rests on about 9 pairs"}
 
 
+OPEN_SET_RATES = (1e-1, 1e-2, *TAIL_RATES)
+
+
+def open_set_tail(cache: embedding_cache.LfwEmbeddings, alignment: str, precision: str) -> dict:
+    """Thresholds at falling per-pair false accept rates and the mean similarity, over all pairs of LFW
+    people with a single photo (people with more are kept out: the identification benchmarks use them)."""
+    people = [path.split("/")[0] for path in cache.paths]
+    photos = Counter(people)
+    rows = [row for row, person in enumerate(people) if photos[person] == 1 and cache.found[row]]
+    vectors = cache.embeddings[alignment][rows]
+    upper = np.triu_indices(len(vectors), k=1)
+    scores = (vectors @ vectors.T)[upper]
+    return {"per_pair_far": list(OPEN_SET_RATES),
+            "threshold": [round(float(np.quantile(scores, 1 - rate)), 4) for rate in OPEN_SET_RATES],
+            "mean_similarity": round(float(scores.mean()), 4),
+            "people": len(vectors), "pairs": int(len(scores)), "embedder": f"{precision}, {alignment} alignment",
+            "note": "LFW people with a single photo; the 1e-6 point rests on about 4 pairs"}
+
+
 def _rounded(values: dict[str, float]) -> dict[str, float]:
     return {key: round(value, 5) for key, value in values.items()}
 
@@ -109,12 +134,38 @@ def write_thresholds(model_name: str, thresholds: dict) -> None:
     temporary.replace(MANIFEST_PATH)
 
 
+def write_open_set(precision: str, alignment: str) -> None:
+    """Replace the open-set tail of every backbone that has a complete cache in this precision."""
+    for backbone, model_name in BACKBONES.items():
+        if precision not in embedding_cache.precisions(backbone):
+            print(f"{backbone}: no {precision} embedder")
+            continue
+        try:
+            cache = embedding_cache.load(backbone, precision=precision)
+        except FileNotFoundError as exc:
+            print(f"{backbone}: {exc}")
+            continue
+        thresholds = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))["models"][model_name].get("thresholds")
+        if not thresholds or not thresholds.get("calibrated"):
+            print(f"{backbone}: no calibrated thresholds to add the open-set tail to")
+            continue
+        thresholds["open_set"] = open_set_tail(cache, alignment, precision)
+        write_thresholds(model_name, thresholds)
+        print(f"{backbone} open set ({precision}, {alignment}): {json.dumps(thresholds['open_set'])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--partial", action="store_true",
                         help="calibrate on the pairs the embedding cache holds so far (provisional; says so)")
+    parser.add_argument("--open-set-only", action="store_true",
+                        help="rewrite only the open-set tail (pipeline.identity.open_set_thresholds), from the cache of --precision")
+    parser.add_argument("--precision", default="float32", choices=("float32", "int8"))
     args = parser.parse_args()
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    if args.open_set_only:
+        write_open_set(args.precision, default_alignment())
+        return
     # "Present" means local or in the HF cache; set HF_HUB_OFFLINE=0 to let it download as well.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     alignment = default_alignment()
