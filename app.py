@@ -410,7 +410,7 @@ def about() -> str:
         "- A webcam (blur, low light, angles) is harder than the LFW benchmark photos the accuracy is measured on.",
         "- Populations differ: on photos of East Asian public figures the model finds different people more alike "
         "than on the Western celebrity photos it was tuned on, so there it names fewer people and shows "
-        "\"possible match\" more often rather than name the wrong person (README, \"Identity on two populations\").",
+        "\"possible match\" more often rather than name the wrong person (docs/benchmarks.md, \"Identity on two populations\").",
         "- Emotion labels are what a face looks like, not what a person feels.",
         "", "## Privacy",
         "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "

@@ -44,7 +44,7 @@ class Settings:
     # Galleries
     gallery: str = _setting(
         "FACELAB_GALLERY", "", "an operator's shared, persistent gallery: a file path (SQLite, one server) or a "
-        "`postgresql://` URL (PostgreSQL, any number of replicas; see Deployment); unset: each visitor's gallery lives "
+        "`postgresql://` URL (PostgreSQL, any number of replicas; see docs/deployment.md); unset: each visitor's gallery lives "
         "in their session only")
     admin_token: str = _setting(
         "FACELAB_ADMIN_TOKEN", "", "with a shared gallery: the operator token that **Delete** and **Clear all** need "
@@ -61,7 +61,7 @@ class Settings:
     queue_size: int = _setting("FACELAB_QUEUE_SIZE", 100, "requests waiting at most; beyond: \"queue full\"")
     queue_poll_seconds: float = _setting(
         "FACELAB_QUEUE_POLL_SECONDS", 0.01, "how often Gradio's queue looks for new work while it has none (Gradio's "
-        "own 0.001 burned CPU all the time; see Deployment)")
+        "own 0.001 burned CPU all the time; see docs/deployment.md)")
     server_name: str = _setting("GRADIO_SERVER_NAME", "127.0.0.1", "the address the app listens on")
     server_port: int = _setting("GRADIO_SERVER_PORT", 7860, "the port the app listens on")
 
