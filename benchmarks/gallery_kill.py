@@ -36,7 +36,7 @@ def embedding_for(name: str, copy: int = 0) -> np.ndarray:
 
 def _enroll_loop(path: str, worker: str, conn, shared_every: int, limit: int) -> None:
     """Enroll `worker-i` for i = 0, 1, ... and, every `shared_every`, one more embedding of "Shared"."""
-    from pipeline.gallery import SqliteGallery
+    from pipeline.gallery_databases import SqliteGallery
 
     gallery = SqliteGallery(path)
     conn.send(("open", worker))
@@ -104,7 +104,7 @@ def integrity(path: Path) -> str:
 def run_kills(path: Path, kills: int, workers_per_round: int = 3, max_delay_s: float = 0.6,
               seed: int = 0, deadline_s: float = 600) -> KillReport:
     """Kill `kills` workers in rounds of `workers_per_round` concurrent ones; check the file after each round."""
-    from pipeline.gallery import SqliteGallery
+    from pipeline.gallery_databases import SqliteGallery
 
     rng = random.Random(seed)
     context = _context()
@@ -176,7 +176,7 @@ def run_kills(path: Path, kills: int, workers_per_round: int = 3, max_delay_s: f
 
 
 def _count_loop(path: str, worker: str, adds: int, conn) -> None:
-    from pipeline.gallery import SqliteGallery
+    from pipeline.gallery_databases import SqliteGallery
 
     gallery = SqliteGallery(path)
     for index in range(adds):
@@ -191,7 +191,7 @@ def concurrent_writers(path: Path, processes: int = 4, adds: int = 25, timeout_s
 
     Returns the counts found afterwards and what each process saw at its end; no update may be lost.
     """
-    from pipeline.gallery import SqliteGallery
+    from pipeline.gallery_databases import SqliteGallery
 
     SqliteGallery(path).close()  # create the schema once, so the workers race on data, not on set-up
     context = _context()

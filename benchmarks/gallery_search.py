@@ -28,7 +28,8 @@ import numpy as np
 from shared_data import REPO_ROOT
 from benchmarks.latency import alternating_ms, with_threads
 from pipeline.device import configure_cpu_threads
-from pipeline.gallery import EMBEDDING_SIZE, InMemoryGallery
+from pipeline.gallery import InMemoryGallery
+from pipeline.search_index import EMBEDDING_SIZE
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "gallery_search.json"
 

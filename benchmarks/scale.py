@@ -179,7 +179,7 @@ class PipelineWork:
 
     def __init__(self, database_url: str) -> None:
         from pipeline import get_facelab, identity
-        from pipeline.gallery import PostgresGallery
+        from pipeline.gallery_databases import PostgresGallery
 
         lab = get_facelab()
         self.gallery = PostgresGallery(database_url, listen=False)  # the replicas' gallery, as they see it

@@ -5,9 +5,8 @@ Embeddings are real: a handful of real photos embedded once by the real casia mo
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import copy
-import json
 import signal
 import sqlite3
 import subprocess
@@ -20,16 +19,8 @@ import pytest
 
 from shared_data import REPO_ROOT, central_face, lfw_people
 from pipeline.errors import InvalidNameError
-from pipeline.gallery import (
-    MAX_NAME_LENGTH,
-    GalleryError,
-    InMemoryGallery,
-    PostgresGallery,
-    SqliteGallery,
-    display_name,
-    normalize_name,
-    open_gallery,
-)
+from pipeline.gallery import MAX_NAME_LENGTH, GalleryError, InMemoryGallery, display_name, normalize_name, open_gallery
+from pipeline.gallery_databases import PostgresGallery, SqliteGallery
 
 PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Serena_Williams", "Gerhard_Schroeder", "Laura_Bush"]
 
@@ -136,21 +127,19 @@ def test_persistence_round_trip(kind, make_gallery, faces) -> None:
     gallery = make_gallery(kind)
     enroll_all(gallery, faces)
     gallery.add("George W Bush", faces["George_W_Bush"][1], backbone="casia-webface")
-    gallery.rename("Tony Blair", "Anthony Blair")
     gallery.close()
 
     reopened = make_gallery(kind, again=True)
     people = {p.name: p.embeddings for p in reopened.people()}
-    assert people["George W Bush"] == 2 and "Anthony Blair" in people and "Tony Blair" not in people
+    assert people["George W Bush"] == 2 and len(people) == len(PEOPLE)
     assert reopened.embedding_count == len(PEOPLE) + 1 and reopened.backbone == "casia-webface"
-    assert best(reopened, faces["Tony_Blair"][1]) == "Anthony Blair"
     assert len(stored_vector_bytes(reopened)) == 512 * 4  # float32 blobs / bytea
 
-    # Export from the database, import into a visitor's in-memory gallery: same answers.
+    # The reopened database answers as a visitor's in-memory gallery of the same people does.
     session = InMemoryGallery()
-    assert session.import_json(reopened.export_json()) == len(PEOPLE)
+    enroll_all(session, faces)
     for name in PEOPLE:
-        assert best(session, faces[name][1]) == best(reopened, faces[name][1])
+        assert best(session, faces[name][1]) == best(reopened, faces[name][1]) == name.replace("_", " ")
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -210,16 +199,6 @@ def test_postgres_gallery_outlives_a_database_restart(postgres_server, postgres_
         gallery.close()
 
 
-def test_import_refuses_bad_files_without_storing_anything(faces) -> None:
-    gallery = InMemoryGallery()
-    for bad in (b"not json", json.dumps({"format": "other"}).encode(),
-                json.dumps({"format": "facelab-gallery", "version": 1, "embedding_size": 512,
-                            "people": [{"name": "", "embeddings_float32_le": []}]}).encode()):
-        with pytest.raises(GalleryError):
-            gallery.import_json(bad)
-    assert len(gallery) == 0
-
-
 def test_deleted_person_leaves_no_face_data_in_the_database_file(faces, tmp_path) -> None:
     path = tmp_path / "g.db"
     gallery = SqliteGallery(path)
@@ -227,8 +206,9 @@ def test_deleted_person_leaves_no_face_data_in_the_database_file(faces, tmp_path
     secret_thumbnail = b"\xff\xd8 a thumbnail only Colin has \xff\xd9"
     gallery.add("Colin Powell", faces["Colin_Powell"][1], thumbnail=secret_thumbnail)
     # The embeddings exactly as the gallery stores them (it re-normalises what it is given).
-    stored_as = {person["name"]: [base64.b64decode(row) for row in person["embeddings_float32_le"]]
-                 for person in json.loads(gallery.export_json())["people"]}
+    with contextlib.closing(sqlite3.connect(path)) as database:  # closed: an open reader would keep the WAL
+        stored_as = {name: [bytes(vector)] for name, vector in database.execute(
+            "SELECT p.name, e.vector FROM people p JOIN embeddings e ON e.person_id = p.id")}
     gallery.delete("Colin Powell")
     gallery.close()
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("g.db"))
@@ -384,7 +364,7 @@ def test_session_gallery_is_bounded(faces) -> None:
 def test_large_gallery_search_gives_exactly_the_float32_answer() -> None:
     """Large galleries are scanned in int8 and re-scored in float32: the top 3 people and their
     scores must be exactly those of a plain float32 search, including near-ties."""
-    from pipeline.gallery import QUANTISED_SCAN_MIN_ROWS
+    from pipeline.search_index import QUANTISED_SCAN_MIN_ROWS
 
     rng = np.random.default_rng(7)
     count = QUANTISED_SCAN_MIN_ROWS + 2000
@@ -424,7 +404,7 @@ def assert_searches_exact(gallery, names: list[str], vectors: np.ndarray, rng) -
 def test_the_int8_scan_stays_within_its_error_bound(faces) -> None:
     """The bound that makes large-gallery search exact, checked on unit vectors of every shape: random,
     spiky (one large component: the coarsest int8 steps) and real LFW embeddings."""
-    from pipeline.gallery import _Index
+    from pipeline.search_index import SearchIndex
 
     rng = np.random.default_rng(3)
     random = rng.standard_normal((3000, 512)).astype(np.float32)
@@ -433,7 +413,7 @@ def test_the_int8_scan_stays_within_its_error_bound(faces) -> None:
     real = np.concatenate(list(faces.values()))
     vectors = np.concatenate([random, spiky, real])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = _Index()
+    index = SearchIndex()
     index.append(vectors, np.arange(len(vectors)))
     queries = np.concatenate([vectors[::97], real])  # self-matches (score 1) and everything else
     error = np.abs(index.scan(queries) - queries @ vectors.T)

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.gallery_kill import concurrent_writers, embedding_for, integrity, run_kills, stored_vectors
 
 pytest.importorskip("pipeline.gallery")
-from pipeline.gallery import SqliteGallery  # noqa: E402
+from pipeline.gallery_databases import SqliteGallery  # noqa: E402
 
 CI_KILLS = 15
 
