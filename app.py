@@ -172,7 +172,7 @@ def _mask_label(face) -> tuple[str, tuple]:
 
 
 def _emotion_label(face) -> tuple[str, tuple]:
-    return overlay.emotion_text(face.emotion.top, face.emotion.confidence)
+    return overlay.emotion_text(face.emotion.top, face.emotion.confidence, bool(face.emotion.mouth_covered))
 
 
 @gpu
@@ -230,10 +230,10 @@ def emotion(image):
     require(EMOTION_OFF)
     analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
-    rows = [[i + 1, f.emotion.top, overlay.percent(f.emotion.confidence), box_text(f.box)]
-            for i, f in enumerate(analysis.faces)]
-    faces = [(f.box.tolist(), f.emotion.probabilities) for f in analysis.faces]
-    return overlay.draw_boxes(analysis.image, boxes), analysis.faces[0].emotion.probabilities, rows, faces
+    rows = [[i + 1, overlay.emotion_word(f.emotion.top, f.emotion.confidence, bool(f.emotion.mouth_covered)),
+             overlay.percent(f.emotion.confidence), box_text(f.box)] for i, f in enumerate(analysis.faces)]
+    faces = [(f.box.tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
+    return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
 
 
 def emotion_pick(faces, evt: gr.SelectData):
