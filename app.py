@@ -32,6 +32,7 @@ from pipeline import FaceLabError, InvalidImageError, get_facelab, load_rgb, ove
 from pipeline import identity  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.gallery import open_gallery  # noqa: E402
+from pipeline.mask_detection import is_assumed  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -168,7 +169,7 @@ NO_FACE = "No face found. Try a picture where the face is larger, well lit and f
 
 
 def _mask_label(face) -> tuple[str, tuple]:
-    return overlay.mask_text(face.mask.label, face.mask.probability)
+    return overlay.mask_text(face.mask.label, face.mask.probability, whole_picture=is_assumed(face))
 
 
 def _emotion_label(face) -> tuple[str, tuple]:

@@ -43,6 +43,7 @@ SHOWN_MAX = 0.99
 EMOTION_SURE = 0.5
 MASK_SURE = 0.8
 MOUTH_COVERED = "mouth covered"
+WHOLE_PICTURE = "whole picture judged"
 
 
 def capped(probability: float) -> float:
@@ -68,12 +69,14 @@ def percent(probability: float) -> str:
     return f"{int(round(capped(probability) * 100))} %"
 
 
-def mask_text(label: str, probability: float) -> tuple[str, tuple[int, int, int]]:
+def mask_text(label: str, probability: float, whole_picture: bool = False) -> tuple[str, tuple[int, int, int]]:
     """('mask', 0.98) -> ('mask 98 %', green); ('no_mask', 0.91) -> ('no mask 91 %', red); an unsure
-    verdict, ('mask', 0.62) -> ('mask? 62 %', amber)."""
+    verdict, ('mask', 0.62) -> ('mask? 62 %', amber). `whole_picture`: no face was located and the picture's
+    centre was judged as one (pipeline.mask_detection's fallback), which the text says."""
     masked, sure = label == "mask", probability >= MASK_SURE
     colour = (GREEN if masked else RED) if sure else AMBER
-    return f"{'mask' if masked else 'no mask'}{'' if sure else '?'} {percent(probability)}", colour
+    text = f"{'mask' if masked else 'no mask'}{'' if sure else '?'} {percent(probability)}"
+    return (f"{text} ({WHOLE_PICTURE})" if whole_picture else text), colour
 
 
 def emotion_word(emotion: str, probability: float, mouth_covered: bool = False) -> str:

@@ -57,3 +57,7 @@ def test_an_emotion_on_a_masked_face_says_the_mouth_is_covered() -> None:
     assert overlay.emotion_text("happy", 0.82, mouth_covered=True)[0] == "happy? 82 % (mouth covered)"
     assert overlay.emotion_word("happy", 0.82, mouth_covered=True) == "happy? (mouth covered)"
     assert overlay.emotion_word("happy", 0.82) == "happy"
+
+
+def test_a_face_taken_whole_says_so() -> None:
+    assert overlay.mask_text("mask", 0.97, whole_picture=True) == ("mask 97 % (whole picture judged)", overlay.GREEN)
