@@ -387,7 +387,11 @@ def about() -> str:
         "- **No liveness check**: a printed photo or a screen held up to the camera can fool it.",
         "- Accuracy drops for children and for groups under-represented in the training data.",
         "- A webcam (blur, low light, angles) is harder than the LFW benchmark photos the accuracy is measured on.",
-        "- Emotion labels are what a face looks like, not what a person feels.",
+        "- Emotion labels are what a face looks like, not what a person feels; on a masked face the emotion is "
+        "read from the eyes alone and says \"mouth covered\".",
+        "- Percentages are the models' calibrated confidence, never shown above 99 %; a word with \"?\" is a guess.",
+        "- Mask check: a face that no detection step finds gets no verdict; where the picture's centre was taken "
+        "as the face, the label says \"whole picture judged\".",
         "", "## Privacy",
         "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "
         "thumbnail, never the photo) live in this browser tab's session and are gone when you close it. "
