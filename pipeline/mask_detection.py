@@ -1,7 +1,7 @@
 """Finding masked faces: MTCNN was trained on unmasked faces and misses many masked ones.
 
 `detect_faces_masked` is the mask path's detector, in steps that each run only when the ones before
-found nothing (benchmarks/mask.py measures every step):
+found nothing (benchmarks/mask.py measures the result: no_face_rate, phantom_boxes):
 1. the normal pass, and a second pass with lower thresholds (sharing the first pass's P-Net work) whose
    extra faces are added when they are new (not overlapping a face already found, nor lying largely
    inside one) and confirmed as faces (`confirmed_faces`: the relaxed pass also boxes shirts, walls,
@@ -46,14 +46,16 @@ class MaskedFaceSearch:
     # was a third of her face's width), while faces in one picture are mostly of similar size.
     min_width_vs_largest: float = 0.5
     # O-Net's score on a second-pass face's own box (squared, black outside the picture, as the tracker
-    # re-locates faces) at least this: slivers of a face at the picture's edge and blurred background
-    # patches fall to 0.03 there, the masked faces measured kept 0.26 or more.
+    # re-locates faces) at least this. In an exploration of the second pass's extra boxes (examples, 100
+    # masked test faces in scenes, 255 no-mask test pictures, 120 LFW pictures with and without a drawn mask)
+    # slivers of a face at the picture's edge and blurred background patches fell to 0.03 there, while the
+    # 11 masked faces kept 0.26 or more; the landmark check rejected none of those boxes.
     min_rescore: float = 0.2
     # Border added on every side for the close-up retry, as a share of the picture's longer side; None: no retry.
     padding: float | None = 0.25
-    # Centre-crop fallback: taken when O-Net scores the centred square at least this (None: never). Measured
-    # (benchmarks/mask.py's close-ups, 50 test pictures x 4 shapes): the close-ups left to the fallback scored
-    # 0.72, 0.985, 0.986, 0.987 (and 0.003-0.06 for a 29 px cartoon and a posterised smear no step finds);
+    # Centre-crop fallback: taken when O-Net scores the centred square at least this (None: never). In an
+    # exploration on 50 test pictures x the 4 shapes of benchmarks/mask.py's close-ups, those left to the
+    # fallback scored 0.72, 0.985, 0.986, 0.987 (0.003-0.06: a 29 px cartoon, a posterised smear no step finds);
     # 205 face-free squares (random crops of the misc/ photos and no_face.jpg) scored at most 0.85.
     fallback_min_score: float | None = 0.9
 
