@@ -375,6 +375,28 @@ def accuracy_lines(limit: int = 8) -> list[str]:
     return lines or ["No accuracy results yet (run the scripts in `benchmarks/`)."]
 
 
+def travel_lines() -> list[str]:
+    """How the mask and emotion checks do on pictures unlike their training sets (issue 16's figures, read from
+    benchmarks/results/mask.json and emotion.json; nothing when those figures are not there)."""
+    lines = []
+    try:
+        mask = json.loads((RESULTS / "mask.json").read_text())
+        lines.append(f"- Masked close-ups (any aspect, up to 1280 px) with no face found: {mask['no_face_rate']:.1%}; "
+                     "boxes labelled on things that are not faces: "
+                     + ", ".join(f"{n} in {k.replace('_', ' ')}" for k, n in mask["phantom_boxes"].items()) + ".")
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        emotion = json.loads((RESULTS / "emotion.json").read_text())
+        lines.append(f"- Emotion on posed faces from another dataset (CK+, {emotion['ckplus']['protocol']}): "
+                     f"{emotion['ckplus_accuracy']:.1%} right, calibration error {emotion['ckplus_ece']:.3f}; "
+                     f"FER faces found by the pipeline {emotion['accuracy_pipeline']:.1%} vs "
+                     f"{emotion['accuracy_direct']:.1%} scored directly.")
+    except (OSError, ValueError, KeyError):
+        pass
+    return lines
+
+
 def about() -> str:
     models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
     lines = ["## Models", "| model | weights | licence |", "|---|---|---|",
@@ -392,6 +414,7 @@ def about() -> str:
         "- Percentages are the models' calibrated confidence, never shown above 99 %; a word with \"?\" is a guess.",
         "- Mask check: a face that no detection step finds gets no verdict; where the picture's centre was taken "
         "as the face, the label says \"whole picture judged\".",
+        *travel_lines(),
         "", "## Privacy",
         "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "
         "thumbnail, never the photo) live in this browser tab's session and are gone when you close it. "
