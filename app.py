@@ -32,6 +32,7 @@ from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.settings import current as current_settings  # noqa: E402
 from pipeline.gallery import open_gallery  # noqa: E402
+from pipeline.mask_detection import is_assumed  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 from serving import gradio_fixes  # noqa: E402
 from serving.access import OperatorGate  # noqa: E402
@@ -186,11 +187,11 @@ NO_FACE = "No face found. Try a picture where the face is larger, well lit and f
 
 
 def _mask_label(face) -> tuple[str, tuple]:
-    return overlay.mask_text(face.mask.label, face.mask.probability)
+    return overlay.mask_text(face.mask.label, face.mask.probability, whole_picture=is_assumed(face))
 
 
 def _emotion_label(face) -> tuple[str, tuple]:
-    return overlay.emotion_text(face.emotion.top, face.emotion.confidence)
+    return overlay.emotion_text(face.emotion.top, face.emotion.confidence, bool(face.emotion.mouth_covered))
 
 
 @gpu
@@ -249,10 +250,10 @@ def emotion(image):
     require(unavailable("emotion"))
     analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
-    rows = [[i + 1, f.emotion.top, overlay.percent(f.emotion.confidence), box_text(f.box)]
-            for i, f in enumerate(analysis.faces)]
-    faces = [(f.box.tolist(), f.emotion.probabilities) for f in analysis.faces]
-    return overlay.draw_boxes(analysis.image, boxes), analysis.faces[0].emotion.probabilities, rows, faces
+    rows = [[i + 1, overlay.emotion_word(f.emotion.top, f.emotion.confidence, bool(f.emotion.mouth_covered)),
+             overlay.percent(f.emotion.confidence), box_text(f.box)] for i, f in enumerate(analysis.faces)]
+    faces = [(f.box.tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
+    return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
 
 
 def emotion_pick(faces, evt: gr.SelectData):
@@ -397,6 +398,28 @@ def accuracy_lines(limit: int = 8) -> list[str]:
     return lines or ["No accuracy results yet (run the scripts in `benchmarks/`)."]
 
 
+def travel_lines() -> list[str]:
+    """How the mask and emotion checks do on pictures unlike their training sets (issue 16's figures, read from
+    benchmarks/results/mask.json and emotion.json; nothing when those figures are not there)."""
+    lines = []
+    try:
+        mask = json.loads((RESULTS / "mask.json").read_text())
+        lines.append(f"- Masked close-ups (any aspect, up to 1280 px) with no face found: {mask['no_face_rate']:.1%}; "
+                     "boxes labelled on things that are not faces: "
+                     + ", ".join(f"{n} in {k.replace('_', ' ')}" for k, n in mask["phantom_boxes"].items()) + ".")
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        emotion = json.loads((RESULTS / "emotion.json").read_text())
+        lines.append(f"- Emotion on posed faces from another dataset (CK+, {emotion['ckplus']['protocol']}): "
+                     f"{emotion['ckplus_accuracy']:.1%} right, calibration error {emotion['ckplus_ece']:.3f}; "
+                     f"FER faces found by the pipeline {emotion['accuracy_pipeline']:.1%} vs "
+                     f"{emotion['accuracy_direct']:.1%} scored directly.")
+    except (OSError, ValueError, KeyError):
+        pass
+    return lines
+
+
 def about() -> str:
     models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
     lines = ["## Models", "| model | weights | licence |", "|---|---|---|"]
@@ -411,7 +434,12 @@ def about() -> str:
         "- Populations differ: on photos of East Asian public figures the model finds different people more alike "
         "than on the Western celebrity photos it was tuned on, so there it names fewer people and shows "
         "\"possible match\" more often rather than name the wrong person (docs/benchmarks.md, \"Identity on two populations\").",
-        "- Emotion labels are what a face looks like, not what a person feels.",
+        "- Emotion labels are what a face looks like, not what a person feels; on a masked face the emotion is "
+        "read from the eyes alone and says \"mouth covered\".",
+        "- Percentages are the models' calibrated confidence, never shown above 99 %; a word with \"?\" is a guess.",
+        "- Mask check: a face that no detection step finds gets no verdict; where the picture's centre was taken "
+        "as the face, the label says \"whole picture judged\".",
+        *travel_lines(),
         "", "## Privacy",
         "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "
         "thumbnail, never the photo) live in this browser tab's session and are gone when you close it. "

@@ -97,6 +97,15 @@ def heads_table() -> str:
         f"| emotion | macro-F1 | {emotion['macro_f1']:.3f} | {baseline_emotion.get('macro_f1', float('nan')):.3f} | |",
         f"| emotion | expected calibration error, before / after temperature scaling | {emotion['ece_before']:.3f} / "
         f"{emotion['ece_after']:.3f} | | |",
+        *([f"| emotion | CK+ accuracy (posed, another source; {emotion['ckplus']['protocol']}) | "
+           f"{pct(emotion['ckplus_accuracy'])} | {pct(baseline_emotion.get('ckplus_accuracy'))} | >= 85 % |",
+           f"| emotion | CK+ expected calibration error (subject-disjoint) | {emotion['ckplus_ece']:.3f} | | <= 0.05 |",
+           "| emotion | CK+ recall per class | "
+           + ", ".join(f"{k} {100 * v:.0f} %" for k, v in emotion["ckplus_per_class_recall"].items()) + " | | |"]
+          if "ckplus_accuracy" in emotion else []),
+        *([f"| emotion | FER faces found and aligned by the pipeline / the same faces scored directly | "
+           f"{pct(emotion['accuracy_pipeline'])} / {pct(emotion['accuracy_direct'])} | | within 1 point |"]
+          if "accuracy_pipeline" in emotion else []),
         f"| emotion | ms per face (batched, with flip) | {emotion['ms_per_face']:.1f} "
         f"| {baseline_emotion.get('ms_per_face', float('nan')):.1f} | <= 5 |",
         f"| mask | Face Mask 12K test accuracy | {pct(mask['accuracy'])} | {pct(baseline_mask.get('accuracy'))} "
@@ -109,6 +118,10 @@ def heads_table() -> str:
         f"| {pct(baseline_mask.get('synthetic_mask_recall'))} | |",
         f"| mask | masked test faces on a larger photo found, before / after the masked-face search "
         f"| {pct(mask['detection_recall_before'])} / {pct(mask['detection_recall_after'])} | | |",
+        *([f"| mask | masked close-ups (as they are, 1:2, 2:1, 1280 px) with no face found | "
+           f"{pct(mask['no_face_rate'])} | | 0 |"] if "no_face_rate" in mask else []),
+        *([f"| mask | boxes labelled on things that are not faces ({', '.join(mask['phantom_boxes'])}) | "
+           f"{' / '.join(str(v) for v in mask['phantom_boxes'].values())} | | 0 each |"] if "phantom_boxes" in mask else []),
         f"| mask | ms per face (batched) | {mask['ms_per_face']:.1f} | {baseline_mask.get('ms_per_face', float('nan')):.1f} "
         "| <= 5 |",
     ]

@@ -98,10 +98,13 @@ Weights = Union[str, Path, Mapping[str, torch.Tensor]]
 
 @dataclass(frozen=True)
 class EmotionPrediction:
-    """Calibrated probabilities over EMOTIONS (sum to 1) and the most likely emotion."""
+    """Calibrated probabilities over EMOTIONS (sum to 1) and the most likely emotion. ``mouth_covered``:
+    the mask head calls the face masked, so the expression was read from the eyes alone (the head was
+    trained on uncovered faces); None when it was not checked."""
 
     probabilities: dict[str, float]
     top: str
+    mouth_covered: bool | None = None
 
     @property
     def confidence(self) -> float:

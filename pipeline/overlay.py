@@ -1,8 +1,11 @@
 """Drawing results onto pictures, and the short texts that label them. UI-free (PIL only).
 
-Colours follow one rule everywhere: green = mask, red = no mask, grey = unknown person,
-amber = a possible match (a name the similarity does not establish), blue = any other label (an emotion,
-a known person's name).
+Colours follow one rule everywhere: green = mask, red = no mask, amber = a verdict not to be taken as
+certain (a mask verdict the head is unsure of, a possible match: a name the similarity does not establish),
+grey = unknown person, blue = any other label (an emotion, a known person's name).
+
+Confidence is shown honestly: never "100 %" (a classifier on a picture it was not trained on is never
+that sure), and a verdict below its head's `*_SURE` level reads as a question ("neutral? 38 %").
 """
 
 from __future__ import annotations
@@ -32,22 +35,63 @@ class Box:
     colour: tuple[int, int, int] = BLUE
 
 
+# Highest probability ever shown: the heads' calibrated softmax reaches 1.0 in float32 on easy pictures
+# (63 of 596 pictures in the issue-16 review read "100 %"), which no classifier earns.
+SHOWN_MAX = 0.99
+# Below these probabilities a verdict is shown as a question. Emotion: the heads are calibrated, so under
+# 0.5 the top emotion is more often wrong than right. Mask (two classes, so never under 0.5): under 0.8 at
+# least one such verdict in five is wrong.
+EMOTION_SURE = 0.5
+MASK_SURE = 0.8
+MOUTH_COVERED = "mouth covered"
+WHOLE_PICTURE = "whole picture judged"
+
+
+def capped(probability: float) -> float:
+    """A probability as it may be shown: at most SHOWN_MAX."""
+    return min(float(probability), SHOWN_MAX)
+
+
+def capped_all(probabilities: dict[str, float]) -> dict[str, float]:
+    """A distribution as it may be shown (the emotion bars): its top capped at SHOWN_MAX, the excess
+    shared among the other labels in proportion to theirs (evenly when they hold nothing), so the bars
+    still sum to 1."""
+    top = max(probabilities, key=probabilities.get)
+    excess = probabilities[top] - capped(probabilities[top])
+    if excess <= 0 or len(probabilities) < 2:
+        return dict(probabilities)
+    rest = sum(p for label, p in probabilities.items() if label != top)
+    share = {label: (p / rest if rest > 0 else 1 / (len(probabilities) - 1)) for label, p in probabilities.items()}
+    return {label: SHOWN_MAX if label == top else p + excess * share[label] for label, p in probabilities.items()}
+
+
 def percent(probability: float) -> str:
-    """0.9812 -> '98 %' (rounded down at the top so 0.999 never reads as a certain '100 %')."""
-    value = int(round(float(probability) * 100))
-    if value == 100 and probability < 1.0:
-        value = 99
-    return f"{value} %"
+    """0.9812 -> '98 %'; never '100 %' (see SHOWN_MAX)."""
+    return f"{int(round(capped(probability) * 100))} %"
 
 
-def mask_text(label: str, probability: float) -> tuple[str, tuple[int, int, int]]:
-    """('mask', 0.98) -> ('mask 98 %', green); ('no_mask', 0.91) -> ('no mask 91 %', red)."""
-    masked = label == "mask"
-    return f"{'mask' if masked else 'no mask'} {percent(probability)}", GREEN if masked else RED
+def mask_text(label: str, probability: float, whole_picture: bool = False) -> tuple[str, tuple[int, int, int]]:
+    """('mask', 0.98) -> ('mask 98 %', green); ('no_mask', 0.91) -> ('no mask 91 %', red); an unsure
+    verdict, ('mask', 0.62) -> ('mask? 62 %', amber). `whole_picture`: no face was located and the picture's
+    centre was judged as one (pipeline.mask_detection's fallback), which the text says."""
+    masked, sure = label == "mask", probability >= MASK_SURE
+    colour = (GREEN if masked else RED) if sure else AMBER
+    text = f"{'mask' if masked else 'no mask'}{'' if sure else '?'} {percent(probability)}"
+    return (f"{text} ({WHOLE_PICTURE})" if whole_picture else text), colour
 
 
-def emotion_text(emotion: str, probability: float) -> tuple[str, tuple[int, int, int]]:
-    return f"{emotion} {percent(probability)}", BLUE
+def emotion_word(emotion: str, probability: float, mouth_covered: bool = False) -> str:
+    """'happy', 'neutral?' (under EMOTION_SURE) or, on a masked face, 'happy? (mouth covered)': the head,
+    trained on uncovered faces, then reads the eyes alone, so it is always a question and says why."""
+    sure = probability >= EMOTION_SURE and not mouth_covered
+    return f"{emotion}{'' if sure else '?'}" + (f" ({MOUTH_COVERED})" if mouth_covered else "")
+
+
+def emotion_text(emotion: str, probability: float, mouth_covered: bool = False) -> tuple[str, tuple[int, int, int]]:
+    """('happy', 0.9) -> 'happy 90 %'; ('neutral', 0.38) -> 'neutral? 38 %';
+    ('happy', 0.82, mouth_covered) -> 'happy? 82 % (mouth covered)'."""
+    word, _, caveat = emotion_word(emotion, probability, mouth_covered).partition(" ")  # names hold no space
+    return f"{word} {percent(probability)}" + (f" {caveat}" if caveat else ""), BLUE
 
 
 def identity_text(name: str | None, similarity: float, possible: str | None = None) -> tuple[str, tuple[int, int, int]]:

@@ -161,6 +161,8 @@ def test_page_loads_with_all_tabs(browser) -> None:
         assert label in tabs
     panel = open_tab(browser, "About")
     assert "No liveness check" in panel.text and "Privacy" in panel.text
+    # How the checks travel beyond their training sets, from benchmarks/results (issue 16)
+    assert "Masked close-ups" in panel.text and "CK+" in panel.text and "never shown above 99 %" in panel.text
     screenshot(browser, "about")
 
 
@@ -200,8 +202,10 @@ def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
         By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
                   "'Emotions of the')]]").text
     rows = [line.split() for line in panel.text.split("box", 1)[1].strip().splitlines()]
-    # the table lists, per face: number, emotion, confidence "NN %", box "x1, y1, x2, y2"
-    table = re.findall(r"(\d+)\s+(\w+)\s+(\d+) %\s+(\d+), (\d+), (\d+), (\d+)", panel.text.split("box", 1)[1])
+    # the table lists, per face: number, emotion ("sad?" when unsure, "(mouth covered)" on a masked face),
+    # confidence "NN %", box "x1, y1, x2, y2"
+    table = re.findall(r"(\d+)\s+(\w+)\??(?: \(mouth covered\))?\s+(\d+) %\s+(\d+), (\d+), (\d+), (\d+)",
+                       panel.text.split("box", 1)[1])
     assert len(table) >= 2, rows
     before = bars()
     _, emotion, confidence, x1, y1, x2, y2 = table[-1]  # the smallest face

@@ -22,3 +22,42 @@ def test_the_similarity_scale_places_negative_scores_below_zero() -> None:
     below = marker_column(overlay.similarity_scale(-0.15, THRESHOLDS, "balanced"))
     above = marker_column(overlay.similarity_scale(0.76, THRESHOLDS, "balanced"))
     assert below < at_zero - 20 and above > at_zero + 200
+
+
+# ------------------------------------------------------------------------------------------------
+# Honest confidence (issue 16): never "100 %", unsure verdicts as questions, masked mouths said
+
+def test_no_label_ever_reads_100_percent() -> None:
+    # The heads' softmax reaches exactly 1.0 in float32 on easy pictures.
+    assert overlay.mask_text("mask", 1.0)[0] == "mask 99 %"
+    assert overlay.mask_text("no_mask", 0.9999)[0] == "no mask 99 %"
+    assert overlay.emotion_text("happy", 1.0)[0] == "happy 99 %"
+    assert overlay.percent(0.985) == "98 %" and overlay.percent(0.42) == "42 %"
+
+
+def test_emotion_bars_are_capped_and_still_sum_to_one() -> None:
+    bars = overlay.capped_all({"happy": 1.0, "neutral": 0.0, "sad": 0.0})
+    assert bars["happy"] == overlay.SHOWN_MAX and abs(sum(bars.values()) - 1) < 1e-9
+    bars = overlay.capped_all({"happy": 0.996, "neutral": 0.003, "sad": 0.001})
+    assert bars["happy"] == overlay.SHOWN_MAX and abs(bars["neutral"] - 3 * bars["sad"]) < 1e-9  # order kept
+    assert overlay.capped_all({"happy": 0.6, "sad": 0.4}) == {"happy": 0.6, "sad": 0.4}
+
+
+def test_an_unsure_verdict_is_a_question() -> None:
+    assert overlay.emotion_text("neutral", 0.38) == ("neutral? 38 %", overlay.BLUE)
+    assert overlay.emotion_text("neutral", 0.72) == ("neutral 72 %", overlay.BLUE)
+    # Mask: firm verdicts keep their colour, an unsure one is amber whichever way it leans.
+    assert overlay.mask_text("mask", 0.93) == ("mask 93 %", overlay.GREEN)
+    assert overlay.mask_text("no_mask", 0.93) == ("no mask 93 %", overlay.RED)
+    assert overlay.mask_text("mask", 0.62) == ("mask? 62 %", overlay.AMBER)
+    assert overlay.mask_text("no_mask", 0.55) == ("no mask? 55 %", overlay.AMBER)
+
+
+def test_an_emotion_on_a_masked_face_says_the_mouth_is_covered() -> None:
+    assert overlay.emotion_text("happy", 0.82, mouth_covered=True)[0] == "happy? 82 % (mouth covered)"
+    assert overlay.emotion_word("happy", 0.82, mouth_covered=True) == "happy? (mouth covered)"
+    assert overlay.emotion_word("happy", 0.82) == "happy"
+
+
+def test_a_face_taken_whole_says_so() -> None:
+    assert overlay.mask_text("mask", 0.97, whole_picture=True) == ("mask 97 % (whole picture judged)", overlay.GREEN)

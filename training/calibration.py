@@ -6,16 +6,18 @@ import torch
 import torch.nn.functional as F
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T > 0 minimising validation NLL of softmax(logits / T)."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The T > 0 minimising validation NLL of softmax(logits / T), each sample weighted by ``weights``
+    (e.g. so that two calibration sets of different sizes count equally)."""
     z = torch.as_tensor(logits, dtype=torch.float64)
     y = torch.as_tensor(labels)
+    w = torch.ones(len(y), dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(z / log_t.exp(), y)
+        loss = (F.cross_entropy(z / log_t.exp(), y, reduction="none") * w).sum() / w.sum()
         loss.backward()
         return loss
 

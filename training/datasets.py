@@ -59,6 +59,27 @@ def load_fer(split: str) -> ImageSet:
     return _cached(f"fer_{split}", build)
 
 
+def load_ckplus() -> tuple[ImageSet, np.ndarray]:
+    """CK+48 (emotion_ckplus: 927 crops, 6 of the 7 EMOTIONS, no neutral) as (N,48,48) uint8 gray, and
+    each image's subject (e.g. 'S010'): CK+ figures must be subject-disjoint from anything fitted on it."""
+    with open(DATA_ROOT / "emotion_ckplus" / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    subjects = np.array([r["subject"] for r in rows])
+
+    def build() -> ImageSet:
+        imgs = [np.asarray(Image.open(DATA_ROOT / "emotion_ckplus" / r["file"]).convert("L").resize((48, 48))) for r in rows]
+        return ImageSet(np.stack(imgs), np.array([EMOTIONS.index(r["label"]) for r in rows], np.int64),
+                        ["emotion_ckplus/" + r["file"] for r in rows])
+
+    return _cached("ckplus", build), subjects
+
+
+def subject_folds(subjects: np.ndarray, folds: int = 5) -> np.ndarray:
+    """A fold number per image, the same for every image of a subject (md5 of the subject id, so
+    independent of ordering, seed or machine)."""
+    return np.array([int(hashlib.md5(s.encode()).hexdigest()[:8], 16) % folds for s in subjects])
+
+
 def fer_train_val_split(files: list[str], val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic train/val indices: a file is in val when the md5 of its name falls
     in the lowest ``val_fraction`` (independent of ordering, seed or machine)."""
