@@ -223,7 +223,7 @@ def main() -> None:
     missed: dict[str, list[str]] = {}
     assumed: dict[str, int] = {}
     for i in picked:
-        for shape, (picture, box) in closeups(Image.open(DATA_ROOT / with_mask[i])).items():
+        for shape, (picture, box) in closeups(Image.open(DATA_DIR / with_mask[i])).items():
             found = detect_faces_masked(detector, picture)
             if not any(hits_box(d.box, box) for d in found):
                 missed.setdefault(shape, []).append(Path(with_mask[i]).name)
@@ -244,7 +244,7 @@ def main() -> None:
     no_mask_files = [f for f, y in zip(test.files, test.labels) if y != MASK]
     test_phantoms = {}
     for f in no_mask_files:
-        img = np.asarray(Image.open(DATA_ROOT / f).convert("RGB"))
+        img = np.asarray(Image.open(DATA_DIR / f).convert("RGB"))
         whole = np.array([0, 0, img.shape[1], img.shape[0]], np.float32)  # tight face crops: the face is the picture
         test_phantoms[Path(f).name] = phantoms(detect_faces_masked(detector, img), [whole] + [d.box for d in detector.detect(img)])
     example_phantoms = {}

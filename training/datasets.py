@@ -62,12 +62,12 @@ def load_fer(split: str) -> ImageSet:
 def load_ckplus() -> tuple[ImageSet, np.ndarray]:
     """CK+48 (emotion_ckplus: 927 crops, 6 of the 7 EMOTIONS, no neutral) as (N,48,48) uint8 gray, and
     each image's subject (e.g. 'S010'): CK+ figures must be subject-disjoint from anything fitted on it."""
-    with open(DATA_ROOT / "emotion_ckplus" / "manifest.csv", newline="") as f:
+    with open(DATA_DIR / "emotion_ckplus" / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     subjects = np.array([r["subject"] for r in rows])
 
     def build() -> ImageSet:
-        imgs = [np.asarray(Image.open(DATA_ROOT / "emotion_ckplus" / r["file"]).convert("L").resize((48, 48))) for r in rows]
+        imgs = [np.asarray(Image.open(DATA_DIR / "emotion_ckplus" / r["file"]).convert("L").resize((48, 48))) for r in rows]
         return ImageSet(np.stack(imgs), np.array([EMOTIONS.index(r["label"]) for r in rows], np.int64),
                         ["emotion_ckplus/" + r["file"] for r in rows])
 
