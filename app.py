@@ -36,6 +36,7 @@ from pipeline.mask_detection import is_assumed  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 from serving import gradio_fixes  # noqa: E402
 from serving.access import OperatorGate  # noqa: E402
+from serving.figures import headline_figures, markdown_table  # noqa: E402
 from serving.http_limits import RequestBodyLimit  # noqa: E402
 from serving.payloads import MAX_INLINE_CHARS, picture_bytes  # noqa: E402
 
@@ -367,65 +368,30 @@ def verify(image_a, image_b, operating_point):
 # ----------------------------------------------------------------------------------------------
 # About
 
-ACCURACY_KEYS = ("accuracy", "auc", "f1", "tar", "eer", "recall", "precision")
-
-
-def _metrics(data, prefix: str = ""):
-    """(path, value) of every accuracy-like number in a benchmark JSON (nested dicts and lists flattened)."""
-    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
-    for key, value in items:
-        if isinstance(value, dict):  # name list entries by what they are ("casia-webface"), not their index
-            key = " ".join(str(value[k]) for k in ("backbone", "alignment", "name", "model") if isinstance(value.get(k), str)) or key
-        path = f"{prefix}{key}".removeprefix("results / ")
-        if isinstance(value, (dict, list)):
-            yield from _metrics(value, path + " / ")
-        elif isinstance(value, float) and (set(re.split(r"[^a-z0-9]+", str(key).lower())) & set(ACCURACY_KEYS)
-                                           and "std" not in str(key)):
-            yield path, value
-
-
-def accuracy_lines(limit: int = 8) -> list[str]:
-    """One line per benchmark result file (benchmarks/results/*.json, weights/*.metrics.json)."""
+def running_now() -> str:
+    """Which models answer right now, for About: the backbone that actually loaded (the preferred one may be
+    unavailable), its precision and the device; visitor-safe reasons for any that did not load."""
     lines = []
-    for path in sorted(RESULTS.glob("*.json")) + sorted((ROOT / "weights").glob("*.metrics.json")):
-        try:
-            found = list(_metrics(json.loads(path.read_text())))
-        except ValueError:
-            continue
-        if found:
-            shown = ", ".join(f"{html.escape(k)} = {v:.3f}" for k, v in found[:limit])
-            lines.append(f"- **{path.name}**: {shown}" + (f" (and {len(found) - limit} more)" if len(found) > limit else ""))
-    return lines or ["No accuracy results yet (run the scripts in `benchmarks/`)."]
-
-
-def travel_lines() -> list[str]:
-    """How the mask and emotion checks do on pictures unlike their training sets (issue 16's figures, read from
-    benchmarks/results/mask.json and emotion.json; nothing when those figures are not there)."""
-    lines = []
-    try:
-        mask = json.loads((RESULTS / "mask.json").read_text())
-        lines.append(f"- Masked close-ups (any aspect, up to 1280 px) with no face found: {mask['no_face_rate']:.1%}; "
-                     "boxes labelled on things that are not faces: "
-                     + ", ".join(f"{n} in {k.replace('_', ' ')}" for k, n in mask["phantom_boxes"].items()) + ".")
-    except (OSError, ValueError, KeyError):
-        pass
-    try:
-        emotion = json.loads((RESULTS / "emotion.json").read_text())
-        lines.append(f"- Emotion on posed faces from another dataset (CK+, {emotion['ckplus']['protocol']}): "
-                     f"{emotion['ckplus_accuracy']:.1%} right, calibration error {emotion['ckplus_ece']:.3f}; "
-                     f"FER faces found by the pipeline {emotion['accuracy_pipeline']:.1%} vs "
-                     f"{emotion['accuracy_direct']:.1%} scored directly.")
-    except (OSError, ValueError, KeyError):
-        pass
-    return lines
+    for name, state in STATUS.items():
+        if name == "face embedder" and state == "ready":
+            lab = get_facelab()
+            embedder = lab.embedder
+            fallback = (f" ({lab.preferred_backbone} was preferred; its weights are not on this server)"
+                        if embedder.backbone != lab.preferred_backbone else "")
+            state = f"FaceNet trained on {embedder.backbone}, {embedder.precision} on the {lab.device.type}{fallback}"
+        lines.append(f"- **{html.escape(name)}**: {html.escape(state)}")
+    return "## Running now\n" + "\n".join(lines)
 
 
 def about() -> str:
     models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
-    lines = ["## Models", "| model | weights | licence |", "|---|---|---|"]
+    lines = ["## How well it works",
+             "Measured by the scripts in `benchmarks/` on labelled photos (the full tables are in docs/benchmarks.md). "
+             "A figure holds for photos like the ones it was measured on; a webcam in a classroom is not the same.",
+             "", markdown_table(headline_figures(RESULTS))]
+    lines += ["", "## Models", "| model | weights | licence |", "|---|---|---|"]
     lines += [f"| {html.escape(m.get('description', name), quote=False)} | `{m.get('repo_id', '')}` / "
               f"`{m.get('filename', '')}` | {html.escape(m.get('license', '?'), quote=False)} |" for name, m in models.items()]
-    lines += ["", "## Measured accuracy", *accuracy_lines()]
     lines += [
         "", "## Limits",
         "- **No liveness check**: a printed photo or a screen held up to the camera can fool it.",
@@ -439,7 +405,6 @@ def about() -> str:
         "- Percentages are the models' calibrated confidence, never shown above 99 %; a word with \"?\" is a guess.",
         "- Mask check: a face that no detection step finds gets no verdict; where the picture's centre was taken "
         "as the face, the label says \"whole picture judged\".",
-        *travel_lines(),
         "", "## Privacy",
         "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "
         "thumbnail, never the photo) live in this browser tab's session and are gone when you close it. "
@@ -466,7 +431,7 @@ def status():
     reasons = [unavailable(tab) for tab in TABS]
     notes = [gr.Markdown(f"**{html.escape(reason)}**" if reason else "", visible=bool(reason)) for reason in reasons]
     buttons = [gr.Button(interactive=reason is None) for tab, reason in zip(TABS, reasons) for _ in TAB_BUTTONS[tab]]
-    return text, gr.Timer(active=loading), *notes, *buttons
+    return text, gr.Timer(active=loading), running_now(), *notes, *buttons
 
 
 # ----------------------------------------------------------------------------------------------
@@ -617,9 +582,11 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                       outputs)
 
         with gr.Tab("About", id="about"):
+            running = gr.Markdown()  # status() fills it: the backbone that actually loaded, its precision
             gr.Markdown(about())
 
-        shown = [status_line, timer, *(TAB_NOTES[tab] for tab in TABS), *(b for tab in TABS for b in TAB_BUTTONS[tab])]
+        shown = [status_line, timer, running, *(TAB_NOTES[tab] for tab in TABS),
+                 *(b for tab in TABS for b in TAB_BUTTONS[tab])]
         timer.tick(status, None, shown, api_visibility="private", show_progress="hidden", queue=False)
         demo.load(status, None, shown, api_visibility="private", queue=False)
     return demo.queue(max_size=settings.queue_size)

@@ -147,47 +147,10 @@ def security_table() -> str:
 
 
 def headline_table() -> str:
-    """A few figures a reader wants first, each from its benchmark's JSON (absent ones are skipped)."""
-    def pct(value: float) -> str:
-        return f"{100 * value:.1f} %"
+    """The same plain-words figures the About tab shows (serving/figures.py)."""
+    from serving.figures import headline_figures, markdown_table
 
-    rows = ["| what | measured | on | details |", "| --- | --- | --- | --- |"]
-    speed = _load("speed")
-    if speed:
-        rows.append(f"| mask + emotion / identify, one 640x480 frame | {speed['mask_emotion_640_ms']} / "
-                    f"{speed['identify_640_ms']} ms | 1 CPU thread | Speed |")
-    lfw = _load("lfw")
-    if lfw:
-        best = max(lfw["results"], key=lambda r: (r["precision"] == "int8", r["accuracy_mean"]))
-        rows.append(f"| verify: LFW 10-fold accuracy of the embeddings ({best['precision']}, {best['alignment']} crops) | "
-                    f"{pct(best['accuracy_mean'])} | LFW View 2, 6,000 pairs | LFW verification |")
-    domains = _load("identity_domains")
-    if domains:
-        point = domains["default_operating_point"]
-        for domain, label in (("lfw", "LFW (Western celebrities)"), ("rmfd_dev", "rmfd_dev (East Asian public figures)")):
-            rows_here = [r for r in domains["identify"] if r["domain"] == domain and r["operating_point"] == point]
-            if rows_here:
-                worst = max(rows_here, key=lambda r: r["stranger_named_rate"])
-                right = min(rows_here, key=lambda r: r["right_name_rate"])
-                rows.append(f"| identify ({point}): strangers given a name / right names, worst gallery size | "
-                            f"{pct(worst['stranger_named_rate'])} / {pct(right['right_name_rate'])} | {label} | "
-                            "Identity on two populations |")
-    emotion, mask = _load("emotion"), _load("mask")
-    if emotion:
-        ckplus = f"; CK+ {pct(emotion['ckplus_accuracy'])}" if "ckplus_accuracy" in emotion else ""
-        rows.append(f"| emotion: accuracy | {pct(emotion['accuracy'])}{ckplus} | FER2013 test{' / CK+ (posed)' if ckplus else ''} "
-                    "| Mask and emotion heads |")
-    if mask:
-        rows.append(f"| mask: accuracy | {pct(mask['accuracy'])} | Face Mask 12K test | Mask and emotion heads |")
-    security = (_load("reliability") or {}).get("security")
-    if security:
-        rows.append(f"| security: attacks blocked | {security['attacks_blocked']} / {security['attacks_tried']} | "
-                    "three live servers, raw HTTP | docs/security.md |")
-    scale = _load("scale")
-    if scale:
-        rows.append(f"| enrolled on one replica, searchable on another (p95) | "
-                    f"{scale['cross_replica_visible_ms']['p95']} ms | two replicas, one PostgreSQL | docs/deployment.md |")
-    return "\n".join(rows)
+    return markdown_table(headline_figures(RESULTS))
 
 
 def configuration_table() -> str:
