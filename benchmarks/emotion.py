@@ -33,6 +33,7 @@ from training.calibration import expected_calibration_error
 from training.datasets import fer_test_duplicates, load_ckplus, load_fer
 from training.evaluation import classification_report, ms_per_face, paste_on_canvas, plot_confusion
 from training.train_emotion import prepare_eval
+from pipeline.settings import reload as reload_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKGROUNDS = ("no_face_coffee_cup.png", "no_face_rocket_launch_outdoor.jpg")
@@ -82,6 +83,7 @@ def main() -> None:
                     help="torch threads, a number or 'auto' (the app's default is 1)")
     args = ap.parse_args()
     os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
+    reload_settings()  # pipeline read the settings when it was imported
     args.threads = configure_cpu_threads()  # the number it resolved to
     RESULTS.mkdir(exist_ok=True)
 

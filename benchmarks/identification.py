@@ -28,6 +28,7 @@ from training import embedding_cache
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_people
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import OPERATING_POINTS, identification_threshold
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "identification.json"
 TARGET_FAR = 1e-3
@@ -124,6 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     args.precisions = args.precisions or embedding_cache.precisions(args.backbone)
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     results = []
     for precision in args.precisions:
         cache = embedding_cache.load_or_build(args.backbone, args.partial, precision)

@@ -40,6 +40,7 @@ from pipeline.identity import (OPERATING_POINTS, POPULATION_PRIOR_PAIRS, POSSIBL
                                UNKNOWN_POPULATION_RATE, OpenSetThresholds, Population, decide, gallery_population,
                                open_set_thresholds, thresholds)
 from pipeline.images import load_rgb
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "identity_domains.json"
 RMFD_DIR = DATA_DIR / "identity" / "rmfd_dev"
@@ -271,6 +272,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     os.environ["FACELAB_PRECISION"] = PRECISION
+    reload_settings()  # pipeline read the settings when it was imported
     from pipeline import FaceLab
 
     lab = FaceLab(backbone=args.backbone, device="cpu")

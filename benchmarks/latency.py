@@ -27,6 +27,7 @@ from shared_data import DATA_DIR, MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR
 from pipeline import FaceLab, load_rgb
 from pipeline.device import configure_cpu_threads
 from pipeline.weights import load_named
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "latency.json"
 
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     threads = configure_cpu_threads()
     lab = FaceLab(backbone="casia-webface", device="cpu")
     naive = NaiveFacenet()

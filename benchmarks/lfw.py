@@ -24,6 +24,7 @@ from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR
 from training.lfw_protocol import pair_scores, roc_curve, ten_fold
 from pipeline.embedding import BACKBONES
 from pipeline.weights import MANIFEST_PATH
+from pipeline.settings import reload as reload_settings
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 ANCHORS = {
@@ -41,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     args.precisions = args.precisions or embedding_cache.precisions(args.backbone)
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
     thresholds = manifest["models"][BACKBONES[args.backbone]].get("thresholds") or {}
 

@@ -40,6 +40,7 @@ from shared_data import DATA_DIR
 from training.datasets import load_mask, mask_dup_groups
 from training.evaluation import classification_report, hits_box, ms_per_face, paste_on_canvas
 from training.train_mask import LOAD_SIZE, prepare_eval
+from pipeline.settings import reload as reload_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -122,6 +123,7 @@ def main() -> None:
                     help="torch threads, a number or 'auto' (the app's default is 1)")
     args = ap.parse_args()
     os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
+    reload_settings()  # pipeline read the settings when it was imported
     args.threads = configure_cpu_threads()  # the number it resolved to
     RESULTS.mkdir(exist_ok=True)
     head = MaskHead.from_manifest()

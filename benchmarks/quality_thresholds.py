@@ -23,6 +23,7 @@ from training import embedding_cache
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, central_face, lfw_pairs, lfw_people
 from pipeline import FaceLab, load_rgb
 from pipeline.identity import laplacian_variance, thresholds, yaw_ratio
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "quality_thresholds.json"
 FACE_WIDTHS = (120, 80, 60, 40, 30)
@@ -115,6 +116,7 @@ def main() -> None:
         print(json.dumps(document["head_turn"], indent=1))
         return
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     lab = FaceLab(backbone="casia-webface", device="cpu")
     people = lfw_people(min_images=2)
     names = sorted(people)[:: max(1, len(people) // args.images)][: args.images]

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, distinct_people
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
 EXAMPLES = REPO_ROOT / "examples"
@@ -264,6 +265,7 @@ def main() -> None:
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
     os.environ.setdefault("FACELAB_THREADS", "1")
+    reload_settings()  # pipeline read the settings when it was imported
     from benchmarks.gallery_kill import run_kills
     from benchmarks.app_server import launch_app, stop_app
 

@@ -42,6 +42,7 @@ import uuid
 from pathlib import Path
 
 from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_pairs
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "scale.json"
 EXAMPLES = REPO_ROOT / "examples"
@@ -359,6 +360,7 @@ def main() -> None:
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
     os.environ.setdefault("FACELAB_THREADS", "1")
+    reload_settings()  # pipeline read the settings when it was imported
     from benchmarks.app_server import launch_app, stop_app
     from benchmarks.postgres_server import PostgresServer
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from benchmarks.app_server import EXAMPLES, launch_app, stop_app
 from benchmarks.bad_inputs import case
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
@@ -440,6 +441,7 @@ def main() -> None:
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
     os.environ.setdefault("FACELAB_THREADS", "1")
+    reload_settings()  # pipeline read the settings when it was imported
     work = Path(tempfile.mkdtemp(prefix="facelab_security_"))
     rows = [row for kind in ("default", "shared", "broken") for row in run_attacks(kind, work)]
     security = {

@@ -26,6 +26,7 @@ from PIL import Image
 from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
 from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures, with_threads
 from benchmarks.moving_faces import MovingFace, render_frames
+from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "speed.json"
 # OpenVINO's model card for facenet-20180408-102900 (the same InceptionResnetV1): 2.846 GFLOPs per face.
@@ -117,6 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
     os.environ.setdefault("FACELAB_BACKBONE", "casia-webface")
+    reload_settings()  # pipeline read the settings when it was imported
     import app  # the app's own handlers and models
     from pipeline import get_facelab
     from pipeline.device import configure_cpu_threads

@@ -105,6 +105,13 @@ def current() -> Settings:
     return Settings.from_env()
 
 
+def reload() -> Settings:
+    """Read the environment again: for scripts that set variables for themselves (and for the app processes
+    they start) after pipeline was imported, which read the settings once already."""
+    current.cache_clear()
+    return current()
+
+
 def documented() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) of every setting, for the README's configuration table."""
     rows = []

@@ -35,3 +35,14 @@ def test_the_readme_lists_every_setting() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     for variable, _, _ in documented():
         assert f"| `{variable}` |" in readme, f"{variable} is missing from the README's configuration table"
+
+
+def test_a_script_that_sets_a_variable_after_importing_pipeline_reloads_them(monkeypatch) -> None:
+    """Benchmarks and training scripts set FACELAB_WEIGHTS_DIR and friends in main(), after pipeline read the
+    settings at import; without reload() they ran with the old ones (speed.py found no weights)."""
+    from pipeline import settings
+
+    settings.current()  # read once, as importing pipeline does
+    monkeypatch.setenv("FACELAB_MAX_FACES", "7")
+    assert settings.current().max_faces != 7
+    assert settings.reload().max_faces == 7 and settings.current().max_faces == 7

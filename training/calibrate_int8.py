@@ -30,6 +30,7 @@ from pipeline.embedding import BACKBONES, CENTRES, INT8_RANGES, FaceEmbedder, fl
 from pipeline.models import int8
 from pipeline.weights import REPO_WEIGHTS_DIR, load_named
 from training.evaluation import ms_per_face
+from pipeline.settings import reload as reload_settings
 
 CALIBRATION_DIR = DATA_DIR / "mask" / "train" / "without_mask"
 SEED = 0
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--lfw-pictures", type=int, default=500)
     args = parser.parse_args()
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     torch.set_num_threads(1)
     started = time.perf_counter()
     lab = FaceLab(backbone=args.backbone, device="cpu")

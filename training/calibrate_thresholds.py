@@ -38,6 +38,7 @@ from pipeline.analysis import FaceLab
 from pipeline.embedding import BACKBONES
 from pipeline.errors import WeightsError
 from pipeline.weights import MANIFEST_PATH, resolve
+from pipeline.settings import reload as reload_settings
 
 # deepface's default decision thresholds for its "Facenet512" model (Sandberg's 512-d InceptionResnetV1;
 # deepface does not say which checkpoint in its code, its users describe it as Sandberg's VGGFace2 model).
@@ -163,11 +164,13 @@ def main() -> None:
     parser.add_argument("--precision", default="float32", choices=("float32", "int8"))
     args = parser.parse_args()
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     if args.open_set_only:
         write_open_set(args.precision, default_alignment())
         return
     # "Present" means local or in the HF cache; set HF_HUB_OFFLINE=0 to let it download as well.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    reload_settings()  # pipeline read the settings when it was imported
     alignment = default_alignment()
     for backbone, model_name in BACKBONES.items():
         try:

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from shared_data import LFW_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, central_face
+from pipeline.settings import reload as reload_settings
 
 CACHE_DIR = REPO_ROOT / "benchmarks" / ".cache"
 ALIGNMENTS = ("landmarks", "box")
@@ -139,6 +140,7 @@ def build(backbone: str, limit: int | None = None, shard: tuple[int, int] = (0, 
     from pipeline.embedding import FaceEmbedder
 
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     paths = all_lfw_images()[:limit]
     n = len(paths)
     out = cache_path(backbone, shard, precision)

@@ -25,6 +25,7 @@ from pipeline.alignment import align_faces
 from pipeline.analysis import FaceLab
 from pipeline.embedding import BACKBONES, CENTRES, FaceEmbedder
 from pipeline.weights import REPO_WEIGHTS_DIR
+from pipeline.settings import reload as reload_settings
 
 
 def centre_path(backbone: str):
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="casia-webface", choices=sorted(CENTRES))
     args = parser.parse_args()
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
+    reload_settings()  # pipeline read the settings when it was imported
     lab = FaceLab(backbone=args.backbone, device="cpu")
     embedder = FaceEmbedder.from_backbone(args.backbone, centred=False)
     started = time.perf_counter()
