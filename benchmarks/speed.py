@@ -8,6 +8,9 @@ Everything goes through the functions the app calls (pipeline facade, the app's 
 
 from __future__ import annotations
 
+import base64
+import io
+
 import argparse
 import json
 import os
@@ -15,9 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,13 +47,14 @@ def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> flo
     return 2 * size**3 / seconds / 1e9
 
 
-def webcam_payloads(frames: list[np.ndarray], folder: Path) -> list[dict]:
-    """The frames as the browser's webcam stream delivers them: JPEG files, referenced by path."""
+def webcam_payloads(frames: list[np.ndarray]) -> list[dict]:
+    """The frames as a live webcam client sends them: JPEG data URLs (the app opens no path it did not store
+    for an upload, serving/payloads.py)."""
     payloads = []
-    for index, frame in enumerate(frames):
-        path = folder / f"frame_{index:04d}.jpg"
-        Image.fromarray(frame).save(path, quality=90)
-        payloads.append({"path": str(path), "meta": {"_type": "gradio.FileData"}})
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
+        payloads.append({"path": None, "url": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()})
     return payloads
 
 
@@ -163,11 +165,10 @@ def main() -> None:
     results["ratio_1080_vs_naive"] = round(statistics.median(times["naive"]) / statistics.median(times["ours"]), 2)
 
     moving = [MovingFace(lfw_image("Aaron_Peirsol", 1), start=(40, 120), velocity=(8, 1))]
-    with tempfile.TemporaryDirectory() as folder:
-        frames = webcam_payloads([f for f, _ in render_frames(moving, args.frames)], Path(folder))
-        results["stream_fps"] = round(stream_fps(app.mask_live, frames), 1)
-        results["stream_fps_emotion"] = round(stream_fps(app.emotion_live, frames), 1)
-        results["stream_fps_identify"] = round(stream_fps(app.identify_live, frames, "balanced", gallery), 1)
+    frames = webcam_payloads([f for f, _ in render_frames(moving, args.frames)])
+    results["stream_fps"] = round(stream_fps(app.mask_live, frames), 1)
+    results["stream_fps_emotion"] = round(stream_fps(app.emotion_live, frames), 1)
+    results["stream_fps_identify"] = round(stream_fps(app.identify_live, frames, "balanced", gallery), 1)
 
     # The embedder as the app runs it (int8 on a CPU) and in float32, alternating: the float32 figure is the
     # one to hold against the float32 matmul peak; int8 does the same 2.85 GFLOPs of work in fewer cycles.
