@@ -284,12 +284,13 @@ def _people(gallery) -> tuple[list, dict]:
 
 @gpu
 @friendly
-def enroll(name, image, token, gallery):
+def enroll(name, image, token, enroll_anyway, gallery):
     require(unavailable("identify"))
     OPERATOR.check("enroll", token)
     if not isinstance(name, str) or not name.strip():
         raise gr.Error("Type the person's name first.", print_exception=False)
-    result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
+    result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"),
+                             enroll_anyway=enroll_anyway is True)
     for note in [*result.notes, *result.warnings]:
         gr.Warning(html.escape(note, quote=False))
     photos = f" ({result.person.embeddings} photos)" if result.person.embeddings > 1 else ""
@@ -565,9 +566,11 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     name = gr.Textbox(label="Name", max_length=64, placeholder="e.g. Ada Lovelace")
                     enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
                                             label="Photo of this person (one face)", height=260)
+                    anyway = gr.Checkbox(False, label="Enroll anyway",
+                                         info="even if this face already matches someone else in the gallery")
                     enroll_button = gr.Button("Enroll", variant="primary")
                     grid = gr.Gallery(label="Enrolled people", columns=6, height=200, allow_preview=False,
-                                      fit_columns=False, object_fit="contain")
+                                      fit_columns=False, object_fit="contain", elem_id="enrolled")
                     with gr.Row():
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
@@ -583,8 +586,10 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"], label="Faces",
                                          interactive=False)
-            enroll_button.click(enroll, [name, enroll_image, token, gallery], [grid, who, gallery], api_name="enroll",
-                                **UPLOAD)
+            # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
+            enroll_button.click(enroll, [name, enroll_image, token, anyway, gallery], [grid, who, gallery],
+                                api_name="enroll", **UPLOAD).success(
+                lambda: ("", None, False), None, [name, enroll_image, anyway], queue=False, api_visibility="private")
             delete_button.click(delete, [who, token, gallery], [grid, who, gallery], api_name="delete", **UPLOAD)
             clear_button.click(clear, [token, gallery], [grid, who, gallery], api_name="clear", **UPLOAD)
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),

@@ -306,3 +306,42 @@ def test_live_webcam_stream_labels_the_face_frame_after_frame(browser) -> None:
     screenshot(browser, "mask_live")
     click(panel, "Stop")
     assert len(frames) >= 5 and labelled >= 5, f"{len(frames)} distinct result frames, {labelled} labelled"
+
+
+def photo_shown(panel, label: str) -> bool:
+    """Whether the picture input labelled `label` holds a picture."""
+    blocks = panel.find_elements(
+        By.XPATH, f".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[normalize-space()='{label}']]")
+    block = [b for b in blocks if not b.find_elements(By.TAG_NAME, "table")][-1]  # not the examples under it
+    return any(i.get_attribute("src") for i in block.find_elements(By.TAG_NAME, "img"))
+
+
+def gallery_names(panel) -> list[str]:
+    """The captions of the enrolled-people gallery, as the page renders them."""
+    return [e.text for e in panel.find_elements(By.CSS_SELECTOR, "#enrolled .caption-label")]
+
+
+def test_enroll_empties_the_form_and_refuses_a_known_face_under_another_name(browser) -> None:
+    """After an enroll the name and photo are gone (a photo left in the form was enrolled again under the next
+    name); the astronaut's mirrored photo under a new name is refused, naming her, until "Enroll anyway"."""
+    panel = open_tab(browser, "Enroll & identify")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    name_box = panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]")
+    name_box.send_keys("Eileen Collins")
+    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut.jpg")
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    click(panel, "Enroll")
+    WebDriverWait(browser, WAIT).until(lambda d: "Eileen Collins" in gallery_names(panel))
+    WebDriverWait(browser, 30).until(lambda d: name_box.get_attribute("value") == ""
+                                     and not photo_shown(panel, "Photo of this person (one face)"))
+    name_box.send_keys("Ada Lovelace")
+    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut_mirror.jpg")
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    click(panel, "Enroll")
+    WebDriverWait(browser, WAIT).until(lambda d: "already matches Eileen Collins" in toasts(d) + panel.text)
+    assert "Ada Lovelace" not in gallery_names(panel)
+    assert name_box.get_attribute("value") == "Ada Lovelace"  # a refused enroll keeps the form for "Enroll anyway"
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Enroll anyway']]//input[@type='checkbox']").click()
+    click(panel, "Enroll")
+    WebDriverWait(browser, WAIT).until(lambda d: "Ada Lovelace" in gallery_names(panel))
