@@ -17,11 +17,13 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import serving  # noqa: E402,F401  (first: it turns Gradio's analytics off before Gradio is imported)
 
 import gradio as gr  # noqa: E402
+from gradio.context import LocalContext  # noqa: E402
 import numpy as np  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
@@ -496,11 +498,54 @@ TAB_BUTTONS: dict[str, list[gr.Button]] = {tab: [] for tab in TAB_NEEDS}
 EXAMPLE_FILES: set[str] = set()  # the examples' copies in Gradio's cache: payloads may name these
 
 
-def _run(button, fn, inputs, outputs, api_name: str) -> None:
-    """`fn` on a click, once the previous result is cleared: when `fn` fails, the page shows its message
-    and never the last picture's result beside it (a stale "Same person" next to a faceless photo)."""
-    button.click(lambda: [None] * len(outputs), None, outputs, queue=False, api_visibility="private").then(
-        fn, inputs, outputs, api_name=api_name, **UPLOAD)
+# The message of each session's last failed action, until its tab shows it. Bounded: API clients fail too,
+# and only the page runs the step that takes the message out.
+FAILURES: OrderedDict[tuple[str, str], str] = OrderedDict()
+MAX_FAILURES = 10_000
+UNEXPLAINED = "That did not work: the server could not finish the request (it may be busy). Please try again."
+
+
+def _remembering(fn, action: str):
+    """`fn`, keeping the message of the gr.Error it raises for this session and action. Outside `gpu` and
+    `friendly`: on ZeroGPU the handler runs in another process, whose memory the page's next step never sees."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as exc:
+            request = LocalContext.request.get(None)  # the session of the event being handled
+            if request is not None and request.session_hash:
+                FAILURES[(request.session_hash, action)] = str(exc.message)
+                while len(FAILURES) > MAX_FAILURES:
+                    FAILURES.popitem(last=False)
+            raise  # API clients still get an AppError; the page gets a toast and, below, a lasting line
+    return wrapper
+
+
+def _failure_line(action: str):
+    def show(request: gr.Request) -> str:
+        message = FAILURES.pop((request.session_hash, action), UNEXPLAINED)
+        return f"**Not done:** {message}"
+    return show
+
+
+def _run(button: gr.Button, fn, inputs, outputs, api_name: str, message: gr.Markdown, empties=None):
+    """`fn` on a click, as `api_name`. A first, private step empties `empties` (default: the outputs) and the
+    tab's `message` line, so a failure never shows the last picture's result beside it (a stale "Same person"
+    next to a faceless photo). When `fn` fails, its message is written to `message` and stays there until
+    the next action (the toast closes after 10 s). Returns the event, to chain what follows a success."""
+    empties = outputs if empties is None else empties
+    blank = [None] * len(empties) + [""]
+    event = button.click(lambda: blank if empties else "", None, [*empties, message], queue=False,  # one output: no list
+                         api_visibility="private").then(_remembering(fn, api_name), inputs, outputs,
+                                                        api_name=api_name, **UPLOAD)
+    event.failure(_failure_line(api_name), None, message, queue=False, api_visibility="private")
+    return event
+
+
+def _message_line() -> gr.Markdown:
+    """Where a tab says why its last action failed."""
+    return gr.Markdown(elem_classes="facelab-message")
 
 
 def _examples(rows, inputs, fn=None, outputs=None):
@@ -530,9 +575,10 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     still, button, live = _image_inputs("Picture")
                     TAB_BUTTONS["mask"].append(button)
                 with gr.Column():
+                    message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
-            _run(button, mask_check, still, [result, table], "mask")
+            _run(button, mask_check, still, [result, table], "mask", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
@@ -545,12 +591,13 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     still, button, live = _image_inputs("Picture")
                     TAB_BUTTONS["emotion"].append(button)
                 with gr.Column():
+                    message = _message_line()
                     result = gr.Image(label="Result (click a face for its emotions)", format="jpeg", interactive=False,
                                       height=360)
                     bars = gr.Label(num_top_classes=7, label="Emotions of the largest (or clicked) face")
                     table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                          interactive=False)
-            _run(button, emotion, still, [result, bars, table, faces], "emotion")
+            _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
@@ -569,6 +616,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     anyway = gr.Checkbox(False, label="Enroll anyway",
                                          info="even if this face already matches someone else in the gallery")
                     enroll_button = gr.Button("Enroll", variant="primary")
+                    gallery_message = _message_line()
                     grid = gr.Gallery(label="Enrolled people", columns=6, height=200, allow_preview=False,
                                       fit_columns=False, object_fit="contain", elem_id="enrolled")
                     with gr.Row():
@@ -583,18 +631,20 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     gr.Markdown("### Identify")
                     still, button, live = _image_inputs("Picture to identify")
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, button]
+                    message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"], label="Faces",
                                          interactive=False)
             # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
-            enroll_button.click(enroll, [name, enroll_image, token, anyway, gallery], [grid, who, gallery],
-                                api_name="enroll", **UPLOAD).success(
+            people_outputs = [grid, who, gallery]  # the gallery's view is never emptied before a change
+            _run(enroll_button, enroll, [name, enroll_image, token, anyway, gallery], people_outputs, "enroll",
+                 gallery_message, empties=[]).success(
                 lambda: ("", None, False), None, [name, enroll_image, anyway], queue=False, api_visibility="private")
-            delete_button.click(delete, [who, token, gallery], [grid, who, gallery], api_name="delete", **UPLOAD)
-            clear_button.click(clear, [token, gallery], [grid, who, gallery], api_name="clear", **UPLOAD)
+            _run(delete_button, delete, [who, token, gallery], people_outputs, "delete", gallery_message, empties=[])
+            _run(clear_button, clear, [token, gallery], people_outputs, "clear", gallery_message, empties=[])
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
-            _run(button, identify, [still, point, gallery], [result, table], "identify")
+            _run(button, identify, [still, point, gallery], [result, table], "identify", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
             _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
@@ -609,6 +659,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                     info=OPERATING_POINT_INFO)
             verify_button = gr.Button("Verify", variant="primary")
             TAB_BUTTONS["verify"].append(verify_button)
+            message = _message_line()
             with gr.Row():
                 verdict = gr.Markdown()
                 similarity = gr.Number(label="Similarity (cosine)", interactive=False)
@@ -617,7 +668,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                  interactive=False, height=120, show_label=False)  # a label would hide the marker's value
                 crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=180)
             outputs = [verdict, similarity, scale, crops]
-            _run(verify_button, verify, [first, second, verify_point], outputs, "verify")
+            _run(verify_button, verify, [first, second, verify_point], outputs, "verify", message)
             _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
                       outputs)
 

@@ -345,3 +345,37 @@ def test_enroll_empties_the_form_and_refuses_a_known_face_under_another_name(bro
     panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Enroll anyway']]//input[@type='checkbox']").click()
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: "Ada Lovelace" in gallery_names(panel))
+
+
+def close_toasts(driver) -> None:
+    """Close every toast, as the page does by itself after 10 s."""
+    for close in driver.find_elements(By.CSS_SELECTOR, ".toast-close"):
+        try:
+            close.click()
+        except Exception:  # already gone
+            pass
+    WebDriverWait(driver, 10).until(lambda d: not toasts(d))
+
+
+def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> None:
+    """The reason of a failure stays on the page after its toast is gone (it used to leave only a red "Error"),
+    and the next action takes it away."""
+    panel = open_tab(browser, "Mask check")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    upload(panel, "Picture", EXAMPLES / "no_face.jpg")
+    click(panel, "Analyse")
+    WebDriverWait(browser, WAIT).until(lambda d: "No face found" in toasts(d))
+    close_toasts(browser)
+    wait_for_text(browser, panel, "No face found")
+    upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
+    click(panel, "Analyse")
+    wait_for_text(browser, panel, " %")
+    assert "No face found" not in panel.text
+
+    panel = open_tab(browser, "Enroll & identify")
+    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut.jpg")
+    click(panel, "Enroll")  # no name typed
+    WebDriverWait(browser, WAIT).until(lambda d: "name" in toasts(d))
+    close_toasts(browser)
+    wait_for_text(browser, panel, "Type the person's name first.")
