@@ -314,6 +314,7 @@ def delete(name, token, gallery):
         raise gr.Error("Choose whom to delete first.", print_exception=False)
     if not gallery.delete(name):
         raise gr.Error("No one by that name is enrolled.", print_exception=False)
+    gr.Info(f"Deleted {html.escape(name, quote=False)}.")
     return (*_people(gallery), gallery)
 
 
@@ -321,7 +322,9 @@ def delete(name, token, gallery):
 def clear(token, gallery):
     require(unavailable("identify"))
     OPERATOR.check("clear", token)
+    count = len(gallery.people())
     gallery.clear()
+    gr.Info(f"Cleared the gallery: {count} {'person' if count == 1 else 'people'} removed.")
     return (*_people(gallery), gallery)
 
 
@@ -458,6 +461,14 @@ OPERATING_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed mat
 
 
 TABS = tuple(TAB_NEEDS)
+
+# The enrolled people's names whole: Gradio's caption is one line in the thumbnail's corner, cut with an
+# ellipsis ("Colin P…"), and a class must tell its people apart by name. Here it spans the thumbnail's foot
+# and wraps (the thumbnail clips anything outside it, so the caption stays inside).
+CSS = """
+#enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
+                           text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
+"""
 
 
 def status():
@@ -617,12 +628,21 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                          info="even if this face already matches someone else in the gallery")
                     enroll_button = gr.Button("Enroll", variant="primary")
                     gallery_message = _message_line()
-                    grid = gr.Gallery(label="Enrolled people", columns=6, height=200, allow_preview=False,
+                    if not settings.gallery:  # a visitor's own gallery: say how easily it is lost
+                        gr.Markdown(f"Your enrolled people stay in this browser tab only: **reloading or closing "
+                                    f"the page empties the gallery** (and it is forgotten "
+                                    f"{settings.session_seconds // 60} minutes after your last change).")
+                    grid = gr.Gallery(label="Enrolled people", columns=4, height=240, allow_preview=False,
                                       fit_columns=False, object_fit="contain", elem_id="enrolled")
                     with gr.Row():
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
                         clear_button = gr.Button("Clear all", variant="stop", scale=1)
+                    # Clearing cannot be undone: "Clear all" only asks; the API's "clear" is the answer's button.
+                    with gr.Row(visible=False) as confirm_row:
+                        gr.Markdown("**Remove everyone from the gallery?** This cannot be undone.")
+                        confirm_clear = gr.Button("Yes, clear all", variant="stop", scale=0)
+                        cancel_clear = gr.Button("Cancel", scale=0)
                     # Shared gallery only: deleting and clearing (and enrolling, if the operator says so)
                     # need the operator's token (serving/access.py).
                     token = gr.Textbox(label="Operator token (shared gallery)", type="password", value="",
@@ -630,7 +650,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                 with gr.Column():
                     gr.Markdown("### Identify")
                     still, button, live = _image_inputs("Picture to identify")
-                    TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, button]
+                    TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
                     message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"], label="Faces",
@@ -641,7 +661,10 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                  gallery_message, empties=[]).success(
                 lambda: ("", None, False), None, [name, enroll_image, anyway], queue=False, api_visibility="private")
             _run(delete_button, delete, [who, token, gallery], people_outputs, "delete", gallery_message, empties=[])
-            _run(clear_button, clear, [token, gallery], people_outputs, "clear", gallery_message, empties=[])
+            clear_button.click(lambda: gr.Row(visible=True), None, confirm_row, queue=False, api_visibility="private")
+            cancel_clear.click(lambda: gr.Row(visible=False), None, confirm_row, queue=False, api_visibility="private")
+            _run(confirm_clear, clear, [token, gallery], people_outputs, "clear", gallery_message, empties=[]).then(
+                lambda: gr.Row(visible=False), None, confirm_row, queue=False, api_visibility="private")
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
             _run(button, identify, [still, point, gallery], [result, table], "identify", message)
@@ -689,6 +712,7 @@ if __name__ == "__main__":
         server_name=SETTINGS.server_name,
         server_port=SETTINGS.server_port,
         theme=gr.themes.Soft(),
+        css=CSS,
         max_file_size=MAX_FILE_BYTES,
         show_error=False,
         # Every request body but an upload's is bounded before it is read (a data: URL is at most

@@ -379,3 +379,57 @@ def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> 
     WebDriverWait(browser, WAIT).until(lambda d: "name" in toasts(d))
     close_toasts(browser)
     wait_for_text(browser, panel, "Type the person's name first.")
+
+
+# A caption shows its whole text: not cut with an ellipsis, and inside its thumbnail (which clips the rest).
+WHOLE_CAPTION = """
+const caption = arguments[0], box = caption.getBoundingClientRect();
+const thumbnail = caption.closest('.thumbnail-item').getBoundingClientRect();
+return caption.scrollWidth <= caption.clientWidth + 1 && box.top >= thumbnail.top - 1
+    && box.bottom <= thumbnail.bottom + 1 && box.left >= thumbnail.left - 1 && box.right <= thumbnail.right + 1;
+"""
+
+
+def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
+    """The tab says a reload empties the gallery; a long name is shown whole under its thumbnail (not "Colin P…");
+    Delete says what it did; "Clear all" only asks, and clears (saying so) when the visitor confirms."""
+    from selenium.webdriver.common.keys import Keys
+
+    panel = open_tab(browser, "Enroll & identify")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    assert "reloading or closing the page empties the gallery" in panel.text
+    pair = next(p for p in lfw_pairs() if not p.same)
+    long_name, short_name = "Maria Magdalena Rodriguez Villanueva", "Bea"
+    for name, photo in ((long_name, pair.first), (short_name, pair.second)):
+        panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]").send_keys(name)
+        upload(panel, "Photo of this person (one face)", photo)
+        WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+        click(panel, "Enroll")
+        WebDriverWait(browser, WAIT).until(lambda d: name in gallery_names(panel))
+    caption = next(e for e in panel.find_elements(By.CSS_SELECTOR, "#enrolled .caption-label") if e.text == long_name)
+    assert browser.execute_script(WHOLE_CAPTION, caption), "the name is cut"
+    screenshot(browser, "enroll_gallery")
+
+    person = panel.find_element(
+        By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[normalize-space()='Person']]//input")
+    person.click()
+    person.send_keys(short_name)
+    person.send_keys(Keys.ENTER)
+    click(panel, "Delete")
+    WebDriverWait(browser, WAIT).until(lambda d: f"Deleted {short_name}." in toasts(d))
+    assert short_name not in gallery_names(panel)
+    close_toasts(browser)
+
+    click(panel, "Clear all")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Yes, clear all"))
+    assert long_name in gallery_names(panel)  # only asked
+    click(panel, "Cancel")
+    WebDriverWait(browser, 30).until(lambda d: not has_button(panel, "Yes, clear all"))
+    time.sleep(1)
+    assert long_name in gallery_names(panel)
+    click(panel, "Clear all")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Yes, clear all"))
+    click(panel, "Yes, clear all")
+    WebDriverWait(browser, WAIT).until(lambda d: "Cleared the gallery" in toasts(d))
+    WebDriverWait(browser, 30).until(lambda d: not gallery_names(panel) and not has_button(panel, "Yes, clear all"))
