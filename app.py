@@ -33,7 +33,7 @@ from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.settings import current as current_settings  # noqa: E402
-from pipeline.gallery import open_gallery  # noqa: E402
+from pipeline.gallery import MAX_NAME_LENGTH, open_gallery  # noqa: E402
 from pipeline.mask_detection import is_assumed  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 from serving import gradio_fixes  # noqa: E402
@@ -486,7 +486,7 @@ def status():
 # ----------------------------------------------------------------------------------------------
 # Layout
 
-def _image_inputs(label: str):
+def _image_inputs(label: str, settings: Settings):
     """An upload/snapshot picture and a live webcam stream, in two sub-tabs."""
     with gr.Tab("Upload or snapshot"):
         still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
@@ -494,6 +494,7 @@ def _image_inputs(label: str):
         button = gr.Button("Analyse", variant="primary")
     with gr.Tab("Live webcam"):
         live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=360)
+        gr.Markdown(f"A live stream stops after {settings.stream_seconds} s; press Record again to go on.")
     return still, button, live
 
 
@@ -583,7 +584,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             _off_note("mask")
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture")
+                    still, button, live = _image_inputs("Picture", settings)
                     TAB_BUTTONS["mask"].append(button)
                 with gr.Column():
                     message = _message_line()
@@ -599,7 +600,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             faces = gr.State([])
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture")
+                    still, button, live = _image_inputs("Picture", settings)
                     TAB_BUTTONS["emotion"].append(button)
                 with gr.Column():
                     message = _message_line()
@@ -621,7 +622,9 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     gr.Markdown("### Enroll")
-                    name = gr.Textbox(label="Name", max_length=64, placeholder="e.g. Ada Lovelace")
+                    # No max_length: the browser would cut a longer name without a word; enroll refuses it, saying why.
+                    name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace",
+                                      info=f"up to {MAX_NAME_LENGTH} characters")
                     enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
                                             label="Photo of this person (one face)", height=260)
                     anyway = gr.Checkbox(False, label="Enroll anyway",
@@ -649,7 +652,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                        visible=OPERATOR.shared)
                 with gr.Column():
                     gr.Markdown("### Identify")
-                    still, button, live = _image_inputs("Picture to identify")
+                    still, button, live = _image_inputs("Picture to identify", settings)
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
                     message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
@@ -685,7 +688,8 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             message = _message_line()
             with gr.Row():
                 verdict = gr.Markdown()
-                similarity = gr.Number(label="Similarity (cosine)", interactive=False)
+                # For API clients only: on the page the verdict and the ruler show it (an empty Number reads "0").
+                similarity = gr.Number(label="Similarity (cosine)", interactive=False, visible=False)
             with gr.Row():
                 scale = gr.Image(label="Similarity and the operating points' thresholds", format="png",
                                  interactive=False, height=120, show_label=False)  # a label would hide the marker's value

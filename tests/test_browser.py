@@ -248,6 +248,7 @@ def test_verify_tab_says_same_person_for_a_matched_pair(browser) -> None:
     panel = open_tab(browser, "Verify")
     if reason := tab_is_off(panel):
         pytest.skip(reason)
+    assert "Similarity (cosine)" not in panel.text  # an empty number box read "Similarity 0" before anything ran
     pair = next(p for p in lfw_pairs() if p.same)
     upload(panel, "First photo", pair.first)
     upload(panel, "Second photo", pair.second)
@@ -379,6 +380,10 @@ def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> 
     WebDriverWait(browser, WAIT).until(lambda d: "name" in toasts(d))
     close_toasts(browser)
     wait_for_text(browser, panel, "Type the person's name first.")
+    # A name over 64 characters is not cut by the page without a word: enroll says so.
+    panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]").send_keys("x" * 70)
+    click(panel, "Enroll")
+    wait_for_text(browser, panel, "Names can be at most 64 characters; this one has 70.")
 
 
 # A caption shows its whole text: not cut with an ellipsis, and inside its thumbnail (which clips the rest).
