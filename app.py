@@ -18,7 +18,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import serving  # noqa: E402,F401  (first: it turns Gradio's analytics off before Gradio is imported)
 
@@ -517,7 +519,7 @@ MAX_FAILURES = 10_000
 UNEXPLAINED = "That did not work: the server could not finish the request (it may be busy). Please try again."
 
 
-def _remembering(fn, action: str):
+def _remembering(fn: Callable[..., Any], action: str) -> Callable[..., Any]:
     """`fn`, keeping the message of the gr.Error it raises for this session and action. Outside `gpu` and
     `friendly`: on ZeroGPU the handler runs in another process, whose memory the page's next step never sees."""
     @functools.wraps(fn)
@@ -534,14 +536,16 @@ def _remembering(fn, action: str):
     return wrapper
 
 
-def _failure_line(action: str):
+def _failure_line(action: str) -> Callable[[gr.Request], str]:
+    """The page's step after `action` failed: the message `_remembering` kept for this session."""
     def show(request: gr.Request) -> str:
         message = FAILURES.pop((request.session_hash, action), UNEXPLAINED)
         return f"**Not done:** {message}"
     return show
 
 
-def _run(button: gr.Button, fn, inputs, outputs, api_name: str, message: gr.Markdown, empties=None):
+def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, api_name: str, message: gr.Markdown,
+         empties: list | None = None) -> Any:
     """`fn` on a click, as `api_name`. A first, private step empties `empties` (default: the outputs) and the
     tab's `message` line, so a failure never shows the last picture's result beside it (a stale "Same person"
     next to a faceless photo). When `fn` fails, its message is written to `message` and stays there until
