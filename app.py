@@ -17,11 +17,15 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import serving  # noqa: E402,F401  (first: it turns Gradio's analytics off before Gradio is imported)
 
 import gradio as gr  # noqa: E402
+from gradio.context import LocalContext  # noqa: E402
 import numpy as np  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
@@ -31,7 +35,7 @@ from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.settings import current as current_settings  # noqa: E402
-from pipeline.gallery import open_gallery  # noqa: E402
+from pipeline.gallery import MAX_NAME_LENGTH, open_gallery  # noqa: E402
 from pipeline.mask_detection import is_assumed  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 from serving import gradio_fixes  # noqa: E402
@@ -285,12 +289,13 @@ def _people(gallery) -> tuple[list, dict]:
 
 @gpu
 @friendly
-def enroll(name, image, token, gallery):
+def enroll(name, image, token, enroll_anyway, gallery):
     require(unavailable("identify"))
     OPERATOR.check("enroll", token)
     if not isinstance(name, str) or not name.strip():
         raise gr.Error("Type the person's name first.", print_exception=False)
-    result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"))
+    result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"),
+                             enroll_anyway=enroll_anyway is True)
     for note in [*result.notes, *result.warnings]:
         gr.Warning(html.escape(note, quote=False))
     photos = f" ({result.person.embeddings} photos)" if result.person.embeddings > 1 else ""
@@ -312,6 +317,7 @@ def delete(name, token, gallery):
         raise gr.Error("Choose whom to delete first.", print_exception=False)
     if not gallery.delete(name):
         raise gr.Error("No one by that name is enrolled.", print_exception=False)
+    gr.Info(f"Deleted {html.escape(name, quote=False)}.")
     return (*_people(gallery), gallery)
 
 
@@ -319,7 +325,9 @@ def delete(name, token, gallery):
 def clear(token, gallery):
     require(unavailable("identify"))
     OPERATOR.check("clear", token)
+    count = len(gallery.people())
     gallery.clear()
+    gr.Info(f"Cleared the gallery: {count} {'person' if count == 1 else 'people'} removed.")
     return (*_people(gallery), gallery)
 
 
@@ -421,6 +429,14 @@ OPERATING_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed mat
 
 TABS = tuple(TAB_NEEDS)
 
+# The enrolled people's names whole: Gradio's caption is one line in the thumbnail's corner, cut with an
+# ellipsis ("Colin P…"), and a class must tell its people apart by name. Here it spans the thumbnail's foot
+# and wraps (the thumbnail clips anything outside it, so the caption stays inside).
+CSS = """
+#enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
+                           text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
+"""
+
 
 def status():
     """The loading line at the top, each tab's "not available" note and its buttons, refreshed until every
@@ -437,7 +453,7 @@ def status():
 # ----------------------------------------------------------------------------------------------
 # Layout
 
-def _image_inputs(label: str):
+def _image_inputs(label: str, settings: Settings):
     """An upload/snapshot picture and a live webcam stream, in two sub-tabs."""
     with gr.Tab("Upload or snapshot"):
         still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
@@ -445,6 +461,7 @@ def _image_inputs(label: str):
         button = gr.Button("Analyse", variant="primary")
     with gr.Tab("Live webcam"):
         live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=360)
+        gr.Markdown(f"A live stream stops after {settings.stream_seconds} s; press Record again to go on.")
     return still, button, live
 
 
@@ -460,11 +477,56 @@ TAB_BUTTONS: dict[str, list[gr.Button]] = {tab: [] for tab in TAB_NEEDS}
 EXAMPLE_FILES: set[str] = set()  # the examples' copies in Gradio's cache: payloads may name these
 
 
-def _run(button, fn, inputs, outputs, api_name: str) -> None:
-    """`fn` on a click, once the previous result is cleared: when `fn` fails, the page shows its message
-    and never the last picture's result beside it (a stale "Same person" next to a faceless photo)."""
-    button.click(lambda: [None] * len(outputs), None, outputs, queue=False, api_visibility="private").then(
-        fn, inputs, outputs, api_name=api_name, **UPLOAD)
+# The message of each session's last failed action, until its tab shows it. Bounded: API clients fail too,
+# and only the page runs the step that takes the message out.
+FAILURES: OrderedDict[tuple[str, str], str] = OrderedDict()
+MAX_FAILURES = 10_000
+UNEXPLAINED = "That did not work: the server could not finish the request (it may be busy). Please try again."
+
+
+def _remembering(fn: Callable[..., Any], action: str) -> Callable[..., Any]:
+    """`fn`, keeping the message of the gr.Error it raises for this session and action. Outside `gpu` and
+    `friendly`: on ZeroGPU the handler runs in another process, whose memory the page's next step never sees."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as exc:
+            request = LocalContext.request.get(None)  # the session of the event being handled
+            if request is not None and request.session_hash:
+                FAILURES[(request.session_hash, action)] = str(exc.message)
+                while len(FAILURES) > MAX_FAILURES:
+                    FAILURES.popitem(last=False)
+            raise  # API clients still get an AppError; the page gets a toast and, below, a lasting line
+    return wrapper
+
+
+def _failure_line(action: str) -> Callable[[gr.Request], str]:
+    """The page's step after `action` failed: the message `_remembering` kept for this session."""
+    def show(request: gr.Request) -> str:
+        message = FAILURES.pop((request.session_hash, action), UNEXPLAINED)
+        return f"**Not done:** {message}"
+    return show
+
+
+def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, api_name: str, message: gr.Markdown,
+         empties: list | None = None) -> Any:
+    """`fn` on a click, as `api_name`. A first, private step empties `empties` (default: the outputs) and the
+    tab's `message` line, so a failure never shows the last picture's result beside it (a stale "Same person"
+    next to a faceless photo). When `fn` fails, its message is written to `message` and stays there until
+    the next action (the toast closes after 10 s). Returns the event, to chain what follows a success."""
+    empties = outputs if empties is None else empties
+    blank = [None] * len(empties) + [""]
+    event = button.click(lambda: blank if empties else "", None, [*empties, message], queue=False,  # one output: no list
+                         api_visibility="private").then(_remembering(fn, api_name), inputs, outputs,
+                                                        api_name=api_name, **UPLOAD)
+    event.failure(_failure_line(api_name), None, message, queue=False, api_visibility="private")
+    return event
+
+
+def _message_line() -> gr.Markdown:
+    """Where a tab says why its last action failed."""
+    return gr.Markdown(elem_classes="facelab-message")
 
 
 def _examples(rows, inputs, fn=None, outputs=None):
@@ -491,12 +553,13 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             _off_note("mask")
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture")
+                    still, button, live = _image_inputs("Picture", settings)
                     TAB_BUTTONS["mask"].append(button)
                 with gr.Column():
+                    message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
-            _run(button, mask_check, still, [result, table], "mask")
+            _run(button, mask_check, still, [result, table], "mask", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
             _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
@@ -506,15 +569,16 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             faces = gr.State([])
             with gr.Row():
                 with gr.Column():
-                    still, button, live = _image_inputs("Picture")
+                    still, button, live = _image_inputs("Picture", settings)
                     TAB_BUTTONS["emotion"].append(button)
                 with gr.Column():
+                    message = _message_line()
                     result = gr.Image(label="Result (click a face for its emotions)", format="jpeg", interactive=False,
                                       height=360)
                     bars = gr.Label(num_top_classes=7, label="Emotions of the largest (or clicked) face")
                     table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                          interactive=False)
-            _run(button, emotion, still, [result, bars, table, faces], "emotion")
+            _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
@@ -527,34 +591,55 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     gr.Markdown("### Enroll")
-                    name = gr.Textbox(label="Name", max_length=64, placeholder="e.g. Ada Lovelace")
+                    # No max_length: the browser would cut a longer name without a word; enroll refuses it, saying why.
+                    name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace",
+                                      info=f"up to {MAX_NAME_LENGTH} characters")
                     enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
                                             label="Photo of this person (one face)", height=260)
+                    anyway = gr.Checkbox(False, label="Enroll anyway",
+                                         info="even if this face already matches someone else in the gallery")
                     enroll_button = gr.Button("Enroll", variant="primary")
-                    grid = gr.Gallery(label="Enrolled people", columns=6, height=200, allow_preview=False,
-                                      fit_columns=False, object_fit="contain")
+                    gallery_message = _message_line()
+                    if not settings.gallery:  # a visitor's own gallery: say how easily it is lost
+                        gr.Markdown(f"Your enrolled people stay in this browser tab only: **reloading or closing "
+                                    f"the page empties the gallery** (and it is forgotten "
+                                    f"{settings.session_seconds // 60} minutes after your last change).")
+                    grid = gr.Gallery(label="Enrolled people", columns=4, height=240, allow_preview=False,
+                                      fit_columns=False, object_fit="contain", elem_id="enrolled")
                     with gr.Row():
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
                         clear_button = gr.Button("Clear all", variant="stop", scale=1)
+                    # Clearing cannot be undone: "Clear all" only asks; the API's "clear" is the answer's button.
+                    with gr.Row(visible=False) as confirm_row:
+                        gr.Markdown("**Remove everyone from the gallery?** This cannot be undone.")
+                        confirm_clear = gr.Button("Yes, clear all", variant="stop", scale=0)
+                        cancel_clear = gr.Button("Cancel", scale=0)
                     # Shared gallery only: deleting and clearing (and enrolling, if the operator says so)
                     # need the operator's token (serving/access.py).
                     token = gr.Textbox(label="Operator token (shared gallery)", type="password", value="",
                                        visible=OPERATOR.shared)
                 with gr.Column():
                     gr.Markdown("### Identify")
-                    still, button, live = _image_inputs("Picture to identify")
-                    TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, button]
+                    still, button, live = _image_inputs("Picture to identify", settings)
+                    TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
+                    message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"], label="Faces",
                                          interactive=False)
-            enroll_button.click(enroll, [name, enroll_image, token, gallery], [grid, who, gallery], api_name="enroll",
-                                **UPLOAD)
-            delete_button.click(delete, [who, token, gallery], [grid, who, gallery], api_name="delete", **UPLOAD)
-            clear_button.click(clear, [token, gallery], [grid, who, gallery], api_name="clear", **UPLOAD)
+            # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
+            people_outputs = [grid, who, gallery]  # the gallery's view is never emptied before a change
+            _run(enroll_button, enroll, [name, enroll_image, token, anyway, gallery], people_outputs, "enroll",
+                 gallery_message, empties=[]).success(
+                lambda: ("", None, False), None, [name, enroll_image, anyway], queue=False, api_visibility="private")
+            _run(delete_button, delete, [who, token, gallery], people_outputs, "delete", gallery_message, empties=[])
+            clear_button.click(lambda: gr.Row(visible=True), None, confirm_row, queue=False, api_visibility="private")
+            cancel_clear.click(lambda: gr.Row(visible=False), None, confirm_row, queue=False, api_visibility="private")
+            _run(confirm_clear, clear, [token, gallery], people_outputs, "clear", gallery_message, empties=[]).then(
+                lambda: gr.Row(visible=False), None, confirm_row, queue=False, api_visibility="private")
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
-            _run(button, identify, [still, point, gallery], [result, table], "identify")
+            _run(button, identify, [still, point, gallery], [result, table], "identify", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
             _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
@@ -569,15 +654,17 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                     info=OPERATING_POINT_INFO)
             verify_button = gr.Button("Verify", variant="primary")
             TAB_BUTTONS["verify"].append(verify_button)
+            message = _message_line()
             with gr.Row():
                 verdict = gr.Markdown()
-                similarity = gr.Number(label="Similarity (cosine)", interactive=False)
+                # For API clients only: on the page the verdict and the ruler show it (an empty Number reads "0").
+                similarity = gr.Number(label="Similarity (cosine)", interactive=False, visible=False)
             with gr.Row():
                 scale = gr.Image(label="Similarity and the operating points' thresholds", format="png",
                                  interactive=False, height=120, show_label=False)  # a label would hide the marker's value
                 crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=180)
             outputs = [verdict, similarity, scale, crops]
-            _run(verify_button, verify, [first, second, verify_point], outputs, "verify")
+            _run(verify_button, verify, [first, second, verify_point], outputs, "verify", message)
             _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
                       outputs)
 
@@ -600,6 +687,7 @@ if __name__ == "__main__":
         server_name=SETTINGS.server_name,
         server_port=SETTINGS.server_port,
         theme=gr.themes.Soft(),
+        css=CSS,
         max_file_size=MAX_FILE_BYTES,
         show_error=False,
         # Every request body but an upload's is bounded before it is read (a data: URL is at most

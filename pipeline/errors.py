@@ -34,3 +34,11 @@ class WeightsError(FaceLabError):
 
 class InvalidNameError(FaceLabError):
     """A person's name is empty, too long or otherwise unusable."""
+
+
+class AlreadyEnrolledError(FaceLabError):
+    """The face already matches another enrolled person (strict point), so it is not enrolled under a new name."""
+
+    def __init__(self, message: str, match: str) -> None:
+        super().__init__(message)
+        self.match = match

@@ -43,7 +43,7 @@ from PIL import Image
 
 from .analysis import Face, FaceLab
 from .embedding import BACKBONES
-from .errors import NoFaceError, WeightsError
+from .errors import AlreadyEnrolledError, NoFaceError, WeightsError
 from .gallery import Candidate, Gallery, Person, normalize_name
 from .images import ImageInput
 from .weights import MANIFEST_PATH
@@ -247,20 +247,36 @@ def _open_set_tail(backbone: str) -> tuple[np.ndarray, np.ndarray, float] | None
             float(tail["mean_similarity"]))
 
 
-def enroll(lab: FaceLab, gallery: Gallery, name: str, image: ImageInput) -> EnrollResult:
+def enroll(lab: FaceLab, gallery: Gallery, name: str, image: ImageInput, enroll_anyway: bool = False) -> EnrollResult:
     """Add the largest face of `image` to `gallery` under `name` (a new person or one more photo of them).
 
     Raises InvalidNameError for an unusable name (checked before any face work), InvalidImageError for
     an unreadable picture and NoFaceError when no face is found. Small, blurry or turned faces are
-    enrolled with warnings.
+    enrolled with warnings. A face that `identify` would name as someone else at the strict point is
+    refused with AlreadyEnrolledError unless `enroll_anyway`: the same photo left in the form, or the
+    wrong file picked, would otherwise quietly give one person two names.
     """
     name = normalize_name(name)
     face, others = _largest_face(lab, image, "No face was found in this picture, so no one was enrolled. "
                                              "Use a well-lit photo where the face is clearly visible.")
+    if not enroll_anyway:
+        _refuse_someone_else(lab, gallery, name, face)
     notes = [f"{others + 1} faces in the picture: enrolled the largest one."] if others else []
     quality = assess_quality(face)
     person = gallery.add(name, face.embedding, thumbnail(face.crop), backbone=lab.embedder.backbone)
     return EnrollResult(person=person, box=face.box, crop=face.crop, quality=quality, notes=notes)
+
+
+def _refuse_someone_else(lab: FaceLab, gallery: Gallery, name: str, face: Face) -> None:
+    """Raise AlreadyEnrolledError when identify, at the strict point, names this face as someone other than `name`."""
+    if not len(gallery):
+        return
+    match = identify_faces(lab, gallery, [face], "strict", k=1)[0]
+    if match.name is not None and match.name != name:
+        raise AlreadyEnrolledError(
+            f"This face already matches {match.name} in the gallery (similarity {match.similarity:.2f}, strict "
+            f"threshold {match.threshold:.2f}), so it was not enrolled as {name}. If it really is a different "
+            f"person, tick \"Enroll anyway\" and enroll again.", match=match.name)
 
 
 def identify(lab: FaceLab, gallery: Gallery, image: ImageInput, operating_point: str = "balanced", k: int = 3) -> list[Identification]:

@@ -124,6 +124,21 @@ def test_two_visitors_never_see_each_others_people(app_url) -> None:
     assert rows(table)[0][1] == "Eileen Collins"
 
 
+def test_a_face_already_enrolled_is_not_enrolled_under_another_name_unless_asked(client: Client) -> None:
+    """The astronaut's mirrored photo under a new name is refused, naming whom it matches; enroll_anyway=True enrolls it."""
+    client.predict(api_name="/clear")
+    client.predict("Eileen Collins", image(EXAMPLES / "astronaut.jpg"), api_name="/enroll")
+    skip_if_off(client, "/identify", image(EXAMPLES / "astronaut_mirror.jpg"), "strict")
+    message = friendly_error(lambda: client.predict("Ada Lovelace", image(EXAMPLES / "astronaut_mirror.jpg"),
+                                                    api_name="/enroll"))
+    assert "Eileen Collins" in message and "Enroll anyway" in message
+    assert [p["name"] for p in client.predict(api_name="/people")] == ["Eileen Collins"]
+    client.predict("Eileen Collins", image(EXAMPLES / "astronaut_mirror.jpg"), api_name="/enroll")  # her own name: fine
+    client.predict("Ada Lovelace", image(EXAMPLES / "astronaut_mirror.jpg"), enroll_anyway=True, api_name="/enroll")
+    assert client.predict(api_name="/people") == [{"name": "Ada Lovelace", "photos": 1},
+                                                  {"name": "Eileen Collins", "photos": 2}]
+
+
 def test_a_matched_lfw_pair_verifies_as_the_same_person(client: Client) -> None:
     pair = next(p for p in lfw_pairs() if p.same)
     skip_if_off(client, "/verify", image(pair.first), image(pair.second), "balanced")

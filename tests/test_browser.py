@@ -248,6 +248,7 @@ def test_verify_tab_says_same_person_for_a_matched_pair(browser) -> None:
     panel = open_tab(browser, "Verify")
     if reason := tab_is_off(panel):
         pytest.skip(reason)
+    assert "Similarity (cosine)" not in panel.text  # an empty number box read "Similarity 0" before anything ran
     pair = next(p for p in lfw_pairs() if p.same)
     upload(panel, "First photo", pair.first)
     upload(panel, "Second photo", pair.second)
@@ -306,3 +307,149 @@ def test_live_webcam_stream_labels_the_face_frame_after_frame(browser) -> None:
     screenshot(browser, "mask_live")
     click(panel, "Stop")
     assert len(frames) >= 5 and labelled >= 5, f"{len(frames)} distinct result frames, {labelled} labelled"
+
+
+def type_name(panel, name: str) -> None:
+    """Replace whatever the Name box holds (a refused enroll keeps it) with `name`."""
+    from selenium.webdriver.common.keys import Keys
+
+    box = panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    if name:
+        box.send_keys(name)
+
+
+def photo_shown(panel, label: str) -> bool:
+    """Whether the picture input labelled `label` holds a picture."""
+    blocks = panel.find_elements(
+        By.XPATH, f".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[normalize-space()='{label}']]")
+    block = [b for b in blocks if not b.find_elements(By.TAG_NAME, "table")][-1]  # not the examples under it
+    return any(i.get_attribute("src") for i in block.find_elements(By.TAG_NAME, "img"))
+
+
+def gallery_names(panel) -> list[str]:
+    """The captions of the enrolled-people gallery, as the page renders them."""
+    return [e.text for e in panel.find_elements(By.CSS_SELECTOR, "#enrolled .caption-label")]
+
+
+def test_enroll_empties_the_form_and_refuses_a_known_face_under_another_name(browser) -> None:
+    """After an enroll the name and photo are gone (a photo left in the form was enrolled again under the next
+    name); the astronaut's mirrored photo under a new name is refused, naming her, until "Enroll anyway"."""
+    panel = open_tab(browser, "Enroll & identify")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    name_box = panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]")
+    name_box.send_keys("Eileen Collins")
+    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut.jpg")
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    click(panel, "Enroll")
+    WebDriverWait(browser, WAIT).until(lambda d: "Eileen Collins" in gallery_names(panel))
+    WebDriverWait(browser, 30).until(lambda d: name_box.get_attribute("value") == ""
+                                     and not photo_shown(panel, "Photo of this person (one face)"))
+    name_box.send_keys("Ada Lovelace")
+    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut_mirror.jpg")
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    click(panel, "Enroll")
+    WebDriverWait(browser, WAIT).until(lambda d: "already matches Eileen Collins" in toasts(d) + panel.text)
+    assert "Ada Lovelace" not in gallery_names(panel)
+    assert name_box.get_attribute("value") == "Ada Lovelace"  # a refused enroll keeps the form for "Enroll anyway"
+    panel.find_element(By.XPATH, ".//label[.//*[normalize-space()='Enroll anyway']]//input[@type='checkbox']").click()
+    click(panel, "Enroll")
+    WebDriverWait(browser, WAIT).until(lambda d: "Ada Lovelace" in gallery_names(panel))
+
+
+def close_toasts(driver) -> None:
+    """Close every toast, as the page does by itself after 10 s."""
+    for close in driver.find_elements(By.CSS_SELECTOR, ".toast-close"):
+        try:
+            close.click()
+        except Exception:  # already gone
+            pass
+    WebDriverWait(driver, 10).until(lambda d: not toasts(d))
+
+
+def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> None:
+    """The reason of a failure stays on the page after its toast is gone (it used to leave only a red "Error"),
+    and the next action takes it away."""
+    panel = open_tab(browser, "Mask check")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    # the live test may have left the Live webcam sub-tab open (the first such sub-tab is this tab's)
+    browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Upload or snapshot']").click()
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Analyse"))
+    upload(panel, "Picture", EXAMPLES / "no_face.jpg")
+    click(panel, "Analyse")
+    WebDriverWait(browser, WAIT).until(lambda d: "No face found" in toasts(d))
+    close_toasts(browser)
+    wait_for_text(browser, panel, "No face found")
+    upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
+    click(panel, "Analyse")
+    wait_for_text(browser, panel, " %")
+    assert "No face found" not in panel.text
+
+    panel = open_tab(browser, "Enroll & identify")
+    type_name(panel, "")
+    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut.jpg")
+    click(panel, "Enroll")  # no name typed
+    WebDriverWait(browser, WAIT).until(lambda d: "name" in toasts(d))
+    close_toasts(browser)
+    wait_for_text(browser, panel, "Type the person's name first.")
+    # A name over 64 characters is not cut by the page without a word: enroll says so.
+    type_name(panel, "x" * 70)
+    click(panel, "Enroll")
+    wait_for_text(browser, panel, "Names can be at most 64 characters; this one has 70.")
+
+
+# A caption shows its whole text: not cut with an ellipsis, and inside its thumbnail (which clips the rest).
+WHOLE_CAPTION = """
+const caption = arguments[0], box = caption.getBoundingClientRect();
+const thumbnail = caption.closest('.thumbnail-item').getBoundingClientRect();
+return caption.scrollWidth <= caption.clientWidth + 1 && box.top >= thumbnail.top - 1
+    && box.bottom <= thumbnail.bottom + 1 && box.left >= thumbnail.left - 1 && box.right <= thumbnail.right + 1;
+"""
+
+
+def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
+    """The tab says a reload empties the gallery; a long name is shown whole under its thumbnail (not "Colin P…");
+    Delete says what it did; "Clear all" only asks, and clears (saying so) when the visitor confirms."""
+    from selenium.webdriver.common.keys import Keys
+
+    panel = open_tab(browser, "Enroll & identify")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    assert "reloading or closing the page empties the gallery" in panel.text
+    pair = next(p for p in lfw_pairs() if not p.same)
+    long_name, short_name = "Maria Magdalena Rodriguez Villanueva", "Bea"
+    for name, photo in ((long_name, pair.first), (short_name, pair.second)):
+        type_name(panel, name)
+        upload(panel, "Photo of this person (one face)", photo)
+        WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+        click(panel, "Enroll")
+        WebDriverWait(browser, WAIT).until(lambda d: name in gallery_names(panel))
+    caption = next(e for e in panel.find_elements(By.CSS_SELECTOR, "#enrolled .caption-label") if e.text == long_name)
+    assert browser.execute_script(WHOLE_CAPTION, caption), "the name is cut"
+    screenshot(browser, "enroll_gallery")
+
+    person = panel.find_element(
+        By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[normalize-space()='Person']]//input")
+    person.click()
+    person.send_keys(short_name)
+    person.send_keys(Keys.ENTER)
+    click(panel, "Delete")
+    WebDriverWait(browser, WAIT).until(lambda d: f"Deleted {short_name}." in toasts(d))
+    assert short_name not in gallery_names(panel)
+    close_toasts(browser)
+
+    click(panel, "Clear all")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Yes, clear all"))
+    assert long_name in gallery_names(panel)  # only asked
+    click(panel, "Cancel")
+    WebDriverWait(browser, 30).until(lambda d: not has_button(panel, "Yes, clear all"))
+    time.sleep(1)
+    assert long_name in gallery_names(panel)
+    click(panel, "Clear all")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Yes, clear all"))
+    click(panel, "Yes, clear all")
+    WebDriverWait(browser, WAIT).until(lambda d: "Cleared the gallery" in toasts(d))
+    WebDriverWait(browser, 30).until(lambda d: not gallery_names(panel) and not has_button(panel, "Yes, clear all"))

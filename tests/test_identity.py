@@ -218,6 +218,24 @@ def test_strangers_stay_unknown_at_the_default_point_on_lfw_and_on_rmfd_dev(lab,
     assert len(strangers) >= 40 and sum(n is not None for n in named) <= 0.05 * len(strangers), named
 
 
+def test_a_face_named_as_someone_else_is_not_enrolled_under_a_new_name(lab) -> None:
+    """The astronaut's photo and its mirror image (the same photo left in the form, near enough): the second under
+    another name is refused, naming the first, unless enroll_anyway; under the same name it is one more photo."""
+    from pathlib import Path
+
+    from pipeline.errors import AlreadyEnrolledError
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    photo, mirrored = examples / "astronaut.jpg", examples / "astronaut_mirror.jpg"
+    gallery = InMemoryGallery()
+    enroll(lab, gallery, "First Name", photo)
+    with pytest.raises(AlreadyEnrolledError, match="already matches First Name") as refused:
+        enroll(lab, gallery, "Other Name", mirrored)
+    assert refused.value.match == "First Name" and [p.name for p in gallery.people()] == ["First Name"]
+    assert enroll(lab, gallery, "First Name", mirrored).person.embeddings == 2
+    assert enroll(lab, gallery, "Other Name", mirrored, enroll_anyway=True).person.name == "Other Name"
+
+
 def test_a_marginal_score_is_a_possible_match_not_a_name(lab) -> None:
     """A real matched LFW pair whose similarity lies between the two thresholds of a one-person gallery."""
     first, second = ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[1]], ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[2]]
