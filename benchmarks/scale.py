@@ -329,7 +329,8 @@ def enrol_until_killed(process, url: str, kill_after: int) -> list[str]:
         for index in range(1000):
             name = f"person {worker}-{index}"
             try:
-                client.predict(name, handle_file(str(EXAMPLES / "astronaut.jpg")), api_name="/enroll")
+                # one photo under many names: "Enroll anyway" (the app refuses a known face under a new name)
+                client.predict(name, handle_file(str(EXAMPLES / "astronaut.jpg")), "", True, api_name="/enroll")
             except Exception:  # noqa: BLE001 - the server is gone: this one was never acknowledged
                 return
             with lock:

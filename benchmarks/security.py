@@ -170,7 +170,7 @@ def _live_server_path(ctx: Context) -> tuple[bool, str]:
 
 def _enroll_then_list(ctx: Context) -> tuple[bool, str]:
     client = ctx.client()
-    answer = client.call("enroll", ["Mallory", file_payload(str(ASTRONAUT)), "", None])
+    answer = client.call("enroll", ["Mallory", file_payload(str(ASTRONAUT)), "", False, None])
     people = client.call("people", [None])
     blocked = not answer.ok and answer.message.startswith(NOT_STORED_START) and people.output == [[]]
     return blocked, answer.text
@@ -297,7 +297,7 @@ def _shared_destructive(event: str, token: str):
     def run(ctx: Context) -> tuple[bool, str]:
         client = ctx.client()
         photo = file_payload(client.upload(ASTRONAUT.read_bytes(), "eileen.jpg"))
-        client.call("enroll", ["Eileen Collins", photo, "", None])
+        client.call("enroll", ["Eileen Collins", photo, "", False, None])
         data = [token, None] if event == "clear" else ["Eileen Collins", token, None]
         answer = client.call(event, data)
         still_there = client.call("people", [None]).output
@@ -365,7 +365,7 @@ ATTACKS: tuple[Attack, ...] = (
            _broken_model_tab("identify", lambda c: [_upload(c), "balanced", None])),
     Attack("tampered_embedder_verify", 6, "broken",
            _broken_model_tab("verify", lambda c: [_upload(c), _upload(c, EXAMPLES / "astronaut_mirror.jpg"), "balanced"])),
-    Attack("corrupt_gallery_enroll", 7, "broken", _broken_model_tab("enroll", lambda c: ["Eve", _upload(c), "", None])),
+    Attack("corrupt_gallery_enroll", 7, "broken", _broken_model_tab("enroll", lambda c: ["Eve", _upload(c), "", False, None])),
     Attack("corrupt_gallery_other_tabs_work", 7, "broken", _broken_gallery_mask_still_works),
 )
 

@@ -74,7 +74,7 @@ def test_a_visitors_own_upload_is_analysed(servers) -> None:
 def test_the_operator_token_deletes_and_clears_the_shared_gallery(servers) -> None:
     client = RawClient(servers("shared").url)
     photo = file_payload(client.upload(ASTRONAUT.read_bytes(), "eileen.jpg"))
-    assert client.call("enroll", ["Ada Operator", photo, "", None]).ok  # enrolling stays open
+    assert client.call("enroll", ["Ada Operator", photo, "", True, None]).ok  # enrolling stays open
     assert client.call("delete", ["Ada Operator", ADMIN_TOKEN, None]).ok
     names = [p["name"] for p in client.call("people", [None]).output[0]]
     assert "Ada Operator" not in names
