@@ -14,7 +14,6 @@ import functools
 import html
 import json
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -325,7 +324,7 @@ def delete(name, token, gallery):
 def clear(token, gallery):
     require(unavailable("identify"))
     OPERATOR.check("clear", token)
-    count = len(gallery.people())
+    count = len(gallery)
     gallery.clear()
     gr.Info(f"Cleared the gallery: {count} {'person' if count == 1 else 'people'} removed.")
     return (*_people(gallery), gallery)

@@ -122,6 +122,15 @@ def data_url(data: bytes, mime: str = "image/jpeg") -> dict:
     return {"path": None, "url": f"data:{mime};base64," + base64.b64encode(data).decode()}
 
 
+def frame_payload(frame, quality: int = 85) -> dict:
+    """An RGB frame (numpy array) as a live webcam client sends it: a JPEG data URL."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return data_url(buffer.getvalue())
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -8,9 +8,6 @@ Everything goes through the functions the app calls (pipeline facade, the app's 
 
 from __future__ import annotations
 
-import base64
-import io
-
 import argparse
 import json
 import os
@@ -22,11 +19,11 @@ import time
 
 import numpy as np
 import torch
-from PIL import Image
 
 from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
 from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures, with_threads
 from benchmarks.moving_faces import MovingFace, render_frames
+from benchmarks.security import frame_payload
 from pipeline.settings import reload as reload_settings
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "speed.json"
@@ -50,12 +47,7 @@ def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> flo
 def webcam_payloads(frames: list[np.ndarray]) -> list[dict]:
     """The frames as a live webcam client sends them: JPEG data URLs (the app opens no path it did not store
     for an upload, serving/payloads.py)."""
-    payloads = []
-    for frame in frames:
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
-        payloads.append({"path": None, "url": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()})
-    return payloads
+    return [frame_payload(frame, quality=90) for frame in frames]
 
 
 def stream_fps(handler, payloads: list[dict], *extra) -> float:

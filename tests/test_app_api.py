@@ -184,29 +184,18 @@ def moving_frames(count: int = 12):
         yield canvas
 
 
-def as_payload(frame) -> dict:
-    """A frame as the browser's live webcam sends it: a data URL."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="JPEG", quality=85)
-    return {"url": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), "path": None}
-
-
 def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> None:
     import numpy as np
 
     import app
+    from benchmarks.security import frame_payload
 
     if app.unavailable("mask"):
         pytest.skip(app.unavailable("mask"))
     tracker, times = None, []
     for i, frame in enumerate(moving_frames()):
         started = time.perf_counter()
-        out, tracker = app.mask_live(as_payload(frame), tracker)
+        out, tracker = app.mask_live(frame_payload(frame), tracker)
         times.append(time.perf_counter() - started)
         assert out.shape == frame.shape and not np.array_equal(out, frame)  # a box and a label were drawn
         box = tracker.tracks[0].face.box
