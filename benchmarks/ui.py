@@ -91,8 +91,11 @@ window.facelab = {
   result(kind) {  // the element that shows an action's result
     const panel = facelab.panel();
     if (kind === "gallery") return panel.querySelector("#enrolled");
-    if (kind === "verdict") return panel.querySelector("#verdict");
-    return [...panel.querySelectorAll(".facelab-result")].find(e => e.offsetParent !== null);
+    if (kind === "verdict") return panel.querySelector("#verdict")
+      || [...panel.querySelectorAll(".block")].find(b => b.offsetParent !== null && b.querySelector(".prose h2"));
+    return [...panel.querySelectorAll(".facelab-result")].find(e => e.offsetParent !== null)
+      || [...panel.querySelectorAll(".block")].find(b => b.offsetParent !== null  // a page without the class
+            && [...b.querySelectorAll("[data-testid=block-label]")].some(l => l.innerText.trim().startsWith("Result")));
   },
   shown(kind) {  // what the result shows now: an image's address, the verdict's text, the gallery's names
     const e = facelab.result(kind);
