@@ -186,6 +186,8 @@ def wait_until_loaded(driver) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, 180).until(lambda d: "Loading models" not in d.find_element("tag name", "body").text)
+    if "unavailable" in driver.find_element("tag name", "body").text:  # a tab is off: nothing to measure there
+        raise RuntimeError("a model did not load; see the app's log (FACELAB_WEIGHTS_DIR?)")
 
 
 def measure_actions(driver, runs: int = RUNS) -> list[dict]:
@@ -262,6 +264,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--live-seconds", type=int, default=LIVE_SECONDS)
     args = parser.parse_args()
+    from shared_data import SHARED_WEIGHTS_DIR
+
+    os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))  # as the tests do; else the Hub
     folder = Path(tempfile.mkdtemp(prefix="facelab-ui-"))
     video = fake_webcam_video(folder / "webcam.y4m")
     process, url = launch_app(folder / "app.log")
