@@ -463,7 +463,7 @@ TABS = tuple(TAB_NEEDS)
 # Issue 17: a result picture's label sits above the picture, not over it (it covered the first face's tag);
 # after a failure the tab's "Not done: ..." line explains it, so Gradio's bare red "Error" badge on the
 # emptied outputs is hidden; on a phone the tabs wrap (see build_demo) and the About tables scroll sideways
-# instead of squeezing a column to a letter a line; the step headings and the examples are compact.
+# instead of squeezing a column to a letter a line; the step headings are compact.
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }

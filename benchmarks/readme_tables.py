@@ -157,7 +157,10 @@ def ui_table() -> str:
     rows += ["", "| live tab (fake webcam) | distinct result frames per second in the page | target |", "| --- | --- | --- |"]
     rows += [f"| {row['tab']} | {row['result_fps']} ({row['frames']} in {row['seconds']} s) | >= 10 |" for row in data["live"]]
     rows += ["", f"Headless Chromium {data['browser']} at {data['viewport']}, median of {data['runs']} clicks each; "
-             f"the app on the same {data['cores']}-core machine, FACELAB_THREADS={data['torch_threads']}."]
+             f"the app on the same {data['cores']}-core machine, FACELAB_THREADS={data['torch_threads']}"
+             + (f"; 1-minute load average {' then '.join(map(str, data['load_average_1min']))} (other jobs share the cores)"
+                if "load_average_1min" in data else "") + ". Gradio's webcam captures the next frame only once the "
+             "previous answer is back, at its next 100 ms tick: 10 frames/s needs a round trip under 100 ms."]
     return "\n".join(rows)
 
 

@@ -275,10 +275,12 @@ def main() -> None:
         driver.get(url)
         helpers(driver)
         wait_until_loaded(driver)
+        load_before = os.getloadavg()[0]  # the machine is shared: how busy it was around the run
         results = {"viewport": f"{LAPTOP[0]}x{LAPTOP[1]}", "runs": args.runs, "cores": os.cpu_count(),
                    "torch_threads": os.environ.get("FACELAB_THREADS", "1"), "machine": platform.machine(),
                    "browser": driver.capabilities.get("browserVersion"),
                    "actions": measure_actions(driver, args.runs), "live": measure_live(driver, args.live_seconds)}
+        results["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     finally:
         driver.quit()
         stop_app(process)
