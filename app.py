@@ -209,40 +209,60 @@ def mask_check(image):
     return overlay.draw_boxes(analysis.image, boxes), rows
 
 
-def _live(tab: str, label_faces, reuse: bool = True):
+LIVE_TABLE_SECONDS = 0.5  # a live stream refreshes its table of faces (and emotion bars) at most twice a second
+
+
+def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False):
     """A stream handler: follow faces with the session's tracker, label them, draw. With `reuse`, a face
     keeps its label while it is tracked (recomputed at each full detection); without, every frame is
-    labelled afresh (expressions change). Never raises: a bad frame, or a frame for a tab that is off,
-    comes back empty and the stream goes on."""
+    labelled afresh (expressions change). `label_faces` gives each face (text, colour, table cells); the
+    handler returns the frame, the tracker and the table of faces (numbered as the boxes), plus, with
+    `bars`, the emotions of the largest face; table and bars at most every LIVE_TABLE_SECONDS (gr.skip()
+    between), so the page is not redrawn at every frame. Never raises: a bad frame, or a frame for a tab
+    that is off, comes back empty and the stream goes on."""
+    def outputs(image, tracker, tracks=None):
+        now = time.monotonic()
+        if tracks is None or now - getattr(tracker, "table_shown_at", 0.0) < LIVE_TABLE_SECONDS:
+            summary = [gr.skip()] * (2 if bars else 1)
+        else:
+            tracker.table_shown_at = now
+            rows = [[i + 1, *t.memo["label"][2], box_text(t.face.box)] for i, t in enumerate(tracks)]
+            largest = max(tracks, key=lambda t: (t.face.box[2] - t.face.box[0]) * (t.face.box[3] - t.face.box[1]),
+                          default=None)
+            summary = [rows] + ([overlay.capped_all(largest.face.emotion.probabilities)
+                                 if largest is not None and largest.face.emotion is not None else gr.skip()] if bars else [])
+        return image, tracker, *summary
+
     @gpu
     def handler(frame, tracker, *extra):
         if frame is None or unavailable(tab):
-            return None, tracker
+            return outputs(None, tracker)
         try:
             rgb = picture(frame)
         except FaceLabError:
-            return None, tracker
+            return outputs(None, tracker)
         try:
             tracker = tracker or FaceTracker(get_facelab())
             tracks = tracker.update(rgb)
             fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
-            return overlay.draw_boxes(rgb, [overlay.Box(t.face.box, *t.memo["label"]) for t in tracks]), tracker
+            drawn = overlay.draw_boxes(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks])
+            return outputs(drawn, tracker, tracks)
         except Exception:
             log.exception("live frame failed")
-            return rgb, tracker
+            return outputs(rgb, tracker)
     return handler
 
 
-def _describe(label, **heads):
+def _describe(label, cells, **heads):
     def label_faces(faces):
         get_facelab().describe(faces, **heads)
-        return [label(f) for f in faces]
+        return [(*label(f), cells(f)) for f in faces]
     return label_faces
 
 
-mask_live = _live("mask", _describe(_mask_label, mask=True))
+mask_live = _live("mask", _describe(_mask_label, lambda f: [_mask_label(f)[0]], mask=True))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,8 +274,7 @@ def emotion(image):
     require(unavailable("emotion"))
     analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
-    rows = [[i + 1, overlay.emotion_word(f.emotion.top, f.emotion.confidence, bool(f.emotion.mouth_covered)),
-             overlay.percent(f.emotion.confidence), box_text(f.box)] for i, f in enumerate(analysis.faces)]
+    rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
     faces = [(f.box.tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
     return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
 
@@ -269,7 +288,12 @@ def emotion_pick(faces, evt: gr.SelectData):
     return gr.skip()
 
 
-emotion_live = _live("emotion", _describe(_emotion_label, emotion=True), reuse=False)
+def _emotion_cells(face) -> list:
+    return [overlay.emotion_word(face.emotion.top, face.emotion.confidence, bool(face.emotion.mouth_covered)),
+            overlay.percent(face.emotion.confidence)]
+
+
+emotion_live = _live("emotion", _describe(_emotion_label, _emotion_cells, emotion=True), reuse=False, bars=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,14 +365,18 @@ def identify(image, operating_point, gallery):
     if not matches:
         raise gr.Error(NO_FACE, print_exception=False)
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
-    rows = [[i + 1, m.label, m.possible or "", None if np.isnan(m.similarity) else round(float(m.similarity), 3),
-             round(float(m.threshold), 3), box_text(m.box)] for i, m in enumerate(matches)]
+    rows = [[i + 1, *_match_cells(m), box_text(m.box)] for i, m in enumerate(matches)]
     return overlay.draw_boxes(rgb, boxes), rows
+
+
+def _match_cells(m) -> list:
+    return [m.label, m.possible or "", None if np.isnan(m.similarity) else round(float(m.similarity), 3),
+            round(float(m.threshold), 3)]
 
 
 def _identify_faces(faces, operating_point, gallery):
     matches = identity.identify_faces(get_facelab(), gallery, faces, operating_point_of(operating_point), k=1)
-    return [overlay.identity_text(m.name, m.similarity, m.possible) for m in matches]
+    return [(*overlay.identity_text(m.name, m.similarity, m.possible), _match_cells(m)) for m in matches]
 
 
 identify_live = _live("identify", _identify_faces)
@@ -431,9 +459,19 @@ TABS = tuple(TAB_NEEDS)
 # The enrolled people's names whole: Gradio's caption is one line in the thumbnail's corner, cut with an
 # ellipsis ("Colin P…"), and a class must tell its people apart by name. Here it spans the thumbnail's foot
 # and wraps (the thumbnail clips anything outside it, so the caption stays inside).
+#
+# Issue 17: a result picture's label sits above the picture, not over it (it covered the first face's tag);
+# after a failure the tab's "Not done: ..." line explains it, so Gradio's bare red "Error" badge on the
+# emptied outputs is hidden; on a phone the tabs wrap (see build_demo) and the About tables scroll sideways
+# instead of squeezing a column to a letter a line; the step headings are compact.
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
+.facelab-result label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
+[data-testid="status-tracker"]:has(> .error) { display: none !important; }
+.prose table { display: block; max-width: 100%; overflow-x: auto; }
+.prose td, .prose th { min-width: 8em; overflow-wrap: break-word; }
+.facelab-step h3 { margin: 0 !important; }
 """
 
 
@@ -452,14 +490,17 @@ def status():
 # ----------------------------------------------------------------------------------------------
 # Layout
 
-def _image_inputs(label: str, settings: Settings):
+RESULT_HEIGHT = 340  # the result pictures of Mask check and Emotion: with the tab's button, in a laptop's first screen
+
+
+def _image_inputs(label: str, settings: Settings, height: int = RESULT_HEIGHT):
     """An upload/snapshot picture and a live webcam stream, in two sub-tabs."""
     with gr.Tab("Upload or snapshot"):
         still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
-                         webcam_options=gr.WebcamOptions(mirror=True), height=360)
+                         webcam_options=gr.WebcamOptions(mirror=True), height=height)
         button = gr.Button("Analyse", variant="primary")
     with gr.Tab("Live webcam"):
-        live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=360)
+        live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=height)
         gr.Markdown(f"A live stream stops after {settings.stream_seconds} s; press Record again to go on.")
     return still, button, live
 
@@ -528,12 +569,12 @@ def _message_line() -> gr.Markdown:
     return gr.Markdown(elem_classes="facelab-message")
 
 
-def _examples(rows, inputs, fn=None, outputs=None):
-    """Clickable examples from examples/; with `fn` a click also runs the tab (the gallery tabs need the
-    visitor's state, so there a click only fills the inputs)."""
+def _examples(rows, inputs, fn=None, outputs=None, label: str = "Examples"):
+    """Clickable examples from examples/, under `label` (say what a click does); with `fn` a click also runs
+    the tab (the gallery tabs need the visitor's state, so there a click only fills the inputs)."""
     rows = [[str(EXAMPLES / v) if str(v).endswith(".jpg") else v for v in row] for row in rows]
     examples = gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False,
-                           preprocess=False)
+                           preprocess=False, label=label)
     EXAMPLE_FILES.update(value["path"] for row in examples.non_none_processed_examples.values()
                          for value in row if isinstance(value, dict) and isinstance(value.get("path"), str))
 
@@ -548,63 +589,72 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
         # sessions Gradio would otherwise keep until a restart.
         gallery = gr.State(_open_gallery_once(settings), time_to_live=settings.session_seconds)
 
+        # Laid out for a laptop (1366x900): each action's button and its result are both in the first
+        # viewport (benchmarks/ui.py measures it), and each tab's examples sit, labelled, under their inputs.
         with gr.Tab("Mask check", id="mask"):
             _off_note("mask")
             with gr.Row():
-                with gr.Column():
+                with gr.Column() as inputs:
                     still, button, live = _image_inputs("Picture", settings)
                     TAB_BUTTONS["mask"].append(button)
                 with gr.Column():
                     message = _message_line()
-                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
+                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=RESULT_HEIGHT,
+                                      elem_classes="facelab-result")
                     table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
             _run(button, mask_check, still, [result, table], "mask", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
-            live.stream(mask_live, [live, tracker], [result, tracker], api_name="mask_live", **LIVE)
-            _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table])
+            live.stream(mask_live, [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
+            with inputs:
+                _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table],
+                          label="Examples: click one to check it")
 
         with gr.Tab("Emotion", id="emotion"):
             _off_note("emotion")
             faces = gr.State([])
             with gr.Row():
-                with gr.Column():
+                with gr.Column() as inputs:
                     still, button, live = _image_inputs("Picture", settings)
                     TAB_BUTTONS["emotion"].append(button)
                 with gr.Column():
                     message = _message_line()
-                    result = gr.Image(label="Result (click a face for its emotions)", format="jpeg", interactive=False,
-                                      height=360)
-                    bars = gr.Label(num_top_classes=7, label="Emotions of the largest (or clicked) face")
+                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=RESULT_HEIGHT,
+                                      elem_classes="facelab-result")
+                    bars = gr.Label(num_top_classes=7, label="Emotions of the largest face (click a face for its own)")
                     table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                          interactive=False)
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
-            live.stream(emotion_live, [live, tracker], [result, tracker], api_name="emotion_live", **LIVE)
-            _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces])
+            live.stream(emotion_live, [live, tracker], [result, tracker, table, bars], api_name="emotion_live", **LIVE)
+            with inputs:
+                _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces],
+                          label="Examples: click one to read its emotions")
 
         with gr.Tab("Enroll & identify", id="identify"):
             _off_note("identify")
-            point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
-                             info=OPERATING_POINT_INFO)
             with gr.Row():
                 with gr.Column():
-                    gr.Markdown("### Enroll")
-                    # No max_length: the browser would cut a longer name without a word; enroll refuses it, saying why.
-                    name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace",
-                                      info=f"up to {MAX_NAME_LENGTH} characters")
-                    enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
-                                            label="Photo of this person (one face)", height=260)
-                    anyway = gr.Checkbox(False, label="Enroll anyway",
-                                         info="even if this face already matches someone else in the gallery")
+                    gr.Markdown("### 1. Enroll someone", elem_classes="facelab-step")
+                    with gr.Row(equal_height=False):
+                        # No max_length: the browser would cut a longer name without a word; enroll refuses it, saying why.
+                        with gr.Column(min_width=180):
+                            name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace",
+                                              info=f"up to {MAX_NAME_LENGTH} characters")
+                            anyway = gr.Checkbox(False, label="Enroll anyway",
+                                                 info="even if this face already matches someone else in the gallery")
+                        enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
+                                                label="Photo of this person (one face)", height=210, min_width=180)
+                    _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image],
+                              label="Example: fills the name and photo, then press Enroll")
                     enroll_button = gr.Button("Enroll", variant="primary")
                     gallery_message = _message_line()
+                    grid = gr.Gallery(label="Enrolled people", columns=5, height=170, allow_preview=False,
+                                      fit_columns=False, object_fit="contain", elem_id="enrolled")
                     if not settings.gallery:  # a visitor's own gallery: say how easily it is lost
                         gr.Markdown(f"Your enrolled people stay in this browser tab only: **reloading or closing "
                                     f"the page empties the gallery** (and it is forgotten "
                                     f"{settings.session_seconds // 60} minutes after your last change).")
-                    grid = gr.Gallery(label="Enrolled people", columns=4, height=240, allow_preview=False,
-                                      fit_columns=False, object_fit="contain", elem_id="enrolled")
                     with gr.Row():
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
@@ -619,11 +669,18 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     token = gr.Textbox(label="Operator token (shared gallery)", type="password", value="",
                                        visible=OPERATOR.shared)
                 with gr.Column():
-                    gr.Markdown("### Identify")
-                    still, button, live = _image_inputs("Picture to identify", settings)
+                    gr.Markdown("### 2. Identify the people in a picture", elem_classes="facelab-step")
+                    point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
+                                     info=OPERATING_POINT_INFO)
+                    with gr.Row(equal_height=False):
+                        with gr.Column(min_width=200):
+                            still, button, live = _image_inputs("Picture to identify", settings, height=210)
+                            _examples([["astronaut_mirror.jpg"]], still, label="Example: fills the picture, then press Analyse")
+                        with gr.Column(min_width=200):
+                            message = _message_line()
+                            result = gr.Image(label="Result", format="jpeg", interactive=False, height=300,
+                                              elem_classes="facelab-result")
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
-                    message = _message_line()
-                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=360)
                     table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"], label="Faces",
                                          interactive=False)
             # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
@@ -640,32 +697,37 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                                                   api_name="people", **UPLOAD)
             _run(button, identify, [still, point, gallery], [result, table], "identify", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)
-            live.stream(identify_live, [live, tracker, point, gallery], [result, tracker], api_name="identify_live", **LIVE)
-            _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image])  # then press Enroll
-            _examples([["astronaut_mirror.jpg"]], still)
+            live.stream(identify_live, [live, tracker, point, gallery], [result, tracker, table], api_name="identify_live",
+                        **LIVE)
 
         with gr.Tab("Verify", id="verify"):
             _off_note("verify")
             with gr.Row():
-                first = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="First photo", height=300)
-                second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo", height=300)
-            verify_point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
-                                    info=OPERATING_POINT_INFO)
-            verify_button = gr.Button("Verify", variant="primary")
-            TAB_BUTTONS["verify"].append(verify_button)
-            message = _message_line()
-            with gr.Row():
-                verdict = gr.Markdown()
-                # For API clients only: on the page the verdict and the ruler show it (an empty Number reads "0").
-                similarity = gr.Number(label="Similarity (cosine)", interactive=False, visible=False)
-            with gr.Row():
-                scale = gr.Image(label="Similarity and the operating points' thresholds", format="png",
-                                 interactive=False, height=120, show_label=False)  # a label would hide the marker's value
-                crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=180)
+                with gr.Column(scale=3):
+                    with gr.Row():
+                        first = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="First photo",
+                                         height=250, min_width=200)
+                        second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo",
+                                          height=250, min_width=200)
+                    verify_point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
+                                            info=OPERATING_POINT_INFO)
+                    verify_button = gr.Button("Verify", variant="primary")
+                    TAB_BUTTONS["verify"].append(verify_button)
+                    examples_here = gr.Column()
+                with gr.Column(scale=2):
+                    message = _message_line()
+                    verdict = gr.Markdown(elem_id="verdict")
+                    # For API clients only: on the page the verdict and the ruler show it (an empty Number reads "0").
+                    similarity = gr.Number(label="Similarity (cosine)", interactive=False, visible=False)
+                    # No label and no buttons: either would hide the marker's value when the similarity is high.
+                    scale = gr.Image(label="Similarity and the operating points' thresholds", format="png",
+                                     interactive=False, height=120, show_label=False, buttons=[])
+                    crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=170)
             outputs = [verdict, similarity, scale, crops]
             _run(verify_button, verify, [first, second, verify_point], outputs, "verify", message)
-            _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
-                      outputs)
+            with examples_here:
+                _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
+                          outputs, label="Example: click it to verify the two photos")
 
         with gr.Tab("About", id="about"):
             running = gr.Markdown()  # status() fills it: the backbone that actually loaded, its precision
@@ -675,6 +737,11 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                  *(b for tab in TABS for b in TAB_BUTTONS[tab])]
         timer.tick(status, None, shown, api_visibility="private", show_progress="hidden", queue=False)
         demo.load(status, None, shown, api_visibility="private", queue=False)
+    # Tabs that do not fit the width wrap onto another row instead of hiding behind a "..." menu: on a
+    # phone every tab is one tap away (issue 17).
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Tabs):
+            block.overflow_behavior = "wrap"
     return demo.queue(max_size=settings.queue_size)
 
 

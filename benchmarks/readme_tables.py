@@ -146,6 +146,24 @@ def security_table() -> str:
     return "\n".join(rows)
 
 
+def ui_table() -> str:
+    data = _load("ui")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.ui`_"
+    rows = ["| tab | action | click to result on the page (median) | result and its button on the first screen |",
+            "| --- | --- | --- | --- |"]
+    rows += [f"| {a['tab']} | {a['action']} | {a['ms_median']} ms | {'yes' if a['result_in_first_viewport'] else '**no**'} |"
+             for a in data["actions"]]
+    rows += ["", "| live tab (fake webcam) | distinct result frames per second in the page | target |", "| --- | --- | --- |"]
+    rows += [f"| {row['tab']} | {row['result_fps']} ({row['frames']} in {row['seconds']} s) | >= 10 |" for row in data["live"]]
+    rows += ["", f"Headless Chromium {data['browser']} at {data['viewport']}, median of {data['runs']} clicks each; "
+             f"the app on the same {data['cores']}-core machine, FACELAB_THREADS={data['torch_threads']}"
+             + (f"; 1-minute load average {' then '.join(map(str, data['load_average_1min']))} (other jobs share the cores)"
+                if "load_average_1min" in data else "") + ". Gradio's webcam captures the next frame only once the "
+             "previous answer is back, at its next 100 ms tick: 10 frames/s needs a round trip under 100 ms."]
+    return "\n".join(rows)
+
+
 def headline_table() -> str:
     """The same plain-words figures the About tab shows (serving/figures.py)."""
     from serving.figures import headline_figures, markdown_table
@@ -163,7 +181,7 @@ def configuration_table() -> str:
 
 RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table,
                                            "security": security_table, "configuration": configuration_table,
-                                           "headline": headline_table}
+                                           "headline": headline_table, "ui": ui_table}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
 RENDERERS["scale"] = __import__("benchmarks.scale", fromlist=["scale_table"]).scale_table
 

@@ -112,27 +112,91 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def draw_boxes(image: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
-    """A copy of `image` (RGB uint8) with each box outlined and its text on a filled tag above it
-    (below the box's top edge when there is no room above). Text is drawn as pixels: names can
-    never be interpreted as markup."""
-    picture = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
-    draw = ImageDraw.Draw(picture)
-    side = max(picture.size)
-    width = max(2, side // 250)
-    for item in boxes:
+Rect = tuple[float, float, float, float]
+
+
+def _overlap(a: Rect, b: Rect) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _place(size: tuple[int, int], box: Rect, tag: tuple[float, float], taken: list[Rect]) -> Rect:
+    """Where a tag of size `tag` goes for `box`: the first of above the box, inside its top edge, under it
+    (each left- then right-aligned with the box, kept inside the picture) that covers no tag in `taken`;
+    when every place covers one, the place that covers least."""
+    (width, height), (tag_w, tag_h) = size, tag
+    x1, y1, x2, y2 = box
+    xs = [min(max(0.0, x1), max(0.0, width - tag_w)), min(max(0.0, x2 - tag_w), max(0.0, width - tag_w))]
+    ys = [y for y in (y1 - tag_h, y1, y2) if 0 <= y <= height - tag_h] or [min(max(0.0, y1), max(0.0, height - tag_h))]
+    places = [(x, y, x + tag_w, y + tag_h) for y in ys for x in xs]
+    return min(places, key=lambda place: (sum(_overlap(place, other) for other in taken), places.index(place)))
+
+
+@dataclass(frozen=True)
+class Tag:
+    """Where one box's tag goes: `rect` (x1, y1, x2, y2) in picture pixels; the number's cell is its first
+    `number_width` pixels."""
+
+    rect: Rect
+    number: str
+    number_width: float
+    text: str
+    size: int
+
+
+def _line_width(size: tuple[int, int]) -> int:
+    return max(2, max(size) // 250)
+
+
+def layout_tags(size: tuple[int, int], boxes: Sequence[Box], numbered: bool = True) -> list[Tag | None]:
+    """The tag of each box in a picture of `size` (width, height), in order: its number (its place in
+    `boxes`, from 1) and text, placed by `_place` so that no tag covers one placed before it where there is
+    any room. None for a box with neither."""
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    pad = _line_width(size) + 2
+    taken: list[Rect] = []
+    tags: list[Tag | None] = []
+    for number, item in enumerate(boxes, start=1):
         x1, y1, x2, y2 = (float(v) for v in item.box)
-        draw.rectangle((x1, y1, x2, y2), outline=item.colour, width=width)
-        if not item.text:
+        label = f"{number}" if numbered else ""
+        if not (item.text or label):
+            tags.append(None)
             continue
         # Text sized from the face, not the picture: in a group photo neighbours' labels stay apart.
-        font = _font(max(12, min(48, side // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH))))
-        left, top, right, bottom = draw.textbbox((0, 0), item.text, font=font)
-        tag_w, tag_h = right - left + 2 * width + 4, bottom - top + 2 * width + 4
-        tag_x = min(max(0.0, x1), max(0.0, picture.width - tag_w))
-        tag_y = y1 - tag_h if y1 - tag_h >= 0 else y1
-        draw.rectangle((tag_x, tag_y, tag_x + tag_w, tag_y + tag_h), fill=item.colour)
-        draw.text((tag_x + width + 2 - left, tag_y + width + 2 - top), item.text, fill=WHITE, font=font)
+        font_size = max(12, min(48, max(size) // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH)))
+        font = _font(font_size)
+        line = measure.textbbox((0, 0), "0Ag", font=font)
+        number_w = (measure.textbbox((0, 0), label, font=font)[2] + 2 * pad) if label else 0
+        text_w = (measure.textbbox((0, 0), item.text, font=font)[2] + 2 * pad) if item.text else 0
+        rect = _place(size, (x1, y1, x2, y2), (number_w + text_w, line[3] - line[1] + 2 * pad), taken)
+        taken.append(rect)
+        tags.append(Tag(rect, label, number_w, item.text, font_size))
+    return tags
+
+
+def draw_boxes(image: np.ndarray, boxes: Iterable[Box], numbered: bool = True) -> np.ndarray:
+    """A copy of `image` (RGB uint8) with each box outlined and a filled tag beside it: the box's number
+    (its place in `boxes`, from 1: the row of the app's table of faces) on white, then its text, placed by
+    `layout_tags` (above the box, else inside its top edge, else under it; never over an earlier tag where
+    there is room). Text is drawn as pixels: names can never be interpreted as markup."""
+    picture = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    width = _line_width(picture.size)
+    pad = width + 2
+    items = list(boxes)
+    for item in items:  # every outline first: a tag is never crossed by a neighbour's outline
+        draw.rectangle(tuple(float(v) for v in item.box), outline=item.colour, width=width)
+    for item, tag in zip(items, layout_tags(picture.size, items, numbered)):
+        if tag is None:
+            continue
+        font = _font(tag.size)
+        top = draw.textbbox((0, 0), "0Ag", font=font)[1]
+        x, y, right, bottom = tag.rect
+        if tag.number:
+            draw.rectangle((x, y, x + tag.number_width, bottom), fill=WHITE, outline=item.colour, width=max(1, width // 2))
+            draw.text((x + pad, y + pad - top), tag.number, fill=item.colour, font=font)
+        if tag.text:
+            draw.rectangle((x + tag.number_width, y, right, bottom), fill=item.colour)
+            draw.text((x + tag.number_width + pad, y + pad - top), tag.text, fill=WHITE, font=font)
     return np.asarray(picture)
 
 

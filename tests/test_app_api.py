@@ -192,22 +192,26 @@ def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> No
 
     if app.unavailable("mask"):
         pytest.skip(app.unavailable("mask"))
-    tracker, times = None, []
+    tracker, times, tables = None, [], 0
     for i, frame in enumerate(moving_frames()):
         started = time.perf_counter()
-        out, tracker = app.mask_live(frame_payload(frame), tracker)
+        out, tracker, table = app.mask_live(frame_payload(frame), tracker)
         times.append(time.perf_counter() - started)
         assert out.shape == frame.shape and not np.array_equal(out, frame)  # a box and a label were drawn
         box = tracker.tracks[0].face.box
         assert len(tracker.tracks) == 1 and 20 + i * 8 < (box[0] + box[2]) / 2 < 20 + i * 8 + 320
         assert tracker.tracks[0].memo["label"][0].startswith("no mask ")
+        # the table of faces, numbered as the boxes, at most every LIVE_TABLE_SECONDS (skipped between)
+        assert table == app.gr.skip() or (len(table) == 1 and table[0][0] == 1 and table[0][1].startswith("no mask "))
+        tables += table != app.gr.skip()
+    assert 1 <= tables < len(times)  # the first frame's table, then at a modest rate
     assert tracker.full_detections < len(times)  # the tracker, not a full detection, followed most frames
     # A broken frame comes back empty and the stream goes on with the same tracker.
     for broken in ("data:image/jpeg;base64,bm90IGEgcGljdHVyZQ==", "data:image/jpeg;base64,%%%not base64%%%"):
-        out, same = app.mask_live({"path": None, "url": broken}, tracker)
+        out, same, _ = app.mask_live({"path": None, "url": broken}, tracker)
         assert out is None and same is tracker
     # A frame naming a file on the server, not an upload: refused like any other request (empty frame).
-    out, same = app.mask_live({"path": str(EXAMPLES / "astronaut.jpg"), "url": None}, tracker)
+    out, same, _ = app.mask_live({"path": str(EXAMPLES / "astronaut.jpg"), "url": None}, tracker)
     assert out is None and same is tracker
     with capsys.disabled():
         print(f"\nlive mask frames: median {1000 * sorted(times)[len(times) // 2]:.0f} ms "

@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from shared_data import MISC_DIR, lfw_pairs  # noqa: E402
 from benchmarks.app_server import EXAMPLES, ROOT, launch_app, stop_app  # noqa: E402
+from benchmarks import ui  # noqa: E402  (the browser helpers benchmarks/ui.py measures with)
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.browser, pytest.mark.slow]
 os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium-manager: no network calls
@@ -39,43 +40,21 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
-def fake_webcam_video(path: Path, frames: int = 24) -> Path:
-    """A Y4M clip (what Chromium's fake webcam plays) of the astronaut sliding to and fro on a 640x480 canvas."""
-    import numpy as np
-    from PIL import Image
-
-    face = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB").resize((320, 320)), np.float32)
-    with path.open("wb") as out:
-        out.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
-        for i in range(frames):
-            canvas = np.full((480, 640, 3), 90, np.float32)
-            x = 40 + int(120 * abs(np.sin(i / 8)))
-            canvas[80:400, x : x + 320] = face
-            r, g, b = canvas[..., 0], canvas[..., 1], canvas[..., 2]
-            y = 0.299 * r + 0.587 * g + 0.114 * b
-            u = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
-            v = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
-            half = lambda c: c.reshape(240, 2, 320, 2).mean((1, 3))  # noqa: E731
-            out.write(b"FRAME\n")
-            for plane in (y, half(u), half(v)):
-                out.write(np.clip(plane, 0, 255).astype(np.uint8).tobytes())
-    return path
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     binary, driver_path = chromium_paths()
     folder = tmp_path_factory.mktemp("app")
-    video = fake_webcam_video(folder / "webcam.y4m")
+    video = ui.fake_webcam_video(folder / "webcam.y4m")
     process, url = launch_app(folder / "app.log")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1280,1700", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 "--window-size=1366,900", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                  f"--use-file-for-fake-video-capture={video}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    ui.set_viewport(driver, ui.LAPTOP)  # a laptop's page: 1366x900 CSS pixels (issue 17)
     try:
         driver.get(url)
         WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
@@ -384,6 +363,7 @@ def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> 
     WebDriverWait(browser, WAIT).until(lambda d: "No face found" in toasts(d))
     close_toasts(browser)
     wait_for_text(browser, panel, "No face found")
+    assert "Error" not in panel.text.split()  # Gradio's bare red badge: the line above explains instead
     upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
     click(panel, "Analyse")
     wait_for_text(browser, panel, " %")
@@ -454,3 +434,140 @@ def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
     click(panel, "Yes, clear all")
     WebDriverWait(browser, WAIT).until(lambda d: "Cleared the gallery" in toasts(d))
     WebDriverWait(browser, 30).until(lambda d: not gallery_names(panel) and not has_button(panel, "Yes, clear all"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 17: a laptop screen (1366x900) and a phone (390x844)
+
+def test_every_action_shows_its_result_next_to_its_button_on_a_laptop(browser) -> None:
+    """At 1366x900, scrolled to the top, each action's button and its result are both wholly on screen, after
+    the action ran (the identify result and the enrolled people used to start below the fold)."""
+    pair = next(p for p in lfw_pairs() if p.same)
+    actions = [  # tab, button, result, how to prepare the click
+        ("Mask check", "Analyse", "image", lambda: ui.put_file(browser, "Picture", EXAMPLES / "astronaut_mask.jpg")),
+        ("Emotion", "Analyse", "image", lambda: ui.put_file(browser, "Picture", EXAMPLES / "astronaut.jpg")),
+        ("Enroll & identify", "Enroll", "gallery", lambda: (ui.type_text(browser, "Name", "Laptop Check"),
+                                                            ui.put_file(browser, "Photo of this person (one face)", pair.first))),
+        ("Enroll & identify", "Analyse", "image", lambda: ui.put_file(browser, "Picture to identify", pair.second)),
+        ("Verify", "Verify", "verdict", lambda: (ui.put_file(browser, "First photo", pair.first),
+                                                 ui.put_file(browser, "Second photo", pair.second))),
+    ]
+    off = []
+    for tab, button, kind, prepare in actions:
+        ui.open_tab(browser, tab)
+        browser.execute_script("const b = facelab.button('Upload or snapshot'); if (b) b.click();")
+        prepare()
+        assert ui.click_and_time(browser, button, kind) >= 0, f"{tab} / {button}: no result; toasts: {toasts(browser)!r}"
+        if not ui.in_first_viewport(browser, button, kind):
+            off.append(f"{tab} / {button}")
+    assert not off, f"result or button below the fold at 1366x900: {off}"
+
+
+def test_examples_are_labelled_and_sit_under_their_inputs(browser) -> None:
+    """Each tab's examples say what a click does and are on the first screen, under the inputs they fill (the
+    enroll example used to be an unlabelled block 900 px below the form it filled)."""
+    for tab in ("Mask check", "Emotion", "Enroll & identify", "Verify"):
+        ui.open_tab(browser, tab)
+        browser.execute_script("window.scrollTo(0, 0)")
+        labels = browser.execute_script(
+            "const walk = document.createTreeWalker(facelab.panel(), NodeFilter.SHOW_TEXT), found = [];"
+            "while (walk.nextNode()) { const e = walk.currentNode.parentElement;"
+            " if (e.offsetParent !== null && /^Examples?\\b/.test(walk.currentNode.textContent.trim()))"
+            "  found.push([e.innerText.trim(), e.getBoundingClientRect().top]); }"
+            "return found")
+        assert labels, f"{tab}: no examples"
+        for text, top in labels:
+            assert text not in ("Examples", "Example"), f"{tab}: examples labelled only {text!r}, not what a click does"
+            assert top < ui.LAPTOP[1], f"{tab}: examples {text!r} start {top:.0f} px down, below the first screen"
+
+
+def test_live_stream_fills_the_numbered_table_and_the_emotion_bars(browser) -> None:
+    """A live stream replaces the last upload's table with its own faces (numbered as the boxes) and keeps
+    the emotion bars of the largest face up to date."""
+    panel = open_tab(browser, "Emotion")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    ui.open_tab(browser, "Emotion")
+    browser.execute_script("facelab.button('Upload or snapshot').click()")
+    upload(panel, "Picture", MISC_DIR / "multiple_faces_group_photo.jpg")
+    click(panel, "Analyse")
+    WebDriverWait(browser, WAIT).until(lambda d: re.search(r"\n4\n", panel.text.split("box", 1)[-1]))
+    bars_block = panel.find_element(
+        By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
+                  "'Emotions of the')]]")
+    browser.execute_script("facelab.button('Live webcam').click()")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Click to Access Webcam") or has_button(panel, "Record"))
+    if has_button(panel, "Click to Access Webcam"):
+        click(panel, "Click to Access Webcam")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
+    click(panel, "Record")
+
+    def live_rows():
+        table = panel.text.split("box", 1)[-1]
+        return re.findall(r"^(\d+)\s+(\w+\??)", table, re.M)
+
+    try:  # the fake webcam shows one face: the group photo's rows 2..6 go, row 1 is the live face's emotion
+        WebDriverWait(browser, WAIT).until(lambda d: [n for n, _ in live_rows()] == ["1"] and "\n2\n" not in panel.text)
+        first_bars = bars_block.text
+        assert "happy" in first_bars or "neutral" in first_bars, first_bars
+        screenshot(browser, "emotion_live")
+    finally:
+        click(panel, "Stop")
+        browser.execute_script("facelab.button('Upload or snapshot').click()")
+
+
+def test_result_labels_and_buttons_leave_the_result_pictures_clear(browser) -> None:
+    """The result picture's label sits above the picture (it covered the first face's tag), and no button
+    covers the verify ruler (the buttons hid the marker's value when the similarity was high)."""
+    for tab in ("Mask check", "Emotion", "Enroll & identify"):
+        ui.open_tab(browser, tab)
+        clear = browser.execute_script(
+            "const block = facelab.result('image'), label = block.querySelector('[data-testid=block-label]');"
+            "const img = block.querySelector('img, .empty, .image-container') || block;"
+            "return label.getBoundingClientRect().bottom <= img.getBoundingClientRect().top + 1")
+        assert clear, f"{tab}: the result's label lies over the picture"
+    ui.open_tab(browser, "Verify")
+    ui.put_file(browser, "First photo", EXAMPLES / "astronaut.jpg")
+    ui.put_file(browser, "Second photo", EXAMPLES / "astronaut_mirror.jpg")
+    assert ui.click_and_time(browser, "Verify", "verdict") >= 0
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+        "return [...facelab.panel().querySelectorAll('img')].some(i => i.src.includes('.png') && i.naturalWidth)"))
+    covered = browser.execute_script(
+        "const ruler = [...facelab.panel().querySelectorAll('img')].find(i => i.src.includes('.png'));"
+        "const r = ruler.getBoundingClientRect(), block = ruler.closest('.block');"
+        "return [...block.querySelectorAll('button')].filter(b => !b.contains(ruler)).filter(b => {"
+        " const q = b.getBoundingClientRect();"
+        " return q.width > 0 && q.left < r.right && q.right > r.left && q.top < r.bottom && q.bottom > r.top; }).length")
+    assert covered == 0, f"{covered} buttons lie over the similarity ruler"
+
+
+def test_on_a_phone_every_tab_is_one_tap_away_and_tables_stay_readable(browser) -> None:
+    """At 390x844 every tab is on screen (not behind a '...' menu) and one tap opens it; About's tables keep
+    readable columns (they squeezed the first one to a letter a line: a 13,500 px page)."""
+    ui.set_viewport(browser, ui.PHONE)
+    try:
+        browser.refresh()
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
+        for label in ("Mask check", "Emotion", "Enroll & identify", "Verify", "About"):
+            tab = [t for t in browser.find_elements(By.XPATH, f"//button[@role='tab'][normalize-space()='{label}']")
+                   if t.is_displayed()]
+            assert tab, f"the {label} tab is not on screen at 390 px"
+            rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", tab[0])
+            assert rect["left"] >= 0 and rect["right"] <= ui.PHONE[0] and rect["bottom"] <= ui.PHONE[1], (label, rect)
+            tab[0].click()
+            WebDriverWait(browser, 10).until(lambda d: tab[0].get_attribute("aria-selected") == "true")
+        screenshot(browser, "phone_about")
+        ui.helpers(browser)
+        cells = browser.execute_script(
+            "return [...facelab.panel().querySelectorAll('.prose table')].flatMap(t => [...t.rows].map(r =>"
+            " r.cells[0].getBoundingClientRect().width))")
+        assert cells and min(cells) >= 80, f"About's first column is {min(cells or [0]):.0f} px wide"
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        assert height < 9000, f"About is {height} px tall at 390 px"
+        ui.open_tab(browser, "Mask check")
+        browser.execute_script("window.scrollTo(0, 0)")
+        screenshot(browser, "phone")
+    finally:
+        ui.set_viewport(browser, ui.LAPTOP)
+        browser.refresh()
+        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))

@@ -61,3 +61,42 @@ def test_an_emotion_on_a_masked_face_says_the_mouth_is_covered() -> None:
 
 def test_a_face_taken_whole_says_so() -> None:
     assert overlay.mask_text("mask", 0.97, whole_picture=True) == ("mask 97 % (whole picture judged)", overlay.GREEN)
+
+
+# ------------------------------------------------------------------------------------------------
+# Faces matched to table rows (issue 17, item 5): a number on every box, tags that do not cover each other
+
+def crowd() -> list[overlay.Box]:
+    """Six faces in two touching rows, as on a group photo, with labels wider than the faces."""
+    return [overlay.Box((60 + 70 * (i % 3) + 20 * (i // 3), 50 + 64 * (i // 3), 120 + 70 * (i % 3) + 20 * (i // 3),
+                         110 + 64 * (i // 3)), f"no mask {90 + i} %", overlay.RED) for i in range(6)]
+
+
+def test_every_box_carries_its_number_in_its_tag() -> None:
+    boxes = crowd()
+    tags = overlay.layout_tags((400, 300), boxes)
+    assert [t.number for t in tags] == ["1", "2", "3", "4", "5", "6"]  # the rows of the table of faces
+    picture = overlay.draw_boxes(np.full((300, 400, 3), 90, np.uint8), boxes)
+    for tag in tags:  # each number is drawn: a white cell with the box's colour inside it
+        x1, y1, x2, y2 = (int(round(v)) for v in tag.rect)
+        cell = picture[y1 + 3:y2 - 2, x1 + 3:x1 + int(tag.number_width) - 2].astype(int)
+        white = np.all(cell > 245, axis=2).mean()
+        red = (np.abs(cell - overlay.RED).sum(axis=2) < 120).sum()
+        assert white > 0.4 and red > 5, (tag, white, red)
+    assert overlay.layout_tags((400, 300), boxes, numbered=False)[0].number == ""
+
+
+def test_neighbouring_tags_do_not_cover_each_other() -> None:
+    tags = [t.rect for t in overlay.layout_tags((400, 300), crowd())]
+    for i, a in enumerate(tags):
+        assert 0 <= a[0] and a[2] <= 400 and 0 <= a[1] and a[3] <= 300  # inside the picture
+        for b in tags[i + 1:]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+
+
+def test_a_tag_stays_beside_its_own_box() -> None:
+    boxes = crowd()
+    for box, tag in zip(boxes, overlay.layout_tags((400, 300), boxes)):
+        x1, y1, x2, y2 = box.box
+        assert tag.rect[0] <= x2 and tag.rect[2] >= x1  # overlaps the box's columns
+        assert y1 - (tag.rect[3] - tag.rect[1]) - 1 <= tag.rect[1] <= y2 + 1  # above, inside the top or just under
