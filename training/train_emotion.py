@@ -3,7 +3,10 @@
     python -m training.train_emotion [--budget-min 50] [--out weights/emotion_head.safetensors]
 
 Deterministic split: 10 % of train (by md5 of the file name) is held out for early
-stopping and temperature scaling; the test split is only scored at the end.
+stopping and temperature scaling; the test split is only scored at the end. Every image is used twice:
+in FER2013's own framing and as the app frames it (found by MTCNN, aligned, cut at the head's sub-crop:
+`training.pipeline_framing`), so the head is trained on the crops it is served. Validation and test
+are scored on both.
 """
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ import numpy as np
 import torch
 
 from pipeline.heads import EMOTION_INPUT, EMOTIONS, FER_SIZE, EmotionNet
-from .augment import brightness_contrast, center_crop, random_affine, random_erase
+from pipeline.weights import load_state_dict
+from .augment import brightness_contrast, center_crop, random_affine, random_blur, random_erase, random_pixelate
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything
 from .datasets import fer_blank_mask, fer_train_val_split, load_fer
+from .pipeline_framing import load_framed
 
 SEED = 1234
 
@@ -33,6 +38,8 @@ def prepare_train(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     x = random_affine(to_float(x), EMOTION_INPUT, g, rot_deg=12, scale=(0.9, 1.1), shift=0.08,
                       base=EMOTION_INPUT / FER_SIZE)
     x = brightness_contrast(x, g)
+    # Other cameras: soft webcam focus and small, blocky web pictures.
+    x = random_pixelate(random_blur(x, g, p=0.2), g, p=0.1, sizes=(16, 28))
     return random_erase(x, g, p=0.25, area=(0.02, 0.12))
 
 
@@ -59,8 +66,17 @@ def main() -> None:
     test = load_fer("test")
     tr_idx, va_idx = fer_train_val_split(train.files)
     tr_idx = tr_idx[~fer_blank_mask(train.images[tr_idx])]
-    x_all, y_all = torch.from_numpy(train.images), torch.from_numpy(train.labels)
-    tr_x, tr_y, va_x, va_y = x_all[tr_idx], y_all[tr_idx], x_all[va_idx], y_all[va_idx]
+    framed, found = load_framed("fer_train", train.images)
+    framed_test, found_test = load_framed("fer_test", test.images)
+    # Both framings of each image; rows found by the detector get their app-framed copy.
+    tr_both = np.concatenate([tr_idx, tr_idx[found[tr_idx]]])
+    va_both = np.concatenate([va_idx, va_idx[found[va_idx]]])
+    x_all = torch.from_numpy(np.concatenate([train.images, framed]))
+    y_all = torch.from_numpy(np.concatenate([train.labels, train.labels]))
+    offset = np.r_[np.zeros(len(tr_idx), int), np.full(len(tr_both) - len(tr_idx), len(train.images))]
+    tr_x, tr_y = x_all[tr_both + offset], y_all[tr_both + offset]
+    offset = np.r_[np.zeros(len(va_idx), int), np.full(len(va_both) - len(va_idx), len(train.images))]
+    va_x, va_y = x_all[va_both + offset], y_all[va_both + offset]
     counts = np.bincount(tr_y.numpy(), minlength=len(EMOTIONS))
     # Imbalance: weights ~ 1/sqrt(frequency) lift disgust (~390 images) without wrecking overall accuracy.
     class_w = torch.tensor((counts.sum() / (len(counts) * counts)) ** 0.5, dtype=torch.float32)
@@ -70,7 +86,7 @@ def main() -> None:
     widths = tuple(int(w) for w in args.widths.split(","))
     model = EmotionNet(widths=widths)
     if args.init is not None:
-        state = torch.load(args.init, map_location="cpu", weights_only=True)
+        state = load_state_dict(args.init)  # a .best.pt checkpoint or a released .safetensors
         state.pop("temperature", None)
         model.load_state_dict(state)
         print(f"initialised from {args.init}", flush=True)
@@ -82,6 +98,7 @@ def main() -> None:
     cal = calibrate(val_logits, va_y.numpy())
     test_logits = predict_logits(model, torch.from_numpy(test.images), prepare_eval)
     test_pred = softmax(test_logits, cal["temperature"]).argmax(1)
+    framed_logits = predict_logits(model, torch.from_numpy(framed_test[found_test]), prepare_eval)
     metrics = {
         "head": "emotion", "arch": f"EmotionNet(widths={widths})", "seed": SEED,
         "init": str(args.init) if args.init else None, "lr": args.lr, "budget_min": args.budget_min,
@@ -89,6 +106,8 @@ def main() -> None:
         "train_images": len(tr_x), "val_images": len(va_x),
         "val_accuracy": float((val_logits.argmax(1) == va_y.numpy()).mean()),
         "test_accuracy": float((test_pred == test.labels).mean()),
+        "test_accuracy_app_framed": float((framed_logits.argmax(1) == test.labels[found_test]).mean()),
+        "test_accuracy_own_framing_same_faces": float((test_pred[found_test] == test.labels[found_test]).mean()),
         **cal, "epochs": history, "train_wall_s": round(time.time() - t0, 1),
     }
     export(model, cal["temperature"], args.out,
