@@ -218,7 +218,6 @@ def test_enroll_shows_a_script_name_as_text_and_identify_finds_the_person(browse
         WebDriverWait(browser, WAIT).until(lambda d: panel.text.count(SCRIPT_NAME) >= 2 or "thresholds" in toasts(d))
     except TimeoutException:
         raise AssertionError(f"identify gave no name: {panel.text[:600]!r}")
-    screenshot(browser, "enroll_identify")
     if panel.text.count(SCRIPT_NAME) < 2:
         pytest.skip("the manifest has no verification thresholds yet, so identification is off")
     assert no_alert(browser)
@@ -571,3 +570,37 @@ def test_on_a_phone_every_tab_is_one_tap_away_and_tables_stay_readable(browser) 
         ui.set_viewport(browser, ui.LAPTOP)
         browser.refresh()
         WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
+
+
+CLICK_EXAMPLE = """
+const label = [...arguments[0].querySelectorAll('*')].filter(e => e.offsetParent !== null
+    && e.textContent.trim().startsWith(arguments[1])).pop();  // the innermost element with that text
+if (!label) { return 'no label'; }
+let block = label;
+while (block && !block.querySelector('tbody tr, .gallery-item, button.gallery')) { block = block.parentElement; }
+if (!block) { return 'no examples under the label'; }
+block.querySelector('tbody tr, .gallery-item, button.gallery').click();
+return 'clicked';
+"""
+
+
+def test_the_examples_enroll_the_astronaut_and_identify_her_mirror_image(browser) -> None:
+    """A class's first try, with the app's own pictures: the enroll example, Enroll, the identify example,
+    Analyse: her name on the picture and in the table. (Its screenshot is the README's.)"""
+    browser.refresh()  # a new visitor: an empty gallery
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
+    panel = open_tab(browser, "Enroll & identify")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    assert browser.execute_script(CLICK_EXAMPLE, panel, "Example: fills the name and photo") == "clicked"
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    click(panel, "Enroll")
+    WebDriverWait(browser, WAIT).until(lambda d: "Eileen Collins" in gallery_names(panel))
+    assert browser.execute_script(CLICK_EXAMPLE, panel, "Example: fills the picture") == "clicked"
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Picture to identify"))
+    click(panel, "Analyse")
+    try:
+        WebDriverWait(browser, WAIT).until(lambda d: "similarity" in panel.text and panel.text.count("Eileen Collins") >= 2)
+    except TimeoutException:
+        raise AssertionError(f"the mirror image was not named: {panel.text[:600]!r}; toasts: {toasts(browser)!r}")
+    screenshot(browser, "enroll_identify")
