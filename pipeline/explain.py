@@ -1,0 +1,460 @@
+"""Why?: what each tab's answer rests on. Off the default path: nothing here runs unless asked.
+
+- Mask and emotion: Grad-CAM on the head's last convolution (the last ReLU of ``net.features``, before
+  the final pool), for the top class, mapped from the head's sub-crop back onto the 160x160 aligned crop.
+  Chosen over occlusion by benchmarks/explain.py: on 500 test faces it is at least as faithful (deletion
+  test) and needs one forward and backward pass instead of one forward pass per patch.
+- Verify: occlusion of the similarity. Each patch of one aligned crop is covered with the crop's mean
+  colour and the similarity to the other face recomputed; the map is how much it dropped. All occluded
+  crops of both faces go through the embedder in one batch.
+- Identify: each face's similarity to every enrolled person (top 10) beside the thresholds it was compared
+  with, so "unknown" and "possible match" read as decisions.
+- Emotion timeline: the largest face's 7 probabilities over the last 30 s of a live stream.
+
+Maps are (160,160) float32 on the aligned crop; drawn with viridis (readable with colour-vision
+deficiencies) and a legend. No visitor data is kept here: a timeline lives in the caller's session.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFilter
+
+from .alignment import ALIGNED_SIZE, BOX_MARGIN
+from .device import model_call
+from .heads import EMOTION_INPUT, FER_CROP, FER_SIZE, MASK_CROP, MASK_INPUT, MASK_SOURCE, EmotionHead, SubCrop, _Head
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+VERIFY_GRID = 5  # 5x5 patches of 32 px: 50 embeddings per pair, the most a live demo affords on a CPU
+CHART_PEOPLE = 10
+TIMELINE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Saliency:
+    """A head's map for one face: where the evidence for `explained` lies on the aligned crop."""
+
+    map: np.ndarray = field(repr=False)  # (160,160) float32 >= 0, zero outside the head's view
+    explained: str  # the class the map explains (the head's top class)
+    probability: float
+    runner_up: str
+    runner_up_probability: float
+    method: str = "grad-cam"
+
+
+@dataclass(frozen=True)
+class VerifyMaps:
+    """How much the similarity drops when each part of either face is covered."""
+
+    similarity: float
+    map_a: np.ndarray = field(repr=False)  # (160,160) float32, similarity drop (negative: covering raised it)
+    map_b: np.ndarray = field(repr=False)
+    embedding_a: np.ndarray = field(repr=False)  # (512,) unit vectors: their elementwise product sums to `similarity`
+    embedding_b: np.ndarray = field(repr=False)
+    grid: int = VERIFY_GRID
+
+
+@dataclass(frozen=True)
+class SimilarityChart:
+    """One face's similarity to the enrolled people (best first, at most CHART_PEOPLE) and its thresholds."""
+
+    people: list[tuple[str, float]]
+    named: float  # a name at or above
+    possible: float  # "possible match" at or above, below `named`
+    operating_point: str
+    decision: str  # the name, "possible match: NAME" or "unknown"
+
+
+# ----------------------------------------------------------------------------------------------
+# Mask and emotion: Grad-CAM
+
+
+def view_box(head: _Head) -> SubCrop:
+    """The part of the aligned crop the head's net sees (its sub-crop, then its centre crop)."""
+    if isinstance(head, EmotionHead):
+        return FER_CROP.inner(EMOTION_INPUT / FER_SIZE)
+    return MASK_CROP.inner(MASK_INPUT / MASK_SOURCE)
+
+
+def view_mask(head: _Head) -> np.ndarray:
+    """(160,160) bool: the pixels the head sees (deletion tests choose pixels only among these)."""
+    box = view_box(head)
+    x0, y0 = max(0, int(round(box.x0))), max(0, int(round(box.y0)))
+    x1 = min(ALIGNED_SIZE, int(round(box.x0 + box.side)))
+    y1 = min(ALIGNED_SIZE, int(round(box.y0 + box.side)))
+    inside = np.zeros((ALIGNED_SIZE, ALIGNED_SIZE), bool)
+    inside[y0:y1, x0:x1] = True
+    return inside
+
+
+def grad_cam(head: _Head, crops: np.ndarray, targets: Sequence[int] | None = None, net: torch.nn.Module | None = None,
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw Grad-CAM maps (N,160,160) on the aligned crops (signed: no ReLU yet, the sanity check needs the
+    raw values) and the (N,K) logits. `targets`: class per face (default the top class); `net`: another net
+    of the same shape (the randomised one of the sanity check)."""
+    net = net or head.net
+    x = head._inputs(crops)
+    n, flip = len(x), isinstance(head, EmotionHead)
+    views = torch.cat([x, x.flip(-1)]) if flip else x  # emotion's flip TTA: explain both views it averages
+    with head._lock, model_call():
+        with torch.no_grad():  # the trunk needs no gradient: only the last activation's
+            activation = net.features[:-1](views)  # the last ReLU's output, before the final max-pool
+        activation = activation.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = net.classifier(net.features[-1](activation).mean((2, 3)))
+            if flip:
+                logits = (logits[:n] + logits[n:]) / 2
+            chosen = logits.argmax(1) if targets is None else torch.as_tensor(list(targets))
+            (gradient,) = torch.autograd.grad(logits[torch.arange(n), chosen].sum(), activation)
+    cam = (gradient.mean((2, 3), keepdim=True) * activation).sum(1, keepdim=True).detach()  # (V,1,h,w)
+    if flip:
+        cam = cam[:n] + cam[n:].flip(-1)  # the mirror view's map, mirrored back
+    return _onto_crop(cam, view_box(head)), logits.detach().numpy()
+
+
+def _onto_crop(maps: torch.Tensor, box: SubCrop) -> np.ndarray:
+    """(N,1,h,w) maps over a head's input -> (N,160,160) over the aligned crop (zero outside its box)."""
+    side = int(round(box.side))
+    up = F.interpolate(maps.float(), size=(side, side), mode="bilinear", align_corners=False)[:, 0].numpy()
+    out = np.zeros((len(maps), ALIGNED_SIZE, ALIGNED_SIZE), np.float32)
+    x0, y0 = int(round(box.x0)), int(round(box.y0))
+    sx, sy = max(0, -x0), max(0, -y0)
+    ex, ey = min(side, ALIGNED_SIZE - x0), min(side, ALIGNED_SIZE - y0)
+    out[:, y0 + sy:y0 + ey, x0 + sx:x0 + ex] = up[:, sy:ey, sx:ex]
+    return out
+
+
+def explain_head(head: _Head, crops: np.ndarray) -> list[Saliency]:
+    """One map per aligned crop, for the head's top class, with the runner-up class named."""
+    if len(crops) == 0:
+        return []
+    raw, logits = grad_cam(head, crops)
+    proba = torch.softmax(torch.from_numpy(logits) / head.temperature, 1).numpy()
+    out = []
+    for heat, p in zip(raw, proba):
+        first, second = np.argsort(-p)[:2]
+        out.append(Saliency(map=np.maximum(heat, 0), explained=head.labels[first], probability=float(p[first]),
+                            runner_up=head.labels[second], runner_up_probability=float(p[second])))
+    return out
+
+
+def occlusion(score: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, grid: int,
+              inside: np.ndarray | None = None) -> np.ndarray:
+    """Raw occlusion maps (N,160,160): score(original) - score(with one patch covered by the crop's mean
+    colour), one batched `score` call over every face's patches, bilinearly smoothed from the grid.
+    `inside` (bool (160,160)): the patches tile only its bounding box (a head's view)."""
+    ys, xs = np.nonzero(inside) if inside is not None else (np.array([0, ALIGNED_SIZE - 1]),) * 2
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    edges_y, edges_x = np.linspace(y0, y1, grid + 1).round().astype(int), np.linspace(x0, x1, grid + 1).round().astype(int)
+    batch = [crops]
+    for crop in crops:
+        fill = crop.reshape(-1, 3).mean(0).astype(np.uint8)
+        covered = np.repeat(crop[None], grid * grid, 0)
+        for i in range(grid):
+            for j in range(grid):
+                covered[i * grid + j, edges_y[i]:edges_y[i + 1], edges_x[j]:edges_x[j + 1]] = fill
+        batch.append(covered)
+    scores = score(np.concatenate(batch))
+    n = len(crops)
+    drops = (scores[:n, None] - scores[n:].reshape(n, grid * grid)).reshape(n, 1, grid, grid)
+    out = np.zeros((n, ALIGNED_SIZE, ALIGNED_SIZE), np.float32)
+    out[:, y0:y1, x0:x1] = F.interpolate(torch.from_numpy(drops).float(), size=(y1 - y0, x1 - x0), mode="bilinear",
+                                         align_corners=False)[:, 0].numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Verify: occlusion of the similarity
+
+
+def verify_maps(embed: Callable[[np.ndarray], np.ndarray], crop_a: np.ndarray, crop_b: np.ndarray,
+                grid: int = VERIFY_GRID) -> VerifyMaps:
+    """Occlusion maps of the similarity on both crops: 2 + 2 grid^2 crops through `embed` in one call."""
+    fills = [crop.reshape(-1, 3).mean(0).astype(np.uint8) for crop in (crop_a, crop_b)]
+    edges = np.linspace(0, ALIGNED_SIZE, grid + 1).round().astype(int)
+    batch = [crop_a[None], crop_b[None]]
+    for crop, fill in zip((crop_a, crop_b), fills):
+        covered = np.repeat(crop[None], grid * grid, 0)
+        for i in range(grid):
+            for j in range(grid):
+                covered[i * grid + j, edges[i]:edges[i + 1], edges[j]:edges[j + 1]] = fill
+        batch.append(covered)
+    vectors = embed(np.concatenate(batch))
+    a, b = vectors[0], vectors[1]
+    similarity = float(a @ b)
+    k = grid * grid
+    drop_a = similarity - vectors[2:2 + k] @ b  # crop A covered, B whole
+    drop_b = similarity - vectors[2 + k:] @ a
+    maps = [F.interpolate(torch.from_numpy(d.reshape(1, 1, grid, grid)).float(), size=(ALIGNED_SIZE, ALIGNED_SIZE),
+                          mode="bilinear", align_corners=False)[0, 0].numpy() for d in (drop_a, drop_b)]
+    return VerifyMaps(similarity=similarity, map_a=maps[0], map_b=maps[1], embedding_a=a, embedding_b=b, grid=grid)
+
+
+# ----------------------------------------------------------------------------------------------
+# Deletion test (faithfulness): blur the most salient pixels, or as many random ones
+
+
+def blur_pixels(crop: np.ndarray, chosen: np.ndarray, radius: float = 6.0) -> np.ndarray:
+    """The crop with the `chosen` pixels (bool (160,160)) replaced by a Gaussian blur of the crop: the
+    information there is removed without drawing a new edge the net could read."""
+    blurred = np.asarray(Image.fromarray(crop).filter(ImageFilter.GaussianBlur(radius)))
+    out = crop.copy()
+    out[chosen] = blurred[chosen]
+    return out
+
+
+def top_pixels(heat: np.ndarray, share: float, inside: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Bool (160,160): the `share` of the pixels in `inside` with the highest `heat` (random ones when `rng`
+    is given instead of a map's order; ties broken at random either way)."""
+    values = heat[inside].astype(np.float64)
+    jitter = (rng or np.random.default_rng(0)).random(values.shape)
+    order = np.argsort(-(jitter if rng is not None else values + 1e-9 * (values.std() + 1e-12) * jitter))
+    count = int(round(share * values.size))
+    flat = np.zeros(values.size, bool)
+    flat[order[:count]] = True
+    out = np.zeros(heat.shape, bool)
+    out[inside] = flat
+    return out
+
+
+def rank_correlation(first: np.ndarray, second: np.ndarray) -> float:
+    """Spearman's rank correlation of two maps' pixels (0 when either map is constant)."""
+    from scipy.stats import spearmanr
+
+    if np.ptp(first) == 0 or np.ptp(second) == 0:
+        return 0.0
+    return float(spearmanr(first.ravel(), second.ravel()).statistic)
+
+
+# ----------------------------------------------------------------------------------------------
+# Identify: similarity to every enrolled person
+
+
+def similarity_charts(identifications: Sequence) -> list[SimilarityChart]:
+    """Charts from `pipeline.identity.identify_faces(..., k=CHART_PEOPLE)` results (candidates are one per
+    person, best first; thresholds as the decision used them)."""
+    charts = []
+    for match in identifications:
+        decision = match.name or (f"possible match: {match.possible}" if match.possible else "unknown")
+        charts.append(SimilarityChart(people=[(c.name, float(c.similarity)) for c in match.candidates[:CHART_PEOPLE]],
+                                      named=float(match.threshold), possible=float(match.possible_threshold),
+                                      operating_point=match.operating_point, decision=decision))
+    return charts
+
+
+# ----------------------------------------------------------------------------------------------
+# Live emotion timeline
+
+
+@dataclass
+class EmotionTimeline:
+    """The largest face's probabilities per frame, kept for `seconds` (a visitor's session holds one)."""
+
+    seconds: float = TIMELINE_SECONDS
+    points: deque = field(default_factory=deque)  # (monotonic time, {emotion: probability})
+
+    def add(self, probabilities: dict[str, float], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.points.append((now, dict(probabilities)))
+        while self.points and self.points[0][0] < now - self.seconds:
+            self.points.popleft()
+
+    def rows(self, now: float | None = None) -> list[tuple[float, str, float]]:
+        """(seconds relative to now, <= 0; emotion; probability) per point and emotion: long format for a line plot."""
+        now = time.monotonic() if now is None else now
+        return [(round(t - now, 2), emotion, p) for t, probs in self.points for emotion, p in probs.items()]
+
+
+# ----------------------------------------------------------------------------------------------
+# Drawing (colour-blind-safe viridis; every map carries its legend)
+
+# matplotlib's viridis at 17 evenly spaced points (matplotlib is not an app dependency).
+VIRIDIS = np.array([(68, 1, 84), (72, 24, 106), (71, 45, 123), (66, 64, 134), (59, 82, 139), (51, 99, 141),
+                    (44, 114, 142), (38, 130, 142), (33, 145, 140), (31, 160, 136), (40, 174, 128), (63, 188, 115),
+                    (94, 201, 98), (132, 212, 75), (173, 220, 48), (216, 226, 25), (253, 231, 37)], np.float32)
+# Okabe-Ito colours (distinguishable with every common colour-vision deficiency) for the charts.
+OI_BLUE, OI_ORANGE, OI_VERMILLION, GREY, INK = (0, 114, 178), (230, 159, 0), (213, 94, 0), (150, 150, 150), (30, 30, 30)
+
+
+def viridis(values: np.ndarray) -> np.ndarray:
+    """Values in [0,1] -> uint8 RGB."""
+    position = np.clip(values, 0, 1) * (len(VIRIDIS) - 1)
+    low = np.floor(position).astype(int).clip(0, len(VIRIDIS) - 2)
+    frac = (position - low)[..., None]
+    return (VIRIDIS[low] * (1 - frac) + VIRIDIS[low + 1] * frac).round().astype(np.uint8)
+
+
+def normalised(heat: np.ndarray) -> np.ndarray:
+    """The positive part of a map over its maximum (all zero when nothing is positive)."""
+    positive = np.maximum(heat, 0)
+    top = float(positive.max())
+    return positive / top if top > 0 else positive
+
+
+def blend(picture: np.ndarray, heat01: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """The picture in grey under the coloured map (grey, so that the map's colours are the only colours)."""
+    grey = picture.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return ((1 - alpha) * grey[..., None] + alpha * viridis(heat01)).round().astype(np.uint8)
+
+
+def _font(size: int):
+    from .overlay import _font as overlay_font
+
+    return overlay_font(size)
+
+
+def legend(height: int, low: str = "less", high: str = "more evidence", width: int = 150) -> np.ndarray:
+    """A vertical colour bar with its two ends named."""
+    out = Image.new("RGB", (width, height), (255, 255, 255))
+    bar = viridis(np.linspace(1, 0, height - 20)[:, None].repeat(16, 1))
+    out.paste(Image.fromarray(bar), (4, 10))
+    draw = ImageDraw.Draw(out)
+    draw.text((26, 8), high, fill=INK, font=_font(13))
+    draw.text((26, height - 24), low, fill=INK, font=_font(13))
+    return np.asarray(out)
+
+
+def with_caption(picture: np.ndarray, lines: Sequence[str], size: int = 14) -> np.ndarray:
+    """The picture with text lines under it."""
+    height = picture.shape[0] + (size + 6) * len(lines) + 6
+    out = Image.new("RGB", (max(picture.shape[1], 200), height), (255, 255, 255))
+    out.paste(Image.fromarray(picture), (0, 0))
+    draw = ImageDraw.Draw(out)
+    for i, line in enumerate(lines):
+        draw.text((4, picture.shape[0] + 4 + i * (size + 6)), line, fill=INK, font=_font(size))
+    return np.asarray(out)
+
+
+def row(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    """Pictures side by side on white, top-aligned."""
+    height = max(p.shape[0] for p in pictures)
+    width = sum(p.shape[1] for p in pictures) + gap * (len(pictures) - 1)
+    out = np.full((height, width, 3), 255, np.uint8)
+    x = 0
+    for p in pictures:
+        out[:p.shape[0], x:x + p.shape[1]] = p
+        x += p.shape[1] + gap
+    return out
+
+
+def crop_region(box: np.ndarray, shape: tuple[int, ...], margin: float = BOX_MARGIN) -> tuple[int, int, int, int]:
+    """Where a "box"-aligned crop came from in the picture (pipeline.alignment's box crop, same arithmetic)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    pad_x = margin * (x2 - x1) / (ALIGNED_SIZE - margin) / 2
+    pad_y = margin * (y2 - y1) / (ALIGNED_SIZE - margin) / 2
+    return (int(max(x1 - pad_x, 0)), int(max(y1 - pad_y, 0)), int(min(x2 + pad_x, shape[1])), int(min(y2 + pad_y, shape[0])))
+
+
+def maps_on_picture(picture: np.ndarray, boxes: Sequence[np.ndarray], maps01: Sequence[np.ndarray]) -> np.ndarray:
+    """The picture in grey with each face's map over the region its aligned crop came from ("box"
+    alignment, the FaceLab default), and a legend at the right."""
+    heat = np.zeros(picture.shape[:2], np.float32)
+    for box, map01 in zip(boxes, maps01):
+        x0, y0, x1, y1 = crop_region(box, picture.shape)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        resized = np.asarray(Image.fromarray(map01.astype(np.float32), mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR))
+        heat[y0:y1, x0:x1] = np.maximum(heat[y0:y1, x0:x1], resized)
+    return row([blend(picture, heat, alpha=0.5), legend(min(picture.shape[0], 320))])
+
+
+def saliency_panel(crop: np.ndarray, saliency: Saliency, number: int, word: Callable[[str], str] = str) -> np.ndarray:
+    """One face: its aligned crop, the map over it, and what it explains."""
+    heat = normalised(saliency.map)
+    top = row([crop, blend(crop, heat), legend(ALIGNED_SIZE, width=120)])
+    return with_caption(top, [f"face {number}: map of {word(saliency.explained)} ({saliency.probability:.0%})",
+                              f"runner-up: {word(saliency.runner_up)} ({saliency.runner_up_probability:.0%})"])
+
+
+def verify_panel(crop_a: np.ndarray, crop_b: np.ndarray, maps: VerifyMaps) -> np.ndarray:
+    """Both crops with their occlusion maps, on one scale (the larger drop of the two is the top colour)."""
+    top = max(float(np.maximum(maps.map_a, 0).max()), float(np.maximum(maps.map_b, 0).max()), 1e-6)
+    tiles = [blend(crop, np.maximum(m, 0) / top) for crop, m in ((crop_a, maps.map_a), (crop_b, maps.map_b))]
+    body = row([crop_a, tiles[0], tiles[1], crop_b, legend(ALIGNED_SIZE, "no drop", f"drop {top:.2f}", width=130)])
+    return with_caption(body, [f"similarity {maps.similarity:.3f}; colour: how much it drops when that "
+                               f"part is covered ({maps.grid}x{maps.grid} patches)"])
+
+
+def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
+    """The two embeddings and their elementwise product as 512-column barcodes (viridis over each row's
+    range, centre = 0), and the product's running sum, which ends at the similarity."""
+    a, b = maps.embedding_a, maps.embedding_b
+    product = a * b
+    rows_ = [("face A", a), ("face B", b), ("A x B", product)]
+    left, bar_h, gap = 70, 28, 22
+    chart_h = 90
+    height = len(rows_) * (bar_h + gap) + chart_h + 40
+    out = Image.new("RGB", (left + width + 10, height), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    font = _font(13)
+    for i, (name, values) in enumerate(rows_):
+        scale = float(np.abs(values).max()) or 1.0
+        colours = viridis((values / scale + 1) / 2)  # centre of the colour bar = 0
+        strip = np.repeat(np.repeat(colours[None], bar_h, 0), 1, 1)
+        strip = np.asarray(Image.fromarray(strip).resize((width, bar_h), Image.NEAREST))
+        y = 10 + i * (bar_h + gap)
+        out.paste(Image.fromarray(strip), (left, y))
+        draw.text((4, y + 6), name, fill=INK, font=font)
+        draw.text((left, y + bar_h + 2), f"{-scale:+.2f} dark ... 0 ... light {scale:+.2f}", fill=GREY, font=_font(11))
+    running = np.cumsum(product)
+    y0 = 10 + len(rows_) * (bar_h + gap)
+    low, high = min(0.0, float(running.min())), max(0.05, float(running.max()))
+    ys = y0 + chart_h - (running - low) / (high - low) * chart_h
+    xs = left + np.arange(len(running)) * width / (len(running) - 1)
+    draw.line((left, y0 + chart_h - (0 - low) / (high - low) * chart_h, left + width, y0 + chart_h - (0 - low) / (high - low) * chart_h), fill=GREY)
+    draw.line(list(zip(xs.tolist(), ys.tolist())), fill=OI_BLUE, width=2)
+    draw.text((4, y0 + chart_h / 2 - 8), "sum", fill=INK, font=font)
+    draw.text((left, y0 + chart_h + 8), f"running sum of A x B over the 512 numbers: ends at {running[-1]:.3f} "
+                                        f"= the cosine similarity", fill=INK, font=font)
+    return np.asarray(out)
+
+
+def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 560) -> np.ndarray:
+    """Horizontal bars (similarity per enrolled person, best first) with the two thresholds as lines: a bar
+    reaching the solid line is named, the dashed line a possible match, below it unknown."""
+    people = chart.people or [("(no one enrolled)", float("nan"))]
+    left, right, bar_h, top_pad = 170, 20, 20, 34
+    height = top_pad + len(people) * (bar_h + 6) + 40
+    out = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    font = _font(13)
+    low, high = -0.2, 1.0
+    x_of = lambda v: left + (width - left - right) * (min(max(v, low), high) - low) / (high - low)  # noqa: E731
+    draw.text((4, 6), f"face {number}: {chart.decision} ({chart.operating_point} operating point)", fill=INK, font=font)
+    for i, (name, similarity) in enumerate(people):
+        y = top_pad + i * (bar_h + 6)
+        shown = name if len(name) <= 22 else name[:21] + "..."
+        draw.text((4, y + 3), shown, fill=INK, font=font)
+        if similarity != similarity:
+            continue
+        colour = OI_BLUE if similarity >= chart.named else OI_ORANGE if similarity >= chart.possible else GREY
+        draw.rectangle((x_of(low), y, x_of(similarity), y + bar_h), fill=colour)
+        draw.text((x_of(similarity) + 3, y + 3), f"{similarity:.2f}", fill=INK, font=font)
+    bottom = top_pad + len(people) * (bar_h + 6)
+    for value, label, dashed in ((chart.named, "name", False), (chart.possible, "possible match", True)):
+        x = x_of(value)
+        for y in range(top_pad - 6, bottom, 6 if dashed else 1):
+            draw.line((x, y, x, y + (3 if dashed else 1)), fill=INK, width=2)
+        draw.text((x, bottom + 4 + (16 if dashed else 0)), f"{label} >= {value:.2f}", fill=INK, font=_font(12),
+                  anchor="ma")
+    return np.asarray(out)
+
+
+def stack(pictures: Sequence[np.ndarray], gap: int = 10) -> np.ndarray:
+    """Pictures one above the other on white, left-aligned."""
+    width = max(p.shape[1] for p in pictures)
+    height = sum(p.shape[0] for p in pictures) + gap * (len(pictures) - 1)
+    out = np.full((height, width, 3), 255, np.uint8)
+    y = 0
+    for p in pictures:
+        out[y:y + p.shape[0], :p.shape[1]] = p
+        y += p.shape[0] + gap
+    return out
