@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -226,12 +227,18 @@ def top_pixels(heat: np.ndarray, share: float, inside: np.ndarray, rng: np.rando
 
 
 def rank_correlation(first: np.ndarray, second: np.ndarray) -> float:
-    """Spearman's rank correlation of two maps' pixels (0 when either map is constant)."""
-    from scipy.stats import spearmanr
-
+    """Spearman's rank correlation of two maps' pixels (ties share their mean rank; 0 when either map is
+    constant, which shares no structure with anything)."""
     if np.ptp(first) == 0 or np.ptp(second) == 0:
         return 0.0
-    return float(spearmanr(first.ravel(), second.ravel()).statistic)
+    ranks = [_ranks(np.asarray(m, np.float64).ravel()) for m in (first, second)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - (counts - 1) / 2)[inverse]).astype(np.float64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,12 +267,19 @@ class EmotionTimeline:
 
     seconds: float = TIMELINE_SECONDS
     points: deque = field(default_factory=deque)  # (monotonic time, {emotion: probability})
+    last_key: object = None
 
-    def add(self, probabilities: dict[str, float], now: float | None = None) -> None:
+    def add(self, probabilities: dict[str, float], now: float | None = None, key: object = None) -> bool:
+        """Add a point; with `key` (e.g. the frame's face), a point whose key was the last one added is
+        skipped (a sampler that ticks faster than frames arrive adds each frame once). Whether it was added."""
+        if key is not None and key == self.last_key:
+            return False
+        self.last_key = key
         now = time.monotonic() if now is None else now
         self.points.append((now, dict(probabilities)))
         while self.points and self.points[0][0] < now - self.seconds:
             self.points.popleft()
+        return True
 
     def rows(self, now: float | None = None) -> list[tuple[float, str, float]]:
         """(seconds relative to now, <= 0; emotion; probability) per point and emotion: long format for a line plot."""
@@ -417,34 +431,50 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
     return np.asarray(out)
 
 
+@lru_cache(maxsize=2048)
+def _text_mask(text: str, size: int) -> Image.Image:
+    """A text rendered once as an "L" mask: a chart's names, two-decimal numbers and labels repeat from one
+    call to the next, and rendering text is most of a chart's cost."""
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text)
+    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
+    return mask
+
+
+def _label(picture: Image.Image, x: float, y: float, text: str, size: int = 13, colour=INK, centre: bool = False) -> None:
+    mask = _text_mask(text, size)
+    picture.paste(colour, (int(x - (mask.width // 2 if centre else 0)), int(y)), mask)
+
+
 def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 560) -> np.ndarray:
     """Horizontal bars (similarity per enrolled person, best first) with the two thresholds as lines: a bar
-    reaching the solid line is named, the dashed line a possible match, below it unknown."""
+    reaching the solid line is named, the dashed line a possible match, below it unknown. Colours are
+    Okabe-Ito's (blue named, orange possible match, grey below), and the lines are labelled."""
     people = chart.people or [("(no one enrolled)", float("nan"))]
     left, right, bar_h, top_pad = 170, 20, 20, 34
-    height = top_pad + len(people) * (bar_h + 6) + 40
-    out = Image.new("RGB", (width, height), (255, 255, 255))
+    bottom = top_pad + len(people) * (bar_h + 6)
+    out = Image.new("RGB", (width, bottom + 40), (255, 255, 255))
     draw = ImageDraw.Draw(out)
-    font = _font(13)
     low, high = -0.2, 1.0
     x_of = lambda v: left + (width - left - right) * (min(max(v, low), high) - low) / (high - low)  # noqa: E731
-    draw.text((4, 6), f"face {number}: {chart.decision} ({chart.operating_point} operating point)", fill=INK, font=font)
+    _label(out, 4, 8, f"face {number}: {chart.decision} ({chart.operating_point} operating point)")
     for i, (name, similarity) in enumerate(people):
         y = top_pad + i * (bar_h + 6)
-        shown = name if len(name) <= 22 else name[:21] + "..."
-        draw.text((4, y + 3), shown, fill=INK, font=font)
+        _label(out, 4, y + 4, name if len(name) <= 22 else name[:21] + "...")
         if similarity != similarity:
             continue
         colour = OI_BLUE if similarity >= chart.named else OI_ORANGE if similarity >= chart.possible else GREY
         draw.rectangle((x_of(low), y, x_of(similarity), y + bar_h), fill=colour)
-        draw.text((x_of(similarity) + 3, y + 3), f"{similarity:.2f}", fill=INK, font=font)
-    bottom = top_pad + len(people) * (bar_h + 6)
-    for value, label, dashed in ((chart.named, "name", False), (chart.possible, "possible match", True)):
+        _label(out, x_of(similarity) + 3, y + 4, f"{similarity:.2f}")
+    for value, text, dashed in ((chart.named, "name", False), (chart.possible, "possible match", True)):
         x = x_of(value)
-        for y in range(top_pad - 6, bottom, 6 if dashed else 1):
-            draw.line((x, y, x, y + (3 if dashed else 1)), fill=INK, width=2)
-        draw.text((x, bottom + 4 + (16 if dashed else 0)), f"{label} >= {value:.2f}", fill=INK, font=_font(12),
-                  anchor="ma")
+        if dashed:
+            for y in range(top_pad - 6, bottom, 8):
+                draw.line((x, y, x, y + 4), fill=INK, width=2)
+        else:
+            draw.line((x, top_pad - 6, x, bottom), fill=INK, width=2)
+        _label(out, x, bottom + 4 + (16 if dashed else 0), f"{text} >= {value:.2f}", 12, centre=True)
     return np.asarray(out)
 
 
