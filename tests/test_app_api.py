@@ -317,7 +317,7 @@ def test_identify_why_charts_every_enrolled_person_best_first_with_the_threshold
 
 
 def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
-    """The live emotion handler fed frames in-process; the timeline's timer tick after each frame adds one point."""
+    """The live emotion handler fed frames in-process, the timeline box ticked: each frame adds one point."""
     import app
     from benchmarks.security import frame_payload
 
@@ -326,10 +326,12 @@ def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
     tracker, timeline = None, None
     plot, timeline = app.emotion_timeline(tracker, timeline)
     assert len(plot) == 0  # no stream yet: an empty plot
+    out, tracker, skipped, timeline = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), tracker,
+                                                                      False, timeline)
+    assert out is not None and timeline is None  # the box not ticked: the stream as before, no timeline kept
     for frame in moving_frames(5):
-        _, tracker = app.emotion_live(frame_payload(frame), tracker)
-        plot, timeline = app.emotion_timeline(tracker, timeline)
-        plot, timeline = app.emotion_timeline(tracker, timeline)  # a second tick, no new frame: nothing added
+        _, tracker, plot, timeline = app.emotion_live_with_timeline(frame_payload(frame), tracker, True, timeline)
+        plot, timeline = app.emotion_timeline(tracker, timeline)  # asked again, no new frame: nothing added
     assert len(plot) == 5 * 7 and set(plot["emotion"]) == set(app.EMOTION_COLOURS)
     assert plot["seconds"].between(-30, 0).all() and plot.groupby("seconds")["probability"].sum().round(3).eq(1).all()
     assert plot[plot["seconds"] == plot["seconds"].max()].set_index("emotion")["probability"].idxmax() == "happy"
