@@ -49,6 +49,7 @@ class Saliency:
     runner_up: str
     runner_up_probability: float
     method: str = "grad-cam"
+    view: SubCrop | None = None  # the part of the crop the head sees (the map is zero elsewhere)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,11 @@ def view_box(head: _Head) -> SubCrop:
 
 def view_mask(head: _Head) -> np.ndarray:
     """(160,160) bool: the pixels the head sees (deletion tests choose pixels only among these)."""
-    box = view_box(head)
+    return box_mask(view_box(head))
+
+
+def box_mask(box: SubCrop) -> np.ndarray:
+    """(160,160) bool: the pixels of the aligned crop inside `box`."""
     x0, y0 = max(0, int(round(box.x0))), max(0, int(round(box.y0)))
     x1 = min(ALIGNED_SIZE, int(round(box.x0 + box.side)))
     y1 = min(ALIGNED_SIZE, int(round(box.y0 + box.side)))
@@ -143,7 +148,7 @@ def explain_head(head: _Head, crops: np.ndarray) -> list[Saliency]:
     for heat, p in zip(raw, proba):
         first, second = np.argsort(-p)[:2]
         out.append(Saliency(map=np.maximum(heat, 0), explained=head.labels[first], probability=float(p[first]),
-                            runner_up=head.labels[second], runner_up_probability=float(p[second])))
+                            runner_up=head.labels[second], runner_up_probability=float(p[second]), view=view_box(head)))
     return out
 
 
@@ -313,10 +318,14 @@ def normalised(heat: np.ndarray) -> np.ndarray:
     return positive / top if top > 0 else positive
 
 
-def blend(picture: np.ndarray, heat01: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """The picture in grey under the coloured map (grey, so that the map's colours are the only colours)."""
-    grey = picture.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return ((1 - alpha) * grey[..., None] + alpha * viridis(heat01)).round().astype(np.uint8)
+def blend(picture: np.ndarray, heat01: np.ndarray, alpha: float = 0.55, region: np.ndarray | None = None) -> np.ndarray:
+    """The picture in grey under the coloured map (grey, so that the map's colours are the only colours);
+    outside `region` (bool), where nothing was explained, grey alone."""
+    grey = (picture.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    out = (1 - alpha) * grey + alpha * viridis(heat01)
+    if region is not None:
+        out = np.where(region[..., None], out, grey)
+    return out.round().astype(np.uint8)
 
 
 def _font(size: int):
@@ -367,25 +376,32 @@ def crop_region(box: np.ndarray, shape: tuple[int, ...], margin: float = BOX_MAR
     return (int(max(x1 - pad_x, 0)), int(max(y1 - pad_y, 0)), int(min(x2 + pad_x, shape[1])), int(min(y2 + pad_y, shape[0])))
 
 
-def maps_on_picture(picture: np.ndarray, boxes: Sequence[np.ndarray], maps01: Sequence[np.ndarray]) -> np.ndarray:
+def maps_on_picture(picture: np.ndarray, boxes: Sequence[np.ndarray], maps01: Sequence[np.ndarray],
+                    views: Sequence[SubCrop | None] | None = None) -> np.ndarray:
     """The picture in grey with each face's map over the region its aligned crop came from ("box"
-    alignment, the FaceLab default), and a legend at the right."""
+    alignment, the FaceLab default; with `views`, only the part the head saw), and a legend at the right."""
     heat = np.zeros(picture.shape[:2], np.float32)
-    for box, map01 in zip(boxes, maps01):
+    region = np.zeros(picture.shape[:2], bool)
+    for box, map01, view in zip(boxes, maps01, views or [None] * len(boxes)):
         x0, y0, x1, y1 = crop_region(box, picture.shape)
         if x1 - x0 < 2 or y1 - y0 < 2:
             continue
         resized = np.asarray(Image.fromarray(map01.astype(np.float32), mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR))
         heat[y0:y1, x0:x1] = np.maximum(heat[y0:y1, x0:x1], resized)
-    return row([blend(picture, heat, alpha=0.5), legend(min(picture.shape[0], 320))])
+        seen = box_mask(view) if view is not None else np.ones((ALIGNED_SIZE, ALIGNED_SIZE), bool)
+        region[y0:y1, x0:x1] |= np.asarray(Image.fromarray(seen).resize((x1 - x0, y1 - y0), Image.NEAREST))
+    return row([blend(picture, heat, alpha=0.5, region=region), legend(min(picture.shape[0], 320))])
 
 
-def saliency_panel(crop: np.ndarray, saliency: Saliency, number: int, word: Callable[[str], str] = str) -> np.ndarray:
+def saliency_panel(crop: np.ndarray, saliency: Saliency, number: int,
+                   word: Callable[[str], str] = lambda label: label.replace("_", " ")) -> np.ndarray:
     """One face: its aligned crop, the map over it, and what it explains."""
-    heat = normalised(saliency.map)
-    top = row([crop, blend(crop, heat), legend(ALIGNED_SIZE, width=120)])
-    return with_caption(top, [f"face {number}: map of {word(saliency.explained)} ({saliency.probability:.0%})",
-                              f"runner-up: {word(saliency.runner_up)} ({saliency.runner_up_probability:.0%})"])
+    from .overlay import percent  # never "100 %", as everywhere in the app
+
+    region = box_mask(saliency.view) if saliency.view is not None else None
+    top = row([crop, blend(crop, normalised(saliency.map), region=region), legend(ALIGNED_SIZE, width=120)])
+    return with_caption(top, [f"face {number}: map of {word(saliency.explained)} ({percent(saliency.probability)})",
+                              f"runner-up: {word(saliency.runner_up)} ({percent(saliency.runner_up_probability)})"])
 
 
 def verify_panel(crop_a: np.ndarray, crop_b: np.ndarray, maps: VerifyMaps) -> np.ndarray:
