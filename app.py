@@ -461,7 +461,9 @@ def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str
     """Inside a tab's "Why?" accordion: the button, its pictures and (for API clients) the figures as JSON."""
     button = gr.Button("Why? Show what the answer rests on")
     TAB_BUTTONS[tab].append(button)
-    outputs = [gr.Image(label=label, format="png", interactive=False) for label in pictures] + [gr.JSON(visible=False)]
+    # No label badge on the picture: it would cover the picture's own title (each picture names what it shows).
+    outputs = [gr.Image(label=label, show_label=False, format="png", interactive=False) for label in pictures]
+    outputs.append(gr.JSON(visible=False))
     _run(button, fn, inputs, outputs, api_name, message)
 
 
