@@ -323,12 +323,10 @@ def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
 
     if app.unavailable("emotion"):
         pytest.skip(app.unavailable("emotion"))
-    tracker, timeline = None, None
-    plot, timeline = app.emotion_timeline(tracker, timeline)
+    plot, timeline = app.emotion_timeline(None, None)
     assert len(plot) == 0  # no stream yet: an empty plot
-    out, tracker, skipped, timeline = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), tracker,
-                                                                      False, timeline)
-    assert out is not None and timeline is None  # the box not ticked: the stream as before, no timeline kept
+    out, tracker, _, kept = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
+    assert out is not None and kept is None  # the box not ticked: the stream as before, no timeline kept
     for frame in moving_frames(5):
         _, tracker, plot, timeline = app.emotion_live_with_timeline(frame_payload(frame), tracker, True, timeline)
         plot, timeline = app.emotion_timeline(tracker, timeline)  # asked again, no new frame: nothing added
