@@ -168,7 +168,7 @@ def explain_table() -> str:
     methods = data.get("methods", {})
     alternative = "; ".join(
         f"{name}: Grad-CAM {m['grad-cam']['salient_drop_10']:.3f}, occlusion {m['occlusion']['salient_drop_10']:.3f}"
-        + (f" ({m['grad-cam']['ms']:.0f} vs {m['occlusion']['ms']:.0f} ms)" if "ms" in m["occlusion"] else "")
+        + (f" ({m['grad-cam']['ms']:.0f} vs {m['occlusion']['ms']:.0f} ms with the class choice)" if "ms" in m["occlusion"] else "")
         for name, m in methods.items())
     samples = data["samples"]
     rows += ["", f"Drop: of the explained class's probability (verify: of the similarity) when those pixels of the "
