@@ -447,10 +447,15 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
     return np.asarray(out)
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=512)
 def _text_mask(text: str, size: int) -> Image.Image:
-    """A text rendered once as an "L" mask: a chart's names, two-decimal numbers and labels repeat from one
-    call to the next, and rendering text is most of a chart's cost."""
+    """A text rendered once as an "L" mask: a chart's two-decimal numbers and fixed labels repeat from one call
+    to the next, and rendering text is most of a chart's cost. Never a name: this cache is process-wide, and a
+    visitor's names must not outlive their session."""
+    return _render_text(text, size)
+
+
+def _render_text(text: str, size: int) -> Image.Image:
     font = _font(size)
     left, top, right, bottom = font.getbbox(text)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
@@ -458,8 +463,10 @@ def _text_mask(text: str, size: int) -> Image.Image:
     return mask
 
 
-def _label(picture: Image.Image, x: float, y: float, text: str, size: int = 13, colour=INK, centre: bool = False) -> None:
-    mask = _text_mask(text, size)
+def _label(picture: Image.Image, x: float, y: float, text: str, size: int = 13, colour=INK, centre: bool = False,
+           private: bool = False) -> None:
+    """`text` at (x, y); `private` (a name): rendered afresh, never cached."""
+    mask = _render_text(text, size) if private else _text_mask(text, size)
     picture.paste(colour, (int(x - (mask.width // 2 if centre else 0)), int(y)), mask)
 
 
@@ -474,10 +481,10 @@ def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 5
     draw = ImageDraw.Draw(out)
     low, high = -0.2, 1.0
     x_of = lambda v: left + (width - left - right) * (min(max(v, low), high) - low) / (high - low)  # noqa: E731
-    _label(out, 4, 8, f"face {number}: {chart.decision} ({chart.operating_point} operating point)")
+    _label(out, 4, 8, f"face {number}: {chart.decision} ({chart.operating_point} operating point)", private=True)
     for i, (name, similarity) in enumerate(people):
         y = top_pad + i * (bar_h + 6)
-        _label(out, 4, y + 4, name if len(name) <= 22 else name[:21] + "...")
+        _label(out, 4, y + 4, name if len(name) <= 22 else name[:21] + "...", private=True)
         if similarity != similarity:
             continue
         colour = OI_BLUE if similarity >= chart.named else OI_ORANGE if similarity >= chart.possible else GREY

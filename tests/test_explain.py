@@ -131,3 +131,15 @@ def test_viridis_runs_dark_to_light_and_the_legend_is_drawn() -> None:
     shades = explain.viridis(np.linspace(0, 1, 5)).astype(int).sum(1)
     assert list(shades) == sorted(shades)  # brighter with the value: readable in grey and with colour-blindness
     assert explain.legend(160).shape == (160, 150, 3)
+
+
+def test_names_never_enter_the_process_wide_text_cache() -> None:
+    """A chart caches its numbers and labels for speed, never a visitor's names (they must die with the session)."""
+    def chart(names):
+        return explain.SimilarityChart(people=[(n, 0.8 - 0.1 * i) for i, n in enumerate(names)], named=0.5,
+                                       possible=0.4, operating_point="balanced", decision=names[0])
+
+    explain.similarity_chart_picture(chart(["Ada Lovelace", "Alan Turing"]), 1)
+    cached = explain._text_mask.cache_info().currsize
+    explain.similarity_chart_picture(chart(["Grace Hopper", "Katherine Johnson"]), 1)
+    assert explain._text_mask.cache_info().currsize == cached
