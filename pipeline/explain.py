@@ -160,15 +160,7 @@ def occlusion(score: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, grid
     ys, xs = np.nonzero(inside) if inside is not None else (np.array([0, ALIGNED_SIZE - 1]),) * 2
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     edges_y, edges_x = np.linspace(y0, y1, grid + 1).round().astype(int), np.linspace(x0, x1, grid + 1).round().astype(int)
-    batch = [crops]
-    for crop in crops:
-        fill = crop.reshape(-1, 3).mean(0).astype(np.uint8)
-        covered = np.repeat(crop[None], grid * grid, 0)
-        for i in range(grid):
-            for j in range(grid):
-                covered[i * grid + j, edges_y[i]:edges_y[i + 1], edges_x[j]:edges_x[j + 1]] = fill
-        batch.append(covered)
-    scores = score(np.concatenate(batch))
+    scores = score(np.concatenate([crops, *(_covered(crop, edges_y, edges_x) for crop in crops)]))
     n = len(crops)
     drops = (scores[:n, None] - scores[n:].reshape(n, grid * grid)).reshape(n, 1, grid, grid)
     out = np.zeros((n, ALIGNED_SIZE, ALIGNED_SIZE), np.float32)
@@ -181,19 +173,23 @@ def occlusion(score: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, grid
 # Verify: occlusion of the similarity
 
 
+def _covered(crop: np.ndarray, edges_y: np.ndarray, edges_x: np.ndarray) -> np.ndarray:
+    """One copy of the crop per patch of the grid (row by row), that patch covered with the crop's mean colour:
+    a flat patch removes what was there without drawing a shape the network could read."""
+    fill = crop.reshape(-1, 3).mean(0).astype(np.uint8)
+    rows, cols = len(edges_y) - 1, len(edges_x) - 1
+    covered = np.repeat(crop[None], rows * cols, 0)
+    for i in range(rows):
+        for j in range(cols):
+            covered[i * cols + j, edges_y[i]:edges_y[i + 1], edges_x[j]:edges_x[j + 1]] = fill
+    return covered
+
+
 def verify_maps(embed: Callable[[np.ndarray], np.ndarray], crop_a: np.ndarray, crop_b: np.ndarray,
                 grid: int = VERIFY_GRID) -> VerifyMaps:
     """Occlusion maps of the similarity on both crops: 2 + 2 grid^2 crops through `embed` in one call."""
-    fills = [crop.reshape(-1, 3).mean(0).astype(np.uint8) for crop in (crop_a, crop_b)]
     edges = np.linspace(0, ALIGNED_SIZE, grid + 1).round().astype(int)
-    batch = [crop_a[None], crop_b[None]]
-    for crop, fill in zip((crop_a, crop_b), fills):
-        covered = np.repeat(crop[None], grid * grid, 0)
-        for i in range(grid):
-            for j in range(grid):
-                covered[i * grid + j, edges[i]:edges[i + 1], edges[j]:edges[j + 1]] = fill
-        batch.append(covered)
-    vectors = embed(np.concatenate(batch))
+    vectors = embed(np.concatenate([crop_a[None], crop_b[None], _covered(crop_a, edges, edges), _covered(crop_b, edges, edges)]))
     a, b = vectors[0], vectors[1]
     similarity = float(a @ b)
     k = grid * grid

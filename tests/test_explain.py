@@ -143,3 +143,12 @@ def test_names_never_enter_the_process_wide_text_cache() -> None:
     cached = explain._text_mask.cache_info().currsize
     explain.similarity_chart_picture(chart(["Grace Hopper", "Katherine Johnson"]), 1)
     assert explain._text_mask.cache_info().currsize == cached
+
+
+def test_the_heads_occlusion_map_covers_only_what_the_head_sees(lab, astronaut) -> None:
+    """The alternative the benchmark weighs against Grad-CAM: one batched head call over every covered crop."""
+    head = lab.mask_head
+    inside = explain.view_mask(head)
+    (heat,) = explain.occlusion(lambda c: head.predict_proba(c)[:, head.labels.index("no_mask")], astronaut.crop[None],
+                                5, inside)
+    assert heat.shape == (160, 160) and np.isfinite(heat).all() and not heat[~inside].any() and heat.max() > 0
