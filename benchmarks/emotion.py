@@ -1,6 +1,6 @@
 """Emotion head vs the mini-Xception baseline on the FER2013 test split.
 
-    python -m benchmarks.emotion [--pipeline-sample 300]
+    python -m benchmarks.emotion [--pipeline-sample 1000]
 
 Writes benchmarks/results/emotion.json and emotion_confusion.png. Figures:
 - accuracy, accuracy_dedup (without the 568 test images that also occur in train), macro_f1,
@@ -59,26 +59,26 @@ def summarise(proba: np.ndarray, labels: np.ndarray, keep: np.ndarray) -> dict:
 
 
 def pipeline_crops(images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Run FER faces (x4 upscaled) through detection + alignment as scenes; returns (crops, found index)."""
-    from pipeline.alignment import align_faces
-    from pipeline.detection import FaceDetector
+    """Run FER faces (x4 upscaled) through the app's detection and alignment as scenes; returns (the crops
+    the heads are given, found index)."""
+    from pipeline.analysis import FaceLab
 
-    detector = FaceDetector()
+    lab = FaceLab()
     rng = np.random.default_rng(seed)
     backgrounds = [Image.open(MISC_DIR / b) for b in BACKGROUNDS]
     crops, found = [], []
     for i, img in enumerate(images):
         scene, _ = paste_on_canvas(Image.fromarray(img), backgrounds[i % len(backgrounds)], rng, face_side=192)
-        dets = detector.detect(scene)
+        rgb, dets = lab.detect(scene)
         if dets:
-            crops.append(align_faces(scene, dets[:1])[0])  # largest face
+            crops.append(lab.faces_from(rgb, dets[:1])[0].crop_for_heads)  # largest face
             found.append(i)
     return np.stack(crops), np.array(found)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pipeline-sample", type=int, default=300)
+    ap.add_argument("--pipeline-sample", type=int, default=1000)
     ap.add_argument("--threads", default=os.environ.get("FACELAB_THREADS", "1"),
                     help="torch threads, a number or 'auto' (the app's default is 1)")
     args = ap.parse_args()
@@ -129,7 +129,7 @@ def main() -> None:
         "agreement_direct_vs_pipeline": float((pipe_pred == proba[idx].argmax(1)).mean()),
         "baseline_accuracy_pipeline": float((base_pipe == test.labels[idx]).mean()),
         "how": "FER test faces upscaled x4 to 192 px, pasted on 480 px crops of face-free photos (misc/), "
-               "MTCNN + landmark alignment (pipeline), EmotionHead on the 160x160 crop",
+               "the app's detection and alignment (FaceLab.detect, faces_from), EmotionHead on the crop it is served",
     }
 
     batch = crops[:16]

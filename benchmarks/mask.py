@@ -6,9 +6,9 @@ Writes benchmarks/results/mask.json. Figures:
 - accuracy / accuracy_dedup (one vote per dup_group, majority of its images right) on mask/test;
 - lfw_no_mask_specificity: mask-free LFW faces through the real pipeline (detect, align, head) -> no_mask;
 - synthetic_mask_recall: the same LFW faces with a mask polygon drawn from their landmarks -> mask
-  (end to end through `detect_faces_masked`; `_given_landmarks` isolates the classifier);
+  (end to end through `FaceLab.detect_masked`; `_given_landmarks` isolates the classifier);
 - detection recall on mask/test with_mask pictures pasted on a larger real scene, before (plain
-  FaceDetector) and after (`pipeline.mask_detection.detect_faces_masked`), and false faces on misc/
+  FaceDetector) and after (`FaceLab.detect_masked`: pipeline.mask_detection, confirmed by the head), and false faces on misc/
   face-free pictures; ms_per_face (warm, batched aligned crops);
 - no_face_rate: masked close-ups (mask/test with_mask pictures as they are, on 1:2 and 2:1 canvases,
   scaled to 1280 px) on which the mask check finds no face;
@@ -29,15 +29,16 @@ import torch
 from PIL import Image, ImageDraw
 
 from benchmarks.baseline_models import load_masknet_v2
-from shared_data import LFW_DIR, MISC_DIR
+from shared_data import MISC_DIR
 from pipeline.alignment import align_faces
 from pipeline.detection import FaceDetector, iou, share_inside
 from pipeline.device import configure_cpu_threads
-from pipeline.heads import MASK_CROP, MASK_LABELS, MaskHead, cut_and_resize
-from pipeline.mask_detection import MaskedFaceSearch, detect_faces_masked, is_assumed
+from pipeline.analysis import FaceLab
+from pipeline.heads import MASK_CROP, MASK_LABELS, NOT_A_FACE, MaskHead, cut_and_resize
+from pipeline.mask_detection import MaskedFaceSearch, is_assumed
 from training.calibration import expected_calibration_error
 from shared_data import DATA_DIR
-from training.datasets import load_mask, mask_dup_groups
+from training.datasets import lfw_sample, load_mask, mask_dup_groups
 from training.evaluation import classification_report, hits_box, ms_per_face, paste_on_canvas
 from training.train_mask import LOAD_SIZE, prepare_eval
 from pipeline.settings import reload as reload_settings
@@ -108,10 +109,9 @@ def phantoms(found: list, known: list[np.ndarray]) -> int:
     return sum(all(iou(d.box, k) <= 0.3 and share_inside(d.box, k) <= 0.5 for k in known) for d in found)
 
 
-def lfw_sample(n: int, seed: int = 0) -> list[Path]:
-    files = sorted(LFW_DIR.glob("*/*.jpg"))
-    rng = np.random.default_rng(seed)
-    return [files[i] for i in rng.choice(len(files), n, replace=False)]
+def verdict(head: MaskHead, crops: np.ndarray) -> np.ndarray:
+    """The mask / no-mask verdict per aligned crop (index into MASK_LABELS), as the app labels a face."""
+    return MaskHead.verdicts(head.predict_proba(crops))[0].argmax(1)
 
 
 def main() -> None:
@@ -126,15 +126,17 @@ def main() -> None:
     reload_settings()  # pipeline read the settings when it was imported
     args.threads = configure_cpu_threads()  # the number it resolved to
     RESULTS.mkdir(exist_ok=True)
-    head = MaskHead.from_manifest()
+    lab = FaceLab()  # the app's door: its masked-face search (confirmed by the head when it can)
+    head = lab.mask_head
     baseline = load_masknet_v2()
     detector = FaceDetector()
 
     # 1. The test split itself.
     test = load_mask("test", LOAD_SIZE)
     x = prepare_eval(torch.from_numpy(test.images))[0]
-    proba_raw = head.proba_from_inputs(x, calibrated=False)
-    proba = head.proba_from_inputs(x)
+    # Verdicts among the face classes, as the app gives them (a third "not a face" class only screens boxes).
+    proba_raw = MaskHead.verdicts(head.proba_from_inputs(x, calibrated=False))[0]
+    proba = MaskHead.verdicts(head.proba_from_inputs(x))[0]
     big = torch.from_numpy(np.stack([np.asarray(Image.open(DATA_DIR / f).convert("RGB").resize((224, 224), Image.BILINEAR))
                                      for f in test.files])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     base_proba = baseline_proba(baseline, big)
@@ -161,14 +163,14 @@ def main() -> None:
         img = np.asarray(Image.open(path).convert("RGB"))
         dets = detector.detect(img)
         # Phantoms: boxes beside the faces the normal detector finds (a real face it misses would count too).
-        lfw_phantoms[path.name] = phantoms(detect_faces_masked(detector, img), [d.box for d in dets])
+        lfw_phantoms[path.name] = phantoms(lab.detect_masked(img), [d.box for d in dets])
         if not dets:
             continue
         n_lfw += 1
         plain_crops.append(align_faces(img, dets[:1])[0])
         masked = np.asarray(draw_mask(Image.fromarray(img), dets[0].landmarks, rng))
         masked_given.append(align_faces(masked, dets[:1])[0])  # unmasked landmarks: classifier only
-        mdets = [d for d in detect_faces_masked(detector, masked) if hits_box(d.box, tuple(dets[0].box.astype(int)))]
+        mdets = [d for d in lab.detect_masked(masked) if hits_box(d.box, tuple(dets[0].box.astype(int)))]
         if mdets:
             n_masked_found += 1
             masked_crops.append(align_faces(masked, mdets[:1])[0])
@@ -176,10 +178,10 @@ def main() -> None:
     found = np.stack(masked_crops) if masked_crops else np.zeros((0, 160, 160, 3), np.uint8)
     lfw = {
         "images": n_lfw,
-        "lfw_no_mask_specificity": float((head.predict_proba(plain).argmax(1) != MASK).mean()),
-        "synthetic_mask_recall": float((head.predict_proba(found).argmax(1) == MASK).sum() / n_lfw),
+        "lfw_no_mask_specificity": float((verdict(head, plain) != MASK).mean()),
+        "synthetic_mask_recall": float((verdict(head, found) == MASK).sum() / n_lfw),
         "synthetic_mask_detected": n_masked_found / n_lfw,
-        "synthetic_mask_recall_given_landmarks": float((head.predict_proba(given).argmax(1) == MASK).mean()),
+        "synthetic_mask_recall_given_landmarks": float((verdict(head, given) == MASK).mean()),
         "baseline_lfw_no_mask_specificity": float((baseline_proba(baseline, baseline_inputs_from_crops(plain)).argmax(1) != MASK).mean()),
         "baseline_synthetic_mask_recall": float((baseline_proba(baseline, baseline_inputs_from_crops(found)).argmax(1) == MASK).sum() / n_lfw),
         "baseline_synthetic_mask_recall_given_landmarks": float((baseline_proba(baseline, baseline_inputs_from_crops(given)).argmax(1) == MASK).mean()),
@@ -196,14 +198,14 @@ def main() -> None:
         scene, box = paste_on_canvas(Image.open(DATA_DIR / f), backgrounds[i % 2], rng)
         plain_dets = detector.detect(scene)
         before += any(hits_box(d.box, box) for d in plain_dets)
-        hits = [d for d in detect_faces_masked(detector, scene) if hits_box(d.box, box)]
+        hits = [d for d in lab.detect_masked(scene) if hits_box(d.box, box)]
         after += bool(hits)
         if hits:
             scene_crops.append(align_faces(scene, hits[:1])[0])
     raw_before = sum(bool(detector.detect(np.asarray(Image.open(DATA_DIR / f).convert("RGB")))) for f in with_mask)
     scene_crops = np.stack(scene_crops)
     no_face_plain = {n: len(detector.detect(np.asarray(Image.open(MISC_DIR / n).convert("RGB")))) for n in NO_FACE}
-    no_face_masked = {n: len(detect_faces_masked(detector, np.asarray(Image.open(MISC_DIR / n).convert("RGB")))) for n in NO_FACE}
+    no_face_masked = {n: len(lab.detect_masked(np.asarray(Image.open(MISC_DIR / n).convert("RGB")))) for n in NO_FACE}
     detection = {
         "scenes": len(scenes),
         "recall_before": before / len(scenes),
@@ -214,7 +216,7 @@ def main() -> None:
         "raw_pictures": len(with_mask),
         "raw_picture_recall_before": raw_before / len(with_mask),
         "raw_picture_note": "the bare test pictures after the masked-face search: closeups.no_face_rate_by_shape.as_is",
-        "mask_accuracy_on_detected_scene_faces": float((head.predict_proba(scene_crops).argmax(1) == MASK).mean()),
+        "mask_accuracy_on_detected_scene_faces": float((verdict(head, scene_crops) == MASK).mean()),
         "false_faces_face_free_before": no_face_plain,
         "false_faces_face_free_after": no_face_masked,
     }
@@ -226,7 +228,7 @@ def main() -> None:
     assumed: dict[str, int] = {}
     for i in picked:
         for shape, (picture, box) in closeups(Image.open(DATA_DIR / with_mask[i])).items():
-            found = detect_faces_masked(detector, picture)
+            found = lab.detect_masked(picture)
             if not any(hits_box(d.box, box) for d in found):
                 missed.setdefault(shape, []).append(Path(with_mask[i]).name)
             assumed[shape] = assumed.get(shape, 0) + any(is_assumed(d) for d in found)
@@ -248,7 +250,7 @@ def main() -> None:
     for f in no_mask_files:
         img = np.asarray(Image.open(DATA_DIR / f).convert("RGB"))
         whole = np.array([0, 0, img.shape[1], img.shape[0]], np.float32)  # tight face crops: the face is the picture
-        test_phantoms[Path(f).name] = phantoms(detect_faces_masked(detector, img), [whole] + [d.box for d in detector.detect(img)])
+        test_phantoms[Path(f).name] = phantoms(lab.detect_masked(img), [whole] + [d.box for d in detector.detect(img)])
     example_phantoms = {}
     for name in ("astronaut.jpg", "astronaut_mask.jpg", "astronaut_mirror.jpg", "no_face.jpg"):
         original = Image.open(EXAMPLES / name).convert("RGB")
@@ -258,7 +260,7 @@ def main() -> None:
             buffer = io.BytesIO()
             original.save(buffer, "JPEG", quality=quality)
             img = np.asarray(Image.open(buffer).convert("RGB"))
-            example_phantoms[f"{name}@{quality}"] = phantoms(detect_faces_masked(detector, img), known)
+            example_phantoms[f"{name}@{quality}"] = phantoms(lab.detect_masked(img), known)
     phantom_sets = {"mask_test_no_mask": test_phantoms, "lfw": lfw_phantoms, "examples_jpeg_70_95": example_phantoms}
     phantom = {
         "how": "a phantom is a labelled box that overlaps none of the picture's known faces (IoU <= 0.3 and at "
@@ -284,7 +286,7 @@ def main() -> None:
         "temperature": head.temperature,
         "per_class_recall": ours["per_class_recall"], "confusion_matrix": ours["confusion_matrix"],
         "lfw": lfw, "detection": detection, "closeups": closeup, "phantoms": phantom,
-        "search": asdict(MaskedFaceSearch()),
+        "search": {**asdict(MaskedFaceSearch()), "face_check": NOT_A_FACE in head.labels},
         "timing": {"threads": args.threads, "batch": len(batch), "load_avg_1min": os.getloadavg()[0],
                    "note": "includes sub-crop and resize; CPU shared with other jobs"},
         "baseline_mobilenetv2": {"published_accuracy": None,

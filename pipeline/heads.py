@@ -23,6 +23,9 @@ from .models.folding import fold_batch_norms
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MASK_LABELS: tuple[str, ...] = ("mask", "no_mask")
+# The mask head's optional third class: a box that is not a face (shirts, walls, hands the relaxed
+# detector passes box). Never a verdict; it lowers MaskPrediction.face_probability.
+NOT_A_FACE = "not_a_face"
 
 # Emotion: FER2013 images are 48x48 gray; the net sees the central 44x44 (train: random 44 crops).
 FER_SIZE = 48
@@ -87,10 +90,11 @@ class EmotionNet(_VGGNet):
 
 
 class MaskNet(_VGGNet):
-    """Input (N,3,64,64) RGB in [-1,1]; output logits over MASK_LABELS."""
+    """Input (N,3,64,64) RGB in [-1,1]; output logits over MASK_LABELS (and NOT_A_FACE with 3 classes)."""
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), dropout: float = 0.3) -> None:
-        super().__init__(3, len(MASK_LABELS), widths, dropout)
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), dropout: float = 0.3,
+                 num_classes: int = len(MASK_LABELS)) -> None:
+        super().__init__(3, num_classes, widths, dropout)
 
 
 Weights = Union[str, Path, Mapping[str, torch.Tensor]]
@@ -113,10 +117,12 @@ class EmotionPrediction:
 
 @dataclass(frozen=True)
 class MaskPrediction:
-    """``label`` is "mask" or "no_mask"; ``mask_probability`` is the calibrated P(mask)."""
+    """``label`` is "mask" or "no_mask"; ``mask_probability`` is the calibrated P(mask) given that the box
+    is a face; ``face_probability`` is P(the box is a face at all), 1.0 from a two-class head."""
 
     label: str
     mask_probability: float
+    face_probability: float = 1.0
 
     @property
     def probability(self) -> float:
@@ -186,7 +192,7 @@ class _Head:
         temperature = state.pop("temperature", None)
         # Temperature scaling fitted on the validation split; 1.0 means uncalibrated logits.
         self.temperature = float(temperature.reshape(-1)[0]) if temperature is not None else 1.0
-        net = self.net_class(widths=_stage_widths(state))
+        net = self.net_class(widths=_stage_widths(state), **self._net_options(state))
         net.load_state_dict(state, strict=True)
         fold_batch_norms(net.eval())  # exact up to rounding; 10-15 % faster per call
         self.net = net.to(memory_format=torch.channels_last)
@@ -202,6 +208,9 @@ class _Head:
 
     def _inputs(self, crops: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
+
+    def _net_options(self, state: Mapping[str, torch.Tensor]) -> dict:
+        return {}
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -255,7 +264,20 @@ class MaskHead(_Head):
     def _inputs(self, crops: np.ndarray) -> torch.Tensor:
         return cut_and_resize(crops, MASK_CROP.inner(MASK_INPUT / MASK_SOURCE), MASK_INPUT, gray=False)
 
+    def _net_options(self, state: Mapping[str, torch.Tensor]) -> dict:
+        classes = int(state["classifier.weight"].shape[0])
+        self.labels = MASK_LABELS + ((NOT_A_FACE,) if classes > len(MASK_LABELS) else ())
+        return {"num_classes": classes}
+
+    @staticmethod
+    def verdicts(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N,K) head probabilities -> ((N,2) mask / no-mask probabilities given a face, (N,) P(face))."""
+        faces = proba[:, :len(MASK_LABELS)]
+        total = faces.sum(1, keepdims=True)
+        return faces / np.maximum(total, 1e-12), total[:, 0]
+
     def predict(self, crops: np.ndarray) -> list[MaskPrediction]:
+        given_face, face = self.verdicts(self.predict_proba(crops))
         i = MASK_LABELS.index("mask")
-        return [MaskPrediction(label=MASK_LABELS[int(p.argmax())], mask_probability=float(p[i]))
-                for p in self.predict_proba(crops)]
+        return [MaskPrediction(label=MASK_LABELS[int(p.argmax())], mask_probability=float(p[i]), face_probability=float(f))
+                for p, f in zip(given_face, face)]

@@ -13,11 +13,13 @@ found nothing (benchmarks/mask.py measures the result: no_face_rate, phantom_box
    at the mean positions measured on face-crop datasets, when O-Net, run on that square, rates it as
    face-like enough (`MaskedFaceSearch.fallback_min_score`); the face is marked as assumed
    (`is_assumed`), so callers can say that the whole picture was judged.
+With a `FaceCheck` (the mask head's learned "not a face" class, passed by `FaceLab.detect_masked`), the
+second pass's faces and the centre square must also pass it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -56,6 +58,16 @@ class MaskedFaceSearch:
     # fallback scored 0.72, 0.985, 0.986, 0.987 (0.003-0.06: a 29 px cartoon, a posterised smear no step finds);
     # 205 face-free squares (random crops of the misc/ photos and no_face.jpg) scored at most 0.85.
     fallback_min_score: float | None = 0.9
+    # With a face check (the mask head's "not a face" class, `FaceCheck`): a second-pass face or the
+    # centre square is labelled only when the check also gives it at least this P(face). It confirms, it
+    # does not widen: a lower O-Net bar for the centre square found 42 of the 92 close-ups missed by
+    # benchmarks/mask.py, but also took a coffee-cup photo whole (P(face) 0.98: the head's "not a face"
+    # examples are LFW backgrounds, no object close-ups).
+    min_face_probability: float = 0.5
+
+
+# P(face) for each detection of a picture (e.g. the mask head's: FaceLab._face_probabilities).
+FaceCheck = Callable[[np.ndarray, list[Detection]], list[float]]
 
 
 class Scored(Protocol):
@@ -95,17 +107,25 @@ def landmarks_look_like_a_face(detection: Detection) -> bool:
 
 
 def confirmed_faces(detector: FaceDetector, image: np.ndarray, extras: list[Detection], first: list[Detection],
-                    search: MaskedFaceSearch) -> list[Detection]:
+                    search: MaskedFaceSearch, face_check: FaceCheck | None = None) -> list[Detection]:
     """The second-pass boxes that are labelled: plausible landmarks, not much smaller than the faces the
-    normal pass found in the same picture, and still a face to O-Net on their own box."""
+    normal pass found in the same picture, still a face to O-Net on their own box, and to `face_check`."""
     largest = max((d.width for d in first), default=0.0)
     plausible = [d for d in extras if landmarks_look_like_a_face(d) and d.width >= search.min_width_vs_largest * largest]
     rescored = detector.refine(image, [d.box for d in plausible], min_score=search.min_rescore)
-    return [d for d, again in zip(plausible, rescored) if again is not None]
+    kept = [d for d, again in zip(plausible, rescored) if again is not None]
+    return _checked(image, kept, search, face_check)
+
+
+def _checked(image: np.ndarray, faces: list[Detection], search: MaskedFaceSearch,
+             face_check: FaceCheck | None) -> list[Detection]:
+    if not faces or face_check is None:
+        return faces
+    return [d for d, p in zip(faces, face_check(image, faces)) if p >= search.min_face_probability]
 
 
 def _two_passes(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch,
-                config: DetectorConfig) -> list[Detection]:
+                config: DetectorConfig, face_check: FaceCheck | None) -> list[Detection]:
     passes = [config]
     if search.second_pass_thresholds is not None:
         passes.append(replace(config, thresholds=search.second_pass_thresholds, min_score=search.second_pass_min_score))
@@ -115,19 +135,19 @@ def _two_passes(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSea
         if all(iou(extra.box, d.box) <= search.max_overlap and share_inside(extra.box, d.box) <= search.max_inside
                for d in first + new):
             new.append(extra)
-    return first + confirmed_faces(detector, image, new, first, search)
+    return first + confirmed_faces(detector, image, new, first, search, face_check)
 
 
 def detect_faces_masked(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch | None = None,
-                        config: DetectorConfig | None = None) -> list[Detection]:
+                        config: DetectorConfig | None = None, face_check: FaceCheck | None = None) -> list[Detection]:
     """Faces for the mask check, largest first: the steps of the module docstring with `search`'s options
-    (default: all on) and `config` (default: the detector's). Feed the result to `align_faces`."""
+    (default: all on), `config` (default: the detector's) and, when given, `face_check` confirming the
+    second pass's faces and the centre square. Feed the result to `align_faces`."""
     search = search or MaskedFaceSearch()
     config = config or detector.config
-    found = _two_passes(detector, image, search, config)
+    found = _two_passes(detector, image, search, config, face_check)
     if not found and search.fallback_min_score is not None:
         guess = centre_square_face(image)
-        rated = detector.refine(image, [guess.box], min_score=search.fallback_min_score)[0]  # O-Net alone
-        if rated is not None:
-            found.append(guess)
+        if detector.refine(image, [guess.box], min_score=search.fallback_min_score)[0] is not None:  # O-Net
+            found += _checked(image, [guess], search, face_check)
     return sorted(found, key=lambda d: d.area, reverse=True)

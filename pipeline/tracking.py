@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from .alignment import align_faces
 from .analysis import Face, FaceLab
 from .detection import Detection, DetectorConfig, iou
 
@@ -70,9 +69,8 @@ class FaceTracker:
                 self.tracks = self._match(detections, frame)
             else:
                 self._since_detection += 1
-                crops = align_faces(frame, detections, self.lab.alignment)
-                for track, detection, crop in zip(self.tracks, detections, crops):
-                    track.face = _face(detection, crop)
+                for track, face in zip(self.tracks, self.lab.faces_from(frame, detections)):
+                    track.face = face
                     track.age += 1
             self.tracks.sort(key=lambda track: track.face.area, reverse=True)
             return list(self.tracks)
@@ -88,22 +86,18 @@ class FaceTracker:
 
     def _match(self, detections: list[Detection], frame: np.ndarray) -> list[Track]:
         """Give each new detection the id (and memo) of the old track it overlaps most, else a new id."""
-        crops = align_faces(frame, detections, self.lab.alignment)
         unmatched = list(self.tracks)
         tracks = []
-        for detection, crop in zip(detections, crops):
+        for detection, face in zip(detections, self.lab.faces_from(frame, detections)):
             best = max(unmatched, key=lambda track: iou(track.face.box, detection.box), default=None)
             if best is not None and iou(best.face.box, detection.box) >= self.match_iou:
                 unmatched.remove(best)
-                best.face, best.age = _face(detection, crop), best.age + 1
+                best.face, best.age = face, best.age + 1
                 # A full detection is the checkpoint where reused results are recomputed: the same box
                 # may hold another person now (one walked out, another in).
                 best.memo.clear()
                 tracks.append(best)
             else:
-                tracks.append(Track(track_id=next(self._ids), face=_face(detection, crop)))
+                tracks.append(Track(track_id=next(self._ids), face=face))
         return tracks
 
-
-def _face(detection: Detection, crop: np.ndarray) -> Face:
-    return Face(box=detection.box, landmarks=detection.landmarks, score=detection.score, crop=crop)

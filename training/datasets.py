@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.heads import EMOTIONS, MASK_LABELS
-from shared_data import DATA_DIR
+from shared_data import DATA_DIR, LFW_DIR
 
 CACHE_DIR = Path(os.environ.get("FACELAB_CACHE", "/tmp/facelab_cache"))
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -127,3 +127,46 @@ def mask_dup_groups() -> dict[str, str]:
     """File (relative to DATA_DIR) -> dup_group from mask/manifest.csv."""
     with open(DATA_DIR / "mask" / "manifest.csv", newline="") as f:
         return {"mask/" + r["file"]: r["dup_group"] for r in csv.DictReader(f)}
+
+
+def lfw_sample(n: int, seed: int = 0) -> list[Path]:
+    """`n` LFW pictures drawn at random (benchmarks/mask.py's phantom and synthetic-mask sets)."""
+    files = sorted(LFW_DIR.glob("*/*.jpg"))
+    rng = np.random.default_rng(seed)
+    return [files[i] for i in rng.choice(len(files), n, replace=False)]
+
+
+# In LFW's deep-funneled 250x250 pictures the face lies within this box (x0, y0, x1, y1), generously.
+LFW_FACE_REGION = (65, 50, 185, 200)
+
+
+def load_not_faces(split: str, size: int, per_picture: int = 2, benchmark_sample: int = 200) -> ImageSet:
+    """Squares of LFW pictures away from the face (walls, shirts, flags, hands, microphones, other people's
+    hair): the "not a face" examples of the mask head, (N,size,size,3) uint8 with label 2. ``split``:
+    ``train`` or ``val``, by md5 of the person's name (a fifth is val). People in benchmarks/mask.py's LFW
+    sample are left out of both, so its phantom count stays a held-out figure."""
+    held_out = {p.parent.name for p in lfw_sample(benchmark_sample)}
+    x0, y0, x1, y1 = LFW_FACE_REGION
+
+    def build() -> ImageSet:
+        rng = np.random.default_rng(7)
+        imgs, files = [], []
+        for person in sorted(p for p in LFW_DIR.iterdir() if p.is_dir() and p.name not in held_out):
+            in_val = int(hashlib.md5(person.name.encode()).hexdigest()[:8], 16) % 5 == 0
+            if in_val != (split == "val"):
+                continue
+            for path in sorted(person.glob("*.jpg"))[:2]:
+                picture = Image.open(path).convert("RGB")
+                for _ in range(per_picture * 10):  # tries; most random squares touch the face
+                    side = int(rng.integers(40, 90))
+                    cx, cy = rng.integers(0, 250 - side, size=2)
+                    overlap = max(0, min(cx + side, x1) - max(cx, x0)) * max(0, min(cy + side, y1) - max(cy, y0))
+                    if overlap <= 0.1 * side * side:
+                        crop = picture.crop((int(cx), int(cy), int(cx) + side, int(cy) + side))
+                        imgs.append(np.asarray(crop.resize((size, size), Image.BILINEAR)))
+                        files.append(str(path.relative_to(DATA_DIR)))
+                        if files.count(files[-1]) >= per_picture:
+                            break
+        return ImageSet(np.stack(imgs), np.full(len(imgs), len(MASK_LABELS), np.int64), files)
+
+    return _cached(f"not_faces_{split}_{size}", build)

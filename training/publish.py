@@ -24,11 +24,12 @@ ENTRIES = {
     },
     "mask_head": {
         "description": "Face Lab's own mask / no-mask head (MaskNet, compact VGG-style CNN, RGB 64x64), "
-                       "trained by training/train_mask.py on the Face Mask ~12K subset; temperature stored in the file.",
+                       "trained by training/train_mask.py on the Face Mask ~12K subset, with a third class, not a face "
+                       "(LFW background squares), that screens the relaxed detector's boxes; temperature stored in the file.",
         "filename": "mask_head.safetensors",
         "license": "Weights: same terms as the project code. Training images: web-scraped masked faces and "
                    "CelebA (non-commercial research use only), see weights/mask_head.md.",
-        "labels": ["mask", "no_mask"],
+        "labels": ["mask", "no_mask", "not_a_face"],
         "metrics": "weights/mask_head.metrics.json",
     },
     "facenet-casia-webface-centre": {

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.heads import MASK_INPUT, MASK_LABELS, MaskNet
+from pipeline.heads import MASK_INPUT, MASK_LABELS, NOT_A_FACE, MaskNet
+from pipeline.weights import load_state_dict
 from .augment import (brightness_contrast, center_crop, colour_cast, random_affine, random_blur, random_erase,
                       random_pixelate)
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything
-from .datasets import load_mask
+from .datasets import load_mask, load_not_faces
 
 SEED = 1234
 LOAD_SIZE = 72  # training views are 64x64 windows of the 72x72 image (as the serve-time centre crop)
@@ -61,38 +62,79 @@ def main() -> None:
     ap.add_argument("--colour-aug", action="store_true", help="add colour casts and pixelation")
     ap.add_argument("--widths", default="16,32,64,128", help="channels of the net's stages")
     ap.add_argument("--patience", type=int, default=15, help="epochs without a validation gain before stopping")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this head (e.g. the released two-class weights): its convolutions and its two "
+                         "face classes; a new third row for 'not a face'")
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--not-faces", type=int, default=2400,
+                    help="a third class, 'not a face', with this many LFW background squares in train (a quarter as "
+                         "many in val); 0: the two-class head")
     args = ap.parse_args()
     global COLOUR_AUG
     COLOUR_AUG = args.colour_aug
     g = seed_everything(SEED)
     t0 = time.time()
     train, val, test = (load_mask(s, LOAD_SIZE) for s in ("train", "val", "test"))
+    if args.not_faces:
+        # Boxes the relaxed detector passes put on shirts, walls and hands must get no mask verdict: the
+        # head learns to say "not a face" (pipeline.heads.MaskPrediction.face_probability).
+        rng = np.random.default_rng(SEED)
+        negatives = {}
+        for split, count in (("train", args.not_faces), ("val", args.not_faces // 4)):
+            pool = load_not_faces(split, LOAD_SIZE)
+            pick = np.sort(rng.choice(len(pool.labels), min(count, len(pool.labels)), replace=False))
+            negatives[split] = (pool.images[pick], pool.labels[pick])
+        train = type(train)(np.concatenate([train.images, negatives["train"][0]]),
+                            np.concatenate([train.labels, negatives["train"][1]]), train.files)
+        val = type(val)(np.concatenate([val.images, negatives["val"][0]]),
+                        np.concatenate([val.labels, negatives["val"][1]]), val.files)
     tr_x, tr_y = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     va_x, va_y = torch.from_numpy(val.images), torch.from_numpy(val.labels)
-    counts = np.bincount(train.labels, minlength=2)
+    classes = len(MASK_LABELS) + (1 if args.not_faces else 0)
+    counts = np.bincount(train.labels, minlength=classes)
     print(f"train {len(tr_x)} {counts.tolist()} val {len(va_x)} test {len(test.labels)}", flush=True)
 
     widths = tuple(int(w) for w in args.widths.split(","))
-    model = MaskNet(widths=widths)
-    cfg = FitConfig(budget_s=args.budget_min * 60, batch_size=64, lr=0.05, patience=args.patience,
+    model = MaskNet(widths=widths, num_classes=classes)
+    if args.init is not None:
+        state = load_state_dict(args.init)
+        state.pop("temperature", None)
+        for key in ("classifier.weight", "classifier.bias"):  # the face classes' rows kept, "not a face" new
+            fresh = model.state_dict()[key].clone()
+            fresh[:len(state[key])] = state[key]
+            state[key] = fresh
+        model.load_state_dict(state)
+        print(f"initialised from {args.init}", flush=True)
+    cfg = FitConfig(budget_s=args.budget_min * 60, batch_size=64, lr=args.lr, patience=args.patience,
                     checkpoint=Path("/tmp") / (args.out.stem + ".best.pt"))
     model, history = fit(model, tr_x, tr_y, va_x, va_y, prepare_train, prepare_eval, cfg, g)
 
     val_logits = predict_logits(model, va_x, prepare_eval)
     cal = calibrate(val_logits, va_y.numpy())
     test_logits = predict_logits(model, torch.from_numpy(test.images), prepare_eval)
-    test_pred = softmax(test_logits, cal["temperature"]).argmax(1)
+    test_proba = softmax(test_logits, cal["temperature"])
+    test_pred = test_proba[:, :len(MASK_LABELS)].argmax(1)  # the verdict among the face classes, as served
     metrics = {
         "head": "mask", "arch": f"MaskNet(widths={widths})", "budget_min": args.budget_min, "seed": SEED,
+        "init": str(args.init) if args.init else None, "lr": args.lr,
         "params": sum(p.numel() for p in model.parameters()),
         "train_images": len(tr_x), "val_images": len(va_x),
         "val_accuracy": float((val_logits.argmax(1) == va_y.numpy()).mean()),
         "test_accuracy": float((test_pred == test.labels).mean()),
+        **({"test_faces_called_not_a_face": float((test_proba.argmax(1) == len(MASK_LABELS)).mean()),
+            "val_not_faces_called_not_a_face": float((val_logits.argmax(1)[va_y.numpy() == len(MASK_LABELS)]
+                                                      == len(MASK_LABELS)).mean()),
+            "not_a_face_source": "LFW squares away from the face (training.datasets.load_not_faces)"}
+           if args.not_faces else {}),
         **cal, "epochs": history, "train_wall_s": round(time.time() - t0, 1),
     }
     export(model, cal["temperature"], args.out,
-           {"arch": "MaskNet", "widths": args.widths, "labels": ",".join(MASK_LABELS), "input": "rgb 64x64 [-1,1]"})
-    args.out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+           {"arch": "MaskNet", "widths": args.widths, "input": "rgb 64x64 [-1,1]",
+            "labels": ",".join(MASK_LABELS + ((NOT_A_FACE,) if args.not_faces else ()))})
+    metrics_path = args.out.with_suffix(".metrics.json")
+    if args.init is not None and metrics_path.exists():  # keep the record of the head we started from
+        metrics["previous_stage"] = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}, indent=2))
 
 
