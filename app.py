@@ -384,10 +384,10 @@ EMOTION_COLOURS = dict(zip(("angry", "disgust", "fear", "happy", "sad", "surpris
 
 def _head_why(analysis, head):
     faces = analysis.faces[:WHY_FACES]
-    found = explain.explain_head(head, np.stack([f.crop for f in faces]))
-    picture = explain.maps_on_picture(analysis.image, [f.box for f in faces], [explain.normalised(s.map) for s in found],
+    found = explain.explain_head(head, np.stack([f.crop_for_heads for f in faces]))
+    picture = explain.maps_on_picture(analysis.image, [f.landmarks for f in faces], [explain.normalised(s.map) for s in found],
                                       [s.view for s in found])
-    panels = explain.stack([explain.saliency_panel(f.crop, s, i + 1) for i, (f, s) in enumerate(zip(faces, found))])
+    panels = explain.stack([explain.saliency_panel(f.crop_for_heads, s, i + 1) for i, (f, s) in enumerate(zip(faces, found))])
     rows = [{"face": i + 1, "explains": s.explained, "probability": round(s.probability, 3), "runner_up": s.runner_up,
              "runner_up_probability": round(s.runner_up_probability, 3), "method": s.method} for i, s in enumerate(found)]
     return picture, panels, rows

@@ -51,14 +51,19 @@ def test_faces(count: int, seed: int = 0) -> dict[str, np.ndarray]:
             "emotion": np.stack([embed_in_aligned_crop(fer.images[i], FER_CROP) for i in pick_fer])}
 
 
+def verdict(head, crops: np.ndarray) -> np.ndarray:
+    """The probabilities a verdict names (the mask head's mask / no mask given a face)."""
+    return explain.verdict_probabilities(head, head.predict_proba(crops))
+
+
 def head_maps(head, crops: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     """(maps, explained class per face) for every crop, by Grad-CAM or by occlusion of the class probability."""
-    targets = head.predict_proba(crops).argmax(1)
+    targets = explain.explained_classes(head, crops)  # the verdict's class (mask head: mask or no mask)
     if method == "grad-cam":
-        maps = np.concatenate([explain.grad_cam(head, crops[i:i + 50])[0] for i in range(0, len(crops), 50)])
+        maps = np.concatenate([explain.grad_cam(head, crops[i:i + 50], targets[i:i + 50])[0] for i in range(0, len(crops), 50)])
     else:
         inside = explain.view_mask(head)
-        maps = np.concatenate([explain.occlusion(lambda c, k=k: head.predict_proba(c)[:, k], crops[i:i + 1],
+        maps = np.concatenate([explain.occlusion(lambda c, k=k: verdict(head, c)[:, k], crops[i:i + 1],
                                                  HEAD_OCCLUSION_GRID, inside) for i, k in enumerate(targets)])
     return maps, targets
 
@@ -67,13 +72,13 @@ def head_deletion(head, crops: np.ndarray, maps: np.ndarray, targets: np.ndarray
     inside = explain.view_mask(head)
     rng = np.random.default_rng(1)
     rows = np.arange(len(crops))
-    base = head.predict_proba(crops)[rows, targets]
+    base = verdict(head, crops)[rows, targets]
     out = {}
     for share in SHARES:
         for kind in ("salient", "random"):
             changed = np.stack([explain.blur_pixels(c, explain.top_pixels(m, share, inside, rng if kind == "random" else None))
                                 for c, m in zip(crops, maps)])
-            out[f"{kind}_drop_{round(share * 100)}"] = float((base - head.predict_proba(changed)[rows, targets]).mean())
+            out[f"{kind}_drop_{round(share * 100)}"] = float((base - verdict(head, changed)[rows, targets]).mean())
     return out
 
 
@@ -89,8 +94,9 @@ def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 def head_sanity(head, crops: np.ndarray) -> float:
     inside = explain.view_mask(head)
-    trained, logits = explain.grad_cam(head, crops)
-    random, _ = explain.grad_cam(head, crops, targets=logits.argmax(1), net=randomised(head.net))
+    targets = explain.explained_classes(head, crops)
+    trained, _ = explain.grad_cam(head, crops, targets)
+    random, _ = explain.grad_cam(head, crops, targets=targets, net=randomised(head.net))
     return float(np.mean([explain.rank_correlation(a[inside], b[inside]) for a, b in zip(trained, random)]))
 
 

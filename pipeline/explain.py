@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 
-from .alignment import ALIGNED_SIZE, BOX_MARGIN
+from .alignment import ALIGNED_SIZE, LANDMARK_TEMPLATE_160, similarity_transform
 from .device import model_call
-from .heads import EMOTION_INPUT, FER_CROP, FER_SIZE, MASK_CROP, MASK_INPUT, MASK_SOURCE, EmotionHead, SubCrop, _Head
+from .heads import (EMOTION_INPUT, FER_CROP, FER_SIZE, MASK_CROP, MASK_INPUT, MASK_LABELS, MASK_SOURCE, EmotionHead, MaskHead,
+                    SubCrop, _Head)
 
 # ----------------------------------------------------------------------------------------------
 # Results
@@ -138,17 +139,29 @@ def _onto_crop(maps: torch.Tensor, box: SubCrop) -> np.ndarray:
     return out
 
 
+def verdict_probabilities(head: _Head, proba: np.ndarray) -> np.ndarray:
+    """(N,K) head probabilities -> those of the classes a verdict can name: the mask head's "not a face" class
+    only confirms boxes, so a mask verdict (and its map) is mask or no mask, given a face."""
+    return MaskHead.verdicts(proba)[0] if isinstance(head, MaskHead) else proba
+
+
+def explained_classes(head: _Head, crops: np.ndarray) -> np.ndarray:
+    """The class each face's verdict names (the one its map explains)."""
+    return verdict_probabilities(head, head.predict_proba(crops)).argmax(1)
+
+
 def explain_head(head: _Head, crops: np.ndarray) -> list[Saliency]:
-    """One map per aligned crop, for the head's top class, with the runner-up class named."""
+    """One map per head crop (`Face.crop_for_heads`), for the verdict's class, with the runner-up class named."""
     if len(crops) == 0:
         return []
-    raw, logits = grad_cam(head, crops)
-    proba = torch.softmax(torch.from_numpy(logits) / head.temperature, 1).numpy()
+    proba = verdict_probabilities(head, head.predict_proba(crops))
+    raw, _ = grad_cam(head, crops, targets=proba.argmax(1))
+    labels = MASK_LABELS if isinstance(head, MaskHead) else head.labels
     out = []
     for heat, p in zip(raw, proba):
         first, second = np.argsort(-p)[:2]
-        out.append(Saliency(map=np.maximum(heat, 0), explained=head.labels[first], probability=float(p[first]),
-                            runner_up=head.labels[second], runner_up_probability=float(p[second]), view=view_box(head)))
+        out.append(Saliency(map=np.maximum(heat, 0), explained=labels[first], probability=float(p[first]),
+                            runner_up=labels[second], runner_up_probability=float(p[second]), view=view_box(head)))
     return out
 
 
@@ -317,11 +330,11 @@ def normalised(heat: np.ndarray) -> np.ndarray:
 def blend(picture: np.ndarray, heat01: np.ndarray, alpha: float = 0.55, region: np.ndarray | None = None) -> np.ndarray:
     """The picture in grey under the coloured map (grey, so that the map's colours are the only colours);
     outside `region` (bool), where nothing was explained, grey alone."""
-    grey = (picture.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
-    out = (1 - alpha) * grey + alpha * viridis(heat01)
-    if region is not None:
-        out = np.where(region[..., None], out, grey)
-    return out.round().astype(np.uint8)
+    grey = picture.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = np.repeat(grey.round().astype(np.uint8)[..., None], 3, axis=2)
+    inside = np.ones(grey.shape, bool) if region is None else region  # colour only where explained (cheap on a big picture)
+    out[inside] = ((1 - alpha) * grey[inside][:, None] + alpha * viridis(heat01[inside])).round().astype(np.uint8)
+    return out
 
 
 def _font(size: int):
@@ -364,28 +377,37 @@ def row(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
     return out
 
 
-def crop_region(box: np.ndarray, shape: tuple[int, ...], margin: float = BOX_MARGIN) -> tuple[int, int, int, int]:
-    """Where a "box"-aligned crop came from in the picture (pipeline.alignment's box crop, same arithmetic)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    pad_x = margin * (x2 - x1) / (ALIGNED_SIZE - margin) / 2
-    pad_y = margin * (y2 - y1) / (ALIGNED_SIZE - margin) / 2
-    return (int(max(x1 - pad_x, 0)), int(max(y1 - pad_y, 0)), int(min(x2 + pad_x, shape[1])), int(min(y2 + pad_y, shape[0])))
+def _onto_picture(values: np.ndarray, landmarks: np.ndarray, shape: tuple[int, ...], resample) -> tuple[tuple[int, int], np.ndarray]:
+    """A (160,160) array over a landmark-aligned crop (the heads' framing, pipeline.alignment) warped back onto
+    the picture: (x0, y0) and the warped patch of the picture's box the crop covers."""
+    forward = similarity_transform(np.asarray(landmarks, np.float64), LANDMARK_TEMPLATE_160)  # picture -> crop
+    inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]  # crop -> picture
+    corners = inverse @ np.array([[0, ALIGNED_SIZE, 0, ALIGNED_SIZE], [0, 0, ALIGNED_SIZE, ALIGNED_SIZE], [1, 1, 1, 1]])
+    x0, y0 = np.floor(corners.min(1)).astype(int).clip(0, None)
+    x1, y1 = np.minimum(np.ceil(corners.max(1)).astype(int), (shape[1], shape[0]))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return (0, 0), np.zeros((0, 0), values.dtype)
+    shifted = forward @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)  # patch pixel -> crop pixel
+    image = Image.fromarray(values.astype(np.float32), mode="F")
+    patch = image.transform((x1 - x0, y1 - y0), Image.AFFINE, shifted.flatten().tolist(), resample=resample)
+    return (x0, y0), np.asarray(patch)
 
 
-def maps_on_picture(picture: np.ndarray, boxes: Sequence[np.ndarray], maps01: Sequence[np.ndarray],
+def maps_on_picture(picture: np.ndarray, landmarks: Sequence[np.ndarray], maps01: Sequence[np.ndarray],
                     views: Sequence[SubCrop | None] | None = None) -> np.ndarray:
-    """The picture in grey with each face's map over the region its aligned crop came from ("box"
-    alignment, the FaceLab default; with `views`, only the part the head saw), and a legend at the right."""
+    """The picture in grey with each face's map where its head crop came from (warped back through the
+    landmark alignment; with `views`, only the part the head saw), and a legend at the right."""
     heat = np.zeros(picture.shape[:2], np.float32)
     region = np.zeros(picture.shape[:2], bool)
-    for box, map01, view in zip(boxes, maps01, views or [None] * len(boxes)):
-        x0, y0, x1, y1 = crop_region(box, picture.shape)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            continue
-        resized = np.asarray(Image.fromarray(map01.astype(np.float32), mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR))
-        heat[y0:y1, x0:x1] = np.maximum(heat[y0:y1, x0:x1], resized)
+    for points, map01, view in zip(landmarks, maps01, views or [None] * len(landmarks)):
         seen = box_mask(view) if view is not None else np.ones((ALIGNED_SIZE, ALIGNED_SIZE), bool)
-        region[y0:y1, x0:x1] |= np.asarray(Image.fromarray(seen).resize((x1 - x0, y1 - y0), Image.NEAREST))
+        (x0, y0), warped = _onto_picture(map01, points, picture.shape, Image.BILINEAR)
+        if warped.size == 0:
+            continue
+        _, inside = _onto_picture(seen.astype(np.float32), points, picture.shape, Image.NEAREST)
+        h, w = warped.shape
+        heat[y0:y0 + h, x0:x0 + w] = np.maximum(heat[y0:y0 + h, x0:x0 + w], warped)
+        region[y0:y0 + h, x0:x0 + w] |= inside > 0.5
     return row([blend(picture, heat, alpha=0.5, region=region), legend(min(picture.shape[0], 320))])
 
 

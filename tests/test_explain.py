@@ -23,12 +23,13 @@ def astronaut(lab):
 @pytest.mark.parametrize("which", ["mask_head", "emotion_head"])
 def test_head_maps_have_the_crops_shape_and_name_the_class_and_runner_up(lab, astronaut, which) -> None:
     head = getattr(lab, which)
-    (saliency,) = explain.explain_head(head, astronaut.crop[None])
-    assert saliency.map.shape == astronaut.crop.shape[:2] and saliency.map.dtype == np.float32
+    crop = astronaut.crop_for_heads[None]  # what the heads read (landmark-aligned)
+    (saliency,) = explain.explain_head(head, crop)
+    assert saliency.map.shape == crop.shape[1:3] and saliency.map.dtype == np.float32
     total = float(saliency.map.sum())
     assert np.isfinite(total) and total > 0 and saliency.map.min() >= 0
     assert not saliency.map[~explain.view_mask(head)].any()  # nothing outside what the head sees
-    top = head.predict_proba(astronaut.crop[None])[0]
+    top = explain.verdict_probabilities(head, head.predict_proba(crop))[0]  # the mask head: given a face
     assert saliency.explained == head.labels[int(top.argmax())] and saliency.runner_up != saliency.explained
     assert saliency.probability == pytest.approx(float(top.max()), abs=1e-4)
     expected = {"mask_head": "no_mask", "emotion_head": "happy"}[which]
@@ -56,9 +57,10 @@ def _deletion(head, crops: np.ndarray, share: float) -> tuple[float, float]:
         salient.append(explain.blur_pixels(crop, explain.top_pixels(saliency.map, share, inside)))
         random.append(explain.blur_pixels(crop, explain.top_pixels(saliency.map, share, inside, rng)))
     target = [head.labels.index(s.explained) for s in saliencies]
-    base = head.predict_proba(crops)[np.arange(len(crops)), target]
-    return (float((base - head.predict_proba(np.stack(salient))[np.arange(len(crops)), target]).mean()),
-            float((base - head.predict_proba(np.stack(random))[np.arange(len(crops)), target]).mean()))
+    rows = np.arange(len(crops))
+    proba = lambda c: explain.verdict_probabilities(head, head.predict_proba(c))[rows, target]  # noqa: E731
+    base = proba(crops)
+    return float((base - proba(np.stack(salient))).mean()), float((base - proba(np.stack(random))).mean())
 
 
 def test_blurring_the_salient_pixels_lowers_the_explained_class_more_than_random_ones(lab) -> None:
@@ -149,6 +151,6 @@ def test_the_heads_occlusion_map_covers_only_what_the_head_sees(lab, astronaut) 
     """The alternative the benchmark weighs against Grad-CAM: one batched head call over every covered crop."""
     head = lab.mask_head
     inside = explain.view_mask(head)
-    (heat,) = explain.occlusion(lambda c: head.predict_proba(c)[:, head.labels.index("no_mask")], astronaut.crop[None],
+    (heat,) = explain.occlusion(lambda c: head.predict_proba(c)[:, head.labels.index("no_mask")], astronaut.crop_for_heads[None],
                                 5, inside)
     assert heat.shape == (160, 160) and np.isfinite(heat).all() and not heat[~inside].any() and heat.max() > 0
