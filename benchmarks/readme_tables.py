@@ -188,8 +188,8 @@ def explain_line() -> str:
     ratios = [row["salient_drop_10"] / row["random_drop_10"] if row["random_drop_10"] > 0 else float("inf")
               for row in data["deletion"].values()]
     ms = data["ms"]
-    return (f"Why? maps: their top 10 % blurred costs at least {min(ratios):.0f}x what random pixels do; a random "
-            f"model's rank-correlate {max(r['rank_correlation'] for r in data['sanity'].values()):.2f} at most; "
+    return (f"Why? maps: their top 10 % blurred costs >= {min(ratios):.0f}x what random pixels do; a random "
+            f"model's rank-correlate <= {max(r['rank_correlation'] for r in data['sanity'].values()):.2f}; "
             f"{max(ms['mask_map'], ms['emotion_map']):.0f} ms a face, verify {ms['verify_map'] / 1000:.1f} s.")
 
 
