@@ -450,11 +450,12 @@ def emotion_timeline(tracker, timeline):
 
 
 def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
-    """The emotion stream's handler, and, only while the timeline box is ticked, the timeline (under 10 ms)."""
-    picture, tracker = emotion_live(frame, tracker)
+    """The emotion stream's outputs (the frame, the tracker, and whatever else it returns), then the timeline's
+    plot and state: computed only while the timeline box is ticked (a few ms), else the plot is left as it is."""
+    shown = emotion_live(frame, tracker)
     if timeline_on is not True:
-        return picture, tracker, gr.skip(), timeline
-    return picture, tracker, *emotion_timeline(tracker, timeline)
+        return (*shown, gr.skip(), timeline)
+    return (*shown, *emotion_timeline(shown[1], timeline))
 
 
 def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str) -> None:

@@ -325,10 +325,11 @@ def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
         pytest.skip(app.unavailable("emotion"))
     plot, timeline = app.emotion_timeline(None, None)
     assert len(plot) == 0  # no stream yet: an empty plot
-    out, tracker, _, kept = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
+    out, *_, kept = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
     assert out is not None and kept is None  # the box not ticked: the stream as before, no timeline kept
+    tracker = None
     for frame in moving_frames(5):
-        _, tracker, plot, timeline = app.emotion_live_with_timeline(frame_payload(frame), tracker, True, timeline)
+        _, tracker, *_, plot, timeline = app.emotion_live_with_timeline(frame_payload(frame), tracker, True, timeline)
         plot, timeline = app.emotion_timeline(tracker, timeline)  # asked again, no new frame: nothing added
     assert len(plot) == 5 * 7 and set(plot["emotion"]) == set(app.EMOTION_COLOURS)
     assert plot["seconds"].between(-30, 0).all() and plot.groupby("seconds")["probability"].sum().round(3).eq(1).all()
