@@ -30,6 +30,7 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from pipeline import FaceLabError, WeightsError, get_facelab, load_rgb, overlay  # noqa: E402
 from pipeline import identity  # noqa: E402
+from pipeline import explain  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -401,6 +402,101 @@ def verify(image_a, image_b, operating_point):
 
 
 # ----------------------------------------------------------------------------------------------
+# Why? (pipeline.explain): only on request, so nothing is slower while it is not asked for
+
+WHY_FACES = 6  # faces explained per picture, largest first
+# Okabe-Ito colours: the 7 emotion lines stay distinguishable with colour-vision deficiencies.
+EMOTION_COLOURS = dict(zip(("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
+                           ("#D55E00", "#009E73", "#000000", "#E69F00", "#0072B2", "#CC79A7", "#999999")))
+
+
+def _head_why(analysis, head):
+    faces = analysis.faces[:WHY_FACES]
+    found = explain.explain_head(head, np.stack([f.crop_for_heads for f in faces]))
+    picture = explain.maps_on_picture(analysis.image, [f.landmarks for f in faces], [explain.normalised(s.map) for s in found],
+                                      [s.view for s in found])
+    panels = explain.stack([explain.saliency_panel(f.crop_for_heads, s, i + 1) for i, (f, s) in enumerate(zip(faces, found))])
+    rows = [{"face": i + 1, "explains": s.explained, "probability": round(s.probability, 3), "runner_up": s.runner_up,
+             "runner_up_probability": round(s.runner_up_probability, 3), "method": s.method} for i, s in enumerate(found)]
+    return picture, panels, rows
+
+
+@gpu
+@friendly
+def mask_why(image):
+    require(unavailable("mask"))
+    return _head_why(analysed(image, mask=True), get_facelab().mask_head)
+
+
+@gpu
+@friendly
+def emotion_why(image):
+    require(unavailable("emotion"))
+    return _head_why(analysed(image), get_facelab().emotion_head)
+
+
+@gpu
+@friendly
+def verify_why(image_a, image_b):
+    require(unavailable("verify"))
+    lab = get_facelab()
+    result = identity.verify(lab, picture(image_a, "the first photo"), picture(image_b, "the second photo"))
+    maps = explain.verify_maps(lab.embedder.embed, result.crop_a, result.crop_b)
+    data = {"similarity": round(maps.similarity, 3), "grid": maps.grid,
+            "largest_drop_first": round(float(maps.map_a.max()), 3), "largest_drop_second": round(float(maps.map_b.max()), 3)}
+    return explain.verify_panel(result.crop_a, result.crop_b, maps), explain.barcodes(maps), data
+
+
+@gpu
+@friendly
+def identify_why(image, operating_point, gallery):
+    require(unavailable("identify"))
+    lab = get_facelab()
+    analysis = lab.analyze(picture(image), embed=True, max_faces=WHY_FACES)
+    if not analysis.faces:
+        raise gr.Error(NO_FACE, print_exception=False)
+    matches = identity.identify_faces(lab, gallery, analysis.faces, operating_point_of(operating_point), k=explain.CHART_PEOPLE)
+    charts = explain.similarity_charts(matches)
+    data = [{"face": i + 1, "decision": c.decision, "named_threshold": round(c.named, 3),
+             "possible_threshold": round(c.possible, 3), "people": [{"name": n, "similarity": round(v, 3)} for n, v in c.people]}
+            for i, c in enumerate(charts)]
+    return explain.stack([explain.similarity_chart_picture(c, i + 1) for i, c in enumerate(charts)]), data
+
+
+def emotion_timeline(tracker, timeline):
+    """The largest tracked face's probabilities, once per frame the live stream labelled; the last 30 s as a
+    long table for the line plot. API clients (no stream of theirs) get an empty table."""
+    import pandas as pd
+
+    timeline = timeline or explain.EmotionTimeline()
+    tracks = [t for t in (tracker.tracks if tracker else []) if t.face.emotion is not None]
+    if tracks:
+        face = max(tracks, key=lambda t: t.face.area).face
+        timeline.add(face.emotion.probabilities, key=id(face))
+    table = pd.DataFrame(timeline.rows(), columns=["seconds", "emotion", "probability"])
+    return table.astype({"seconds": float, "probability": float}), timeline  # typed even while empty
+
+
+def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
+    """The emotion stream's outputs (the frame, the tracker, and whatever else it returns), then the timeline's
+    plot and state: computed only while the timeline box is ticked (a few ms), else the plot is left as it is."""
+    shown = emotion_live(frame, tracker)
+    if timeline_on is not True:
+        return (*shown, gr.skip(), timeline)
+    return (*shown, *emotion_timeline(shown[1], timeline))
+
+
+def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str) -> None:
+    """Inside a tab's "Why?" accordion: the button, its pictures and (for API clients) the figures as JSON."""
+    button = gr.Button("Why? Show what the answer rests on")
+    TAB_BUTTONS[tab].append(button)
+    # No label badge on the picture: it would cover the picture's own title (each picture names what it shows).
+    outputs = [gr.Image(label=label, show_label=False, format="png", interactive=False) for label in pictures]
+    outputs.append(gr.JSON(visible=False))
+    _run(button, fn, inputs, outputs, api_name, message)
+
+
+# ----------------------------------------------------------------------------------------------
 # About
 
 def running_now() -> str:
@@ -608,6 +704,8 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             with inputs:
                 _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table],
                           label="Examples: click one to check it")
+            with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
+                _why(mask_why, still, "mask_why", message, ("Where the evidence lies", "Each face"), "mask")
 
         with gr.Tab("Emotion", id="emotion"):
             _off_note("emotion")
@@ -626,10 +724,19 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
-            live.stream(emotion_live, [live, tracker], [result, tracker, table, bars], api_name="emotion_live", **LIVE)
             with inputs:
                 _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces],
                           label="Examples: click one to read its emotions")
+            with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
+                _why(emotion_why, still, "emotion_why", message, ("Where the evidence lies", "Each face"), "emotion")
+                timeline_on = gr.Checkbox(False, label="Plot the live webcam's emotions (largest face, last 30 s)")
+                timeline = gr.State(None, time_to_live=settings.session_seconds)
+                plot = gr.LinePlot(x="seconds", y="probability", color="emotion", color_map=EMOTION_COLOURS, x_lim=[-30, 0],
+                                   y_lim=[0, 1], label="Emotions over the last 30 s", elem_id="emotion-timeline")
+                gr.Button("timeline", visible=False).click(emotion_timeline, [tracker, timeline], [plot, timeline],
+                                                           api_name="emotion_timeline", **UPLOAD)
+            live.stream(emotion_live_with_timeline, [live, tracker, timeline_on, timeline],
+                        [result, tracker, table, bars, plot, timeline], api_name="emotion_live", **LIVE)
 
         with gr.Tab("Enroll & identify", id="identify"):
             _off_note("identify")
@@ -699,6 +806,9 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker, table], api_name="identify_live",
                         **LIVE)
+            with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
+                _why(identify_why, [still, point, gallery], "identify_why", message,
+                     ("Similarity to each enrolled person (top 10) and the thresholds",), "identify")
 
         with gr.Tab("Verify", id="verify"):
             _off_note("verify")
@@ -728,6 +838,9 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             with examples_here:
                 _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
                           outputs, label="Example: click it to verify the two photos")
+            with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
+                _why(verify_why, [first, second], "verify_why", message,
+                     ("What makes them similar", "The two embeddings and their product"), "verify")
 
         with gr.Tab("About", id="about"):
             running = gr.Markdown()  # status() fills it: the backbone that actually loaded, its precision

@@ -164,6 +164,53 @@ def ui_table() -> str:
     return "\n".join(rows)
 
 
+def explain_table() -> str:
+    """Issue 18's figures: are the "Why?" maps faithful, fast, and about what the model learnt?"""
+    data = _load("explain")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.explain`_"
+    deletion, ms, sanity, targets = data["deletion"], data["ms"], data["sanity"], data["targets"]
+    what = {"mask": ("mask", "Grad-CAM", "mask_map"), "emotion": ("emotion", "Grad-CAM", "emotion_map"),
+            "verify": ("verify", "occlusion of the similarity", "verify_map")}
+    rows = ["| map | method | drop, 10 % most salient / 10 % random | 20 % salient / random | salient / random at 10 % "
+            "(target >= 2) | ms per face (target) | rank correlation with a random model (target < 0.3) |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, (label, method, timing) in what.items():
+        row = deletion[name]
+        ratio = (f"{row['salient_drop_10'] / row['random_drop_10']:.0f}x" if row["random_drop_10"] > 0
+                 else "random: no drop")
+        rows.append(f"| {label} | {method} | {row['salient_drop_10']:.3f} / {row['random_drop_10']:.4f} | "
+                    f"{row['salient_drop_20']:.3f} / {row['random_drop_20']:.4f} | {ratio} | {ms[timing]:.0f} "
+                    f"(<= {targets[timing + '_ms']}) | {sanity[name]['rank_correlation']:.2f} |")
+    rows.append(f"| identify bar chart / emotion timeline | | | | | {ms['identify_chart']:.1f} / {ms['timeline']:.1f} "
+                f"(<= {targets['identify_chart_ms']}) | |")
+    methods = data.get("methods", {})
+    alternative = "; ".join(
+        f"{name}: Grad-CAM {m['grad-cam']['salient_drop_10']:.3f}, occlusion {m['occlusion']['salient_drop_10']:.3f}"
+        + (f" ({m['grad-cam']['ms']:.0f} vs {m['occlusion']['ms']:.0f} ms with the class choice)" if "ms" in m["occlusion"] else "")
+        for name, m in methods.items())
+    samples = data["samples"]
+    rows += ["", f"Drop: of the explained class's probability (verify: of the similarity) when those pixels of the "
+             f"aligned crop are blurred. Faces: {samples['mask']}; {samples['emotion']}; {samples['verify']}. "
+             f"Sanity: {', '.join(f'{k} {next(iter(v.values()))}' for k, v in samples['sanity'].items())} "
+             f"faces/pairs. Heads' salient drop at 10 % by method: {alternative}. Times: median, one thread, "
+             f"{data['timing']['note']} (load average {data['timing']['load_avg_1min']})."]
+    return "\n".join(rows)
+
+
+def explain_line() -> str:
+    """The README's one line on the "Why?" maps (the table is in docs/benchmarks.md)."""
+    data = _load("explain")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.explain`_"
+    ratios = [row["salient_drop_10"] / row["random_drop_10"] if row["random_drop_10"] > 0 else float("inf")
+              for row in data["deletion"].values()]
+    ms = data["ms"]
+    return (f"Why? maps: their top 10 % blurred costs >= {min(ratios):.0f}x what random pixels do; a random "
+            f"model's rank-correlate <= {max(r['rank_correlation'] for r in data['sanity'].values()):.2f}; "
+            f"{max(ms['mask_map'], ms['emotion_map']):.0f} ms a face, verify {ms['verify_map'] / 1000:.1f} s.")
+
+
 def headline_table() -> str:
     """The same plain-words figures the About tab shows (serving/figures.py)."""
     from serving.figures import headline_figures, markdown_table
@@ -181,7 +228,8 @@ def configuration_table() -> str:
 
 RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table,
                                            "security": security_table, "configuration": configuration_table,
-                                           "headline": headline_table, "ui": ui_table}
+                                           "headline": headline_table, "ui": ui_table, "explain": explain_table,
+                                           "explain_line": explain_line}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
 RENDERERS["scale"] = __import__("benchmarks.scale", fromlist=["scale_table"]).scale_table
 

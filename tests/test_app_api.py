@@ -277,3 +277,70 @@ def test_an_operator_gallery_is_shared_by_every_visitor_and_kept_on_disk(tmp_pat
         assert [p["name"] for p in Client(url, verbose=False).predict(api_name="/people")] == ["Eileen Collins"]
     finally:
         stop_app(process)
+
+
+# ------------------------------------------------------------------------------------------------
+# Why? (issue 18): every explanation through its api_name
+
+def test_mask_and_emotion_why_explain_the_top_class_with_its_runner_up(client: Client) -> None:
+    from PIL import Image
+
+    skip_if_off(client, "/mask", image(EXAMPLES / "astronaut.jpg"))
+    for endpoint, top in (("/mask_why", "no_mask"), ("/emotion_why", "happy")):
+        on_picture, panels, faces = client.predict(image(EXAMPLES / "astronaut.jpg"), api_name=endpoint)
+        assert Path(on_picture).is_file() and Path(panels).is_file()
+        assert Image.open(on_picture).width > Image.open(EXAMPLES / "astronaut.jpg").width  # the picture and its legend
+        assert len(faces) == 1 and faces[0]["explains"] == top and faces[0]["runner_up"] != top
+        assert faces[0]["probability"] >= faces[0]["runner_up_probability"] and faces[0]["method"] == "grad-cam"
+    assert "No face" in friendly_error(lambda: client.predict(image(EXAMPLES / "no_face.jpg"), api_name="/mask_why"))
+
+
+def test_verify_why_gives_both_maps_and_the_barcodes(client: Client) -> None:
+    pair = next(p for p in lfw_pairs() if p.same)
+    skip_if_off(client, "/verify", image(pair.first), image(pair.second), "balanced")
+    maps, codes, figures = client.predict(image(pair.first), image(pair.second), api_name="/verify_why")
+    assert Path(maps).is_file() and Path(codes).is_file()
+    assert figures["similarity"] > 0.3 and figures["largest_drop_first"] > 0 and figures["largest_drop_second"] > 0
+
+
+def test_identify_why_charts_every_enrolled_person_best_first_with_the_thresholds(client: Client) -> None:
+    from shared_data import distinct_people
+
+    client.predict(api_name="/clear")
+    people = distinct_people(3)
+    for name, first, _ in people:
+        client.predict(name, image(first), api_name="/enroll")
+    skip_if_off(client, "/identify", image(people[1][2]), "balanced")
+    chart, faces = client.predict(image(people[1][2]), "balanced", api_name="/identify_why")
+    assert Path(chart).is_file() and len(faces) == 1
+    names = [p["name"] for p in faces[0]["people"]]
+    similarities = [p["similarity"] for p in faces[0]["people"]]
+    assert sorted(names) == sorted(name for name, _, _ in people) and similarities == sorted(similarities, reverse=True)
+    assert names[0] == people[1][0] == faces[0]["decision"]
+    assert faces[0]["possible_threshold"] < faces[0]["named_threshold"] <= similarities[0]
+
+
+def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
+    """The live emotion handler fed frames in-process, the timeline box ticked: each frame adds one point."""
+    import app
+    from benchmarks.security import frame_payload
+
+    if app.unavailable("emotion"):
+        pytest.skip(app.unavailable("emotion"))
+    plot, timeline = app.emotion_timeline(None, None)
+    assert len(plot) == 0  # no stream yet: an empty plot
+    out, *_, kept = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
+    assert out is not None and kept is None  # the box not ticked: the stream as before, no timeline kept
+    tracker = None
+    for frame in moving_frames(5):
+        _, tracker, *_, plot, timeline = app.emotion_live_with_timeline(frame_payload(frame), tracker, True, timeline)
+        plot, timeline = app.emotion_timeline(tracker, timeline)  # asked again, no new frame: nothing added
+    assert len(plot) == 5 * 7 and set(plot["emotion"]) == set(app.EMOTION_COLOURS)
+    assert plot["seconds"].between(-30, 0).all() and plot.groupby("seconds")["probability"].sum().round(3).eq(1).all()
+    assert plot[plot["seconds"] == plot["seconds"].max()].set_index("emotion")["probability"].idxmax() == "happy"
+
+
+def test_the_emotion_timeline_endpoint_answers_an_api_client_with_an_empty_plot(client: Client) -> None:
+    plot = client.predict(api_name="/emotion_timeline")  # no live stream in this session
+    assert plot["columns"] == ["seconds", "emotion", "probability"] and plot["data"] == []
+    assert plot["datatypes"]["seconds"] == plot["datatypes"]["probability"] == "quantitative"

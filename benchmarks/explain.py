@@ -1,0 +1,266 @@
+"""Why? (issue 18): are the explanations faithful, are they fast, do they depend on what the model learnt?
+
+    python -m benchmarks.explain [--faces 500] [--pairs 150] [--sanity-faces 100] [--sanity-pairs 20]
+
+Writes benchmarks/results/explain.json. Figures:
+- deletion: per map (mask, emotion, verify), the mean drop of the explained class's probability (verify:
+  of the similarity) when the 10 % / 20 % most salient pixels of the aligned crop are blurred, and when as
+  many random pixels are. Heads: pixels among those the head sees; mask test faces and FER2013 test faces
+  placed in an aligned crop (`embed_in_aligned_crop`); verify: LFW matched pairs through MTCNN, both crops
+  blurred by their own maps. `methods` holds the same figures for Grad-CAM and occlusion on the heads, which
+  chose the heads' method;
+- ms: time per face on one CPU thread (median of repeats, shared CPU; `best` beside it);
+- sanity (Adebayo et al., 2018): rank correlation between the trained model's maps and those of the same
+  architecture with random weights, on the same faces and classes (0: no shared structure).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import explain
+from pipeline.analysis import FaceLab
+from pipeline.device import configure_cpu_threads
+from pipeline.gallery import InMemoryGallery
+from pipeline.heads import FER_CROP, MASK_CROP, embed_in_aligned_crop
+from pipeline.identity import identify_faces
+from pipeline.models.inception_resnet_v1 import InceptionResnetV1
+from pipeline.settings import reload as reload_settings
+from shared_data import distinct_people, lfw_pairs
+from training.datasets import load_fer, load_mask
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARES = (0.1, 0.2)
+HEAD_OCCLUSION_GRID = 5
+
+
+def test_faces(count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Aligned crops of `count` mask test faces and `count` FER2013 test faces (random, fixed seed)."""
+    rng = np.random.default_rng(seed)
+    masks, fer = load_mask("test", 72), load_fer("test")
+    pick_mask = rng.choice(len(masks.labels), min(count, len(masks.labels)), replace=False)
+    pick_fer = rng.choice(len(fer.labels), count, replace=False)
+    return {"mask": np.stack([embed_in_aligned_crop(masks.images[i], MASK_CROP) for i in pick_mask]),
+            "emotion": np.stack([embed_in_aligned_crop(fer.images[i], FER_CROP) for i in pick_fer])}
+
+
+def verdict(head, crops: np.ndarray) -> np.ndarray:
+    """The probabilities a verdict names (the mask head's mask / no mask given a face)."""
+    return explain.verdict_probabilities(head, head.predict_proba(crops))
+
+
+def head_maps(head, crops: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(maps, explained class per face) for every crop, by Grad-CAM or by occlusion of the class probability."""
+    targets = explain.explained_classes(head, crops)  # the verdict's class (mask head: mask or no mask)
+    if method == "grad-cam":
+        maps = np.concatenate([explain.grad_cam(head, crops[i:i + 50], targets[i:i + 50])[0] for i in range(0, len(crops), 50)])
+    else:
+        inside = explain.view_mask(head)
+        maps = np.concatenate([explain.occlusion(lambda c, k=k: verdict(head, c)[:, k], crops[i:i + 1],
+                                                 HEAD_OCCLUSION_GRID, inside) for i, k in enumerate(targets)])
+    return maps, targets
+
+
+def head_deletion(head, crops: np.ndarray, maps: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    inside = explain.view_mask(head)
+    rng = np.random.default_rng(1)
+    rows = np.arange(len(crops))
+    base = verdict(head, crops)[rows, targets]
+    out = {}
+    for share in SHARES:
+        for kind in ("salient", "random"):
+            changed = np.stack([explain.blur_pixels(c, explain.top_pixels(m, share, inside, rng if kind == "random" else None))
+                                for c, m in zip(crops, maps)])
+            out[f"{kind}_drop_{round(share * 100)}"] = float((base - verdict(head, changed)[rows, targets]).mean())
+    return out
+
+
+def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """The same architecture with every layer re-initialised (Adebayo et al.'s full randomisation)."""
+    torch.manual_seed(seed)
+    net = copy.deepcopy(net)
+    for module in net.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return net.eval()
+
+
+def head_sanity(head, crops: np.ndarray) -> float:
+    inside = explain.view_mask(head)
+    targets = explain.explained_classes(head, crops)
+    trained, _ = explain.grad_cam(head, crops, targets)
+    random, _ = explain.grad_cam(head, crops, targets=targets, net=randomised(head.net))
+    return float(np.mean([explain.rank_correlation(a[inside], b[inside]) for a, b in zip(trained, random)]))
+
+
+def pair_crops(lab: FaceLab, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Aligned crops of the first `count` LFW matched pairs (spread over the 10 folds) where MTCNN finds both faces."""
+    matched = [p for p in lfw_pairs() if p.same]
+    out = []
+    for pair in matched[:: max(1, len(matched) // count)]:
+        faces = [lab.analyze(str(path), max_faces=1).faces for path in (pair.first, pair.second)]
+        if all(faces):
+            out.append((faces[0][0].crop, faces[1][0].crop))
+        if len(out) == count:
+            break
+    return out
+
+
+def verify_deletion(embed, pairs) -> tuple[dict[str, float], list]:
+    everywhere = np.ones((160, 160), bool)
+    rng = np.random.default_rng(2)
+    drops: dict[str, list[float]] = {}
+    all_maps = []
+    for crop_a, crop_b in pairs:
+        maps = explain.verify_maps(embed, crop_a, crop_b)
+        all_maps.append(maps)
+        batch = []
+        for share in SHARES:
+            for kind in ("salient", "random"):
+                batch += [explain.blur_pixels(c, explain.top_pixels(m, share, everywhere, rng if kind == "random" else None))
+                          for c, m in ((crop_a, maps.map_a), (crop_b, maps.map_b))]
+        vectors = embed(np.stack(batch))
+        i = 0
+        for share in SHARES:
+            for kind in ("salient", "random"):
+                drops.setdefault(f"{kind}_drop_{round(share * 100)}", []).append(maps.similarity - float(vectors[i] @ vectors[i + 1]))
+                i += 2
+    return {key: float(np.mean(values)) for key, values in drops.items()}, all_maps
+
+
+def random_embedder(embedder):
+    """The embedder with a randomly initialised float32 InceptionResnetV1 in place of the trained one."""
+    torch.manual_seed(0)
+    clone = copy.copy(embedder)
+    clone.model = InceptionResnetV1().eval().to(memory_format=torch.channels_last)
+    clone.dtype = torch.float32
+    return clone
+
+
+def median_ms(fn, repeats: int) -> tuple[float, float]:
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1000), float(np.min(times) * 1000)
+
+
+def timings(lab: FaceLab, faces: dict[str, np.ndarray], pairs) -> dict[str, dict[str, float]]:
+    ms = {}
+    for name, head in (("mask_map", lab.mask_head), ("emotion_map", lab.emotion_head)):
+        crop = faces[name.split("_")[0]][:1]
+        ms[name] = median_ms(lambda: explain.explain_head(head, crop), 30)
+    crop_a, crop_b = pairs[0]
+    ms["verify_map"] = median_ms(lambda: explain.verify_maps(lab.embedder.embed, crop_a, crop_b), 7)
+    gallery = InMemoryGallery()
+    for name, first, _ in distinct_people(10):
+        found = lab.analyze(str(first), embed=True, max_faces=1).faces
+        if found:
+            gallery.add(name, found[0].embedding, None, backbone=lab.embedder.backbone)
+    probe = lab.analyze(str(distinct_people(10)[3][2]), embed=True, max_faces=1).faces
+    ms["identify_chart"] = median_ms(lambda: explain.similarity_chart_picture(explain.similarity_charts(
+        identify_faces(lab, gallery, probe, "balanced", k=explain.CHART_PEOPLE))[0], 1), 30)
+
+    def timeline_frame():  # a live frame: one point in, the plot's DataFrame out (30 s at 10 frames/s kept)
+        import pandas as pd
+
+        timeline.add(probabilities)
+        pd.DataFrame(timeline.rows(), columns=["seconds", "emotion", "probability"])
+
+    timeline = explain.EmotionTimeline()
+    probabilities = lab.emotion_head.predict(faces["emotion"][:1])[0].probabilities
+    for t in range(300):
+        timeline.add(probabilities, now=time.monotonic() - 30 + t / 10)
+    ms["timeline"] = median_ms(timeline_frame, 50)
+    return {name: {"median": round(m, 2), "best": round(b, 2)} for name, (m, b) in ms.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--faces", type=int, default=500, help="test faces per head")
+    ap.add_argument("--pairs", type=int, default=150, help="LFW matched pairs for the verify map (occlusion is slow)")
+    ap.add_argument("--sanity-faces", type=int, default=100)
+    ap.add_argument("--sanity-pairs", type=int, default=20)
+    ap.add_argument("--timings-only", action="store_true",
+                    help="measure only the times again and update ms, ms_detail and timing in the existing JSON")
+    args = ap.parse_args()
+    os.environ["FACELAB_THREADS"] = "1"  # the figures are per face on one CPU thread
+    reload_settings()
+    configure_cpu_threads()
+    RESULTS.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    lab = FaceLab(backbone=os.environ.get("FACELAB_BACKBONE", "casia-webface"), device="cpu")
+    if args.timings_only:
+        result = json.loads((RESULTS / "explain.json").read_text())
+        result["ms_detail"] = timings(lab, test_faces(1), pair_crops(lab, 1))
+        result["ms"] = {name: value["median"] for name, value in result["ms_detail"].items()}
+        result["timing"]["load_avg_1min"] = round(os.getloadavg()[0], 2)
+        (RESULTS / "explain.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["ms"], indent=2))
+        return
+    faces = test_faces(args.faces)
+    deletion, methods, sanity = {}, {}, {}
+    for name, head in (("mask", lab.mask_head), ("emotion", lab.emotion_head)):
+        methods[name] = {}
+        for method in ("grad-cam", "occlusion"):
+            maps, targets = head_maps(head, faces[name], method)
+            methods[name][method] = head_deletion(head, faces[name], maps, targets)
+            print(name, method, methods[name][method], flush=True)
+        deletion[name] = dict(methods[name]["grad-cam"])  # the method the app uses (pipeline/explain.py)
+        sanity[name] = {"rank_correlation": round(head_sanity(head, faces[name][:args.sanity_faces]), 3),
+                        "faces": min(args.sanity_faces, len(faces[name]))}
+        print(name, "sanity", sanity[name], flush=True)
+    pairs = pair_crops(lab, args.pairs)
+    deletion["verify"], trained_maps = verify_deletion(lab.embedder.embed, pairs)
+    print("verify", deletion["verify"], flush=True)
+    fake = random_embedder(lab.embedder)
+    correlations = []
+    for (crop_a, crop_b), maps in zip(pairs[:args.sanity_pairs], trained_maps):
+        random_maps = explain.verify_maps(fake.embed, crop_a, crop_b)
+        correlations += [explain.rank_correlation(maps.map_a, random_maps.map_a),
+                         explain.rank_correlation(maps.map_b, random_maps.map_b)]
+    sanity["verify"] = {"rank_correlation": round(float(np.mean(correlations)), 3), "pairs": min(args.sanity_pairs, len(pairs))}
+    print("verify sanity", sanity["verify"], flush=True)
+    ms = timings(lab, faces, pairs)
+    for name, head in (("mask", lab.mask_head), ("emotion", lab.emotion_head)):  # the price of the alternative
+        for method in ("grad-cam", "occlusion"):
+            methods[name][method]["ms"] = round(median_ms(lambda: head_maps(head, faces[name][:1], method), 15)[0], 2)
+    deletion = {name: {key: round(value, 4) for key, value in row.items()} for name, row in deletion.items()}
+    result = {
+        "deletion": deletion,
+        "ms": {name: value["median"] for name, value in ms.items()},
+        "sanity": {name: {"rank_correlation": row["rank_correlation"]} for name, row in sanity.items()},
+        "targets": {"salient_over_random_at_10": 2.0, "mask_map_ms": 60, "emotion_map_ms": 60, "verify_map_ms": 400,
+                    "identify_chart_ms": 10, "timeline_ms": 10, "rank_correlation_below": 0.3},
+        "samples": {"mask": f"{len(faces['mask'])} mask test faces (Face Mask 12K test split), in an aligned crop",
+                    "emotion": f"{len(faces['emotion'])} FER2013 test faces, in an aligned crop",
+                    "verify": f"{len(pairs)} LFW matched pairs (MTCNN, box alignment); fewer than 500: occlusion "
+                              f"costs {2 + 2 * explain.VERIFY_GRID ** 2} embeddings a pair on 2 shared cores",
+                    "sanity": {name: {k: v for k, v in row.items() if k != "rank_correlation"} for name, row in sanity.items()}},
+        "how": {"heads": "Grad-CAM on the last ReLU of net.features, top class; pixels chosen among those the head sees",
+                "verify": f"occlusion, {explain.VERIFY_GRID}x{explain.VERIFY_GRID} patches of the crop's mean colour; "
+                          "deletion blurs both crops' chosen pixels and measures the similarity drop",
+                "deletion": "chosen pixels replaced by a Gaussian blur (radius 6) of the crop; random: as many random pixels",
+                "sanity": "every layer re-initialised (PyTorch defaults); Spearman over the map's pixels, mean over faces"},
+        "methods": {name: {method: {key: round(value, 4) for key, value in row.items()} for method, row in by.items()}
+                    for name, by in methods.items()},
+        "ms_detail": ms,
+        "timing": {"threads": 1, "load_avg_1min": round(os.getloadavg()[0], 2),
+                   "note": "one face (verify: one pair, both maps), warm, CPU shared with other jobs"},
+        "seconds": round(time.perf_counter() - started),
+    }
+    (RESULTS / "explain.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("deletion", "ms", "sanity")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Why? (issue 18) in a real browser: each tab's "Why?" view, and the live emotion timeline filling while
+Chromium's fake webcam plays the astronaut. Saves a screenshot of each view (docs/screenshots with
+FACELAB_UPDATE_SCREENSHOTS=1, as tests/test_browser.py does)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from benchmarks.app_server import EXAMPLES
+from shared_data import distinct_people
+from tests.test_browser import (SHOTS, WAIT, browser, click, has_button, open_tab,  # noqa: F401 (fixture)
+                                tab_is_off, toasts, type_name, upload)
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.browser, pytest.mark.slow]
+EXPLAIN = "Why? Show what the answer rests on"
+
+OPEN_WHY = """
+const box = [...arguments[0].querySelectorAll('.facelab-why')][0];
+if (!box) { return false; }
+const inner = [...box.querySelectorAll('button')].find(b => b.innerText.trim() === arguments[1]);
+if (!inner || inner.offsetParent === null) { box.querySelector('button').click(); }
+return true;
+"""
+
+
+def open_why(panel):
+    """Open the tab's "Why?" accordion (once) and return it."""
+    assert panel.parent.execute_script(OPEN_WHY, panel, EXPLAIN), "no Why? accordion"
+    WebDriverWait(panel.parent, 10).until(lambda d: has_button(panel, EXPLAIN))
+    return panel.find_elements(By.CSS_SELECTOR, ".facelab-why")[0]
+
+
+def pictures_shown(box) -> int:
+    """How many result pictures the Why? view shows."""
+    return sum(bool(i.get_attribute("src")) for i in box.find_elements(By.TAG_NAME, "img"))
+
+
+def explain_and_wait(driver, panel, labels: tuple[str, ...]):
+    box = open_why(panel)
+    click(panel, EXPLAIN)
+    try:
+        WebDriverWait(driver, WAIT, poll_frequency=0.5).until(lambda d: pictures_shown(box) >= len(labels))
+    except Exception:
+        raise AssertionError(f"no explanation shown; panel: {panel.text[:400]!r}; toasts: {toasts(driver)!r}")
+    return box
+
+
+def shot(driver, element, name: str) -> None:
+    """A screenshot of just this element (the Why? view), scrolled into view."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
+    time.sleep(1.0)  # let the pictures finish painting
+    element.screenshot(str(SHOTS / f"{name}.png"))
+
+
+def test_mask_why_shows_the_map_on_the_picture_and_on_each_face(browser) -> None:
+    panel = open_tab(browser, "Mask check")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
+    box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
+    shot(browser, box, "why_mask")
+
+
+def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) -> None:
+    panel = open_tab(browser, "Emotion")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    upload(panel, "Picture", EXAMPLES / "astronaut.jpg")
+    box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
+    plot = box.find_element(By.ID, "emotion-timeline")
+    empty = plot.text
+    box.find_element(By.XPATH, ".//label[contains(., 'Plot the live webcam')]//input").click()
+    next(b for b in panel.find_elements(By.XPATH, ".//button[@role='tab'][normalize-space()='Live webcam']")
+         if b.is_displayed()).click()
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Click to Access Webcam") or has_button(panel, "Record"))
+    if has_button(panel, "Click to Access Webcam"):
+        click(panel, "Click to Access Webcam")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
+    click(panel, "Record")
+    try:  # the plot's legend appears once it holds points (the empty plot has axes only)
+        WebDriverWait(browser, 60, poll_frequency=0.5).until(lambda d: "happy" in plot.text and plot.text != empty)
+    except Exception:
+        raise AssertionError(f"the timeline never filled: {plot.text[:300]!r}; toasts: {toasts(browser)!r}")
+    time.sleep(4)  # a few seconds of line
+    shot(browser, box, "why_emotion")
+    click(panel, "Stop")
+
+
+def test_identify_why_charts_the_enrolled_people_with_the_thresholds(browser) -> None:
+    panel = open_tab(browser, "Enroll & identify")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    people = distinct_people(3)
+    for name, first, _ in people:
+        type_name(panel, name)
+        upload(panel, "Photo of this person (one face)", first)
+        click(panel, "Enroll")
+        WebDriverWait(browser, WAIT).until(lambda d, name=name: f"Enrolled {name}" in toasts(d))
+    upload(panel, "Picture to identify", people[1][2])
+    box = explain_and_wait(browser, panel, ("Similarity to each enrolled person (top 10) and the thresholds",))
+    shot(browser, box, "why_identify")
+
+
+def test_verify_why_shows_both_maps_and_the_barcodes(browser) -> None:
+    panel = open_tab(browser, "Verify")
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    upload(panel, "First photo", EXAMPLES / "astronaut.jpg")
+    upload(panel, "Second photo", EXAMPLES / "astronaut_mirror.jpg")
+    box = explain_and_wait(browser, panel, ("What makes them similar", "The two embeddings and their product"))
+    shot(browser, box, "why_verify")

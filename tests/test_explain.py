@@ -1,0 +1,156 @@
+"""Why?: the explanations of pipeline/explain.py on real faces (the astronaut examples, mask and FER2013
+test faces, LFW people), the real MTCNN and the real weights. Asserted: what a map, a chart or a timeline
+must hold for a visitor to trust it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.app_server import EXAMPLES
+from pipeline import explain
+from pipeline.heads import FER_CROP, MASK_CROP, embed_in_aligned_crop
+from pipeline.identity import identify_faces
+
+pytestmark = pytest.mark.shared_data  # the heads' and the embedder's weights lie in ../shared
+
+
+@pytest.fixture(scope="module")
+def astronaut(lab):
+    return lab.analyze(str(EXAMPLES / "astronaut.jpg"), embed=True).faces[0]
+
+
+@pytest.mark.parametrize("which", ["mask_head", "emotion_head"])
+def test_head_maps_have_the_crops_shape_and_name_the_class_and_runner_up(lab, astronaut, which) -> None:
+    head = getattr(lab, which)
+    crop = astronaut.crop_for_heads[None]  # what the heads read (landmark-aligned)
+    (saliency,) = explain.explain_head(head, crop)
+    assert saliency.map.shape == crop.shape[1:3] and saliency.map.dtype == np.float32
+    total = float(saliency.map.sum())
+    assert np.isfinite(total) and total > 0 and saliency.map.min() >= 0
+    assert not saliency.map[~explain.view_mask(head)].any()  # nothing outside what the head sees
+    top = explain.verdict_probabilities(head, head.predict_proba(crop))[0]  # the mask head: given a face
+    assert saliency.explained == head.labels[int(top.argmax())] and saliency.runner_up != saliency.explained
+    assert saliency.probability == pytest.approx(float(top.max()), abs=1e-4)
+    expected = {"mask_head": "no_mask", "emotion_head": "happy"}[which]
+    assert saliency.explained == expected
+
+
+def test_verify_maps_have_the_crops_shape_and_the_product_sums_to_the_similarity(lab, astronaut) -> None:
+    mirror = lab.analyze(str(EXAMPLES / "astronaut_mirror.jpg"), embed=True).faces[0]
+    maps = explain.verify_maps(lab.embedder.embed, astronaut.crop, mirror.crop)
+    for heat in (maps.map_a, maps.map_b):
+        assert heat.shape == (160, 160) and np.isfinite(heat.sum()) and np.maximum(heat, 0).sum() > 0
+    assert maps.similarity == pytest.approx(float(astronaut.embedding @ mirror.embedding), abs=1e-4)
+    assert float((maps.embedding_a * maps.embedding_b).sum()) == pytest.approx(maps.similarity, abs=1e-5)
+    picture = explain.verify_panel(astronaut.crop, mirror.crop, maps)
+    assert picture.ndim == 3 and picture.shape[1] > 4 * 160
+
+
+def _deletion(head, crops: np.ndarray, share: float) -> tuple[float, float]:
+    """Mean drop of the explained class's probability: salient pixels blurred vs as many random ones."""
+    saliencies = explain.explain_head(head, crops)
+    inside = explain.view_mask(head)
+    rng = np.random.default_rng(0)
+    salient, random = [], []
+    for crop, saliency in zip(crops, saliencies):
+        salient.append(explain.blur_pixels(crop, explain.top_pixels(saliency.map, share, inside)))
+        random.append(explain.blur_pixels(crop, explain.top_pixels(saliency.map, share, inside, rng)))
+    target = [head.labels.index(s.explained) for s in saliencies]
+    rows = np.arange(len(crops))
+    proba = lambda c: explain.verdict_probabilities(head, head.predict_proba(c))[rows, target]  # noqa: E731
+    base = proba(crops)
+    return float((base - proba(np.stack(salient))).mean()), float((base - proba(np.stack(random))).mean())
+
+
+def test_blurring_the_salient_pixels_lowers_the_explained_class_more_than_random_ones(lab) -> None:
+    """The deletion test on a handful of faces per head: 12 mask test faces (6 of each class), 12 FER test faces."""
+    from training.datasets import load_fer, load_mask
+
+    masks = load_mask("test", 72)
+    picked = np.r_[np.flatnonzero(masks.labels == 0)[:60:10], np.flatnonzero(masks.labels == 1)[:60:10]]
+    mask_crops = np.stack([embed_in_aligned_crop(masks.images[i], MASK_CROP) for i in picked])
+    fer = load_fer("test")
+    fer_crops = np.stack([embed_in_aligned_crop(fer.images[i], FER_CROP) for i in range(0, 7000, 600)])
+    for head, crops in ((lab.mask_head, mask_crops), (lab.emotion_head, fer_crops)):
+        salient, random = _deletion(head, crops, 0.2)
+        assert salient > random and salient > 0, (type(head).__name__, salient, random)
+
+
+@pytest.mark.slow
+def test_covering_the_salient_parts_of_a_matched_pair_lowers_the_similarity_more_than_random_ones(lab) -> None:
+    from shared_data import lfw_pairs
+
+    pairs = [p for p in lfw_pairs() if p.same][:3]
+    rng = np.random.default_rng(0)
+    everywhere = np.ones((160, 160), bool)
+    salient, random = [], []
+    for pair in pairs:
+        a, b = (lab.analyze(str(path), embed=True, max_faces=1).faces[0] for path in (pair.first, pair.second))
+        maps = explain.verify_maps(lab.embedder.embed, a.crop, b.crop)
+        cut = [explain.blur_pixels(c, explain.top_pixels(m, 0.2, everywhere)) for c, m in
+               ((a.crop, maps.map_a), (b.crop, maps.map_b))]
+        noise = [explain.blur_pixels(c, explain.top_pixels(m, 0.2, everywhere, rng)) for c, m in
+                 ((a.crop, maps.map_a), (b.crop, maps.map_b))]
+        for store, crops in ((salient, cut), (random, noise)):
+            va, vb = lab.embedder.embed(np.stack(crops))
+            store.append(maps.similarity - float(va @ vb))
+    assert np.mean(salient) > np.mean(random) > -0.05
+
+
+def test_the_similarity_chart_lists_every_enrolled_person_best_first_with_the_thresholds(lab) -> None:
+    from pipeline.gallery import InMemoryGallery
+    from shared_data import distinct_people
+
+    gallery = InMemoryGallery()
+    people = distinct_people(4)
+    for name, first, _ in people:
+        face = lab.analyze(str(first), embed=True, max_faces=1).faces[0]
+        gallery.add(name, face.embedding, None, backbone=lab.embedder.backbone)
+    name, _, second = people[2]
+    probe = lab.analyze(str(second), embed=True, max_faces=1).faces
+    (chart,) = explain.similarity_charts(identify_faces(lab, gallery, probe, "balanced", k=explain.CHART_PEOPLE))
+    names = [n for n, _ in chart.people]
+    similarities = [s for _, s in chart.people]
+    assert sorted(names) == sorted(n for n, _, _ in people)  # every enrolled person, once
+    assert similarities == sorted(similarities, reverse=True) and names[0] == name
+    assert chart.possible < chart.named and chart.decision == name and similarities[0] >= chart.named
+    assert all(s < chart.possible for s in similarities[1:])  # the others are visibly below "possible match"
+    picture = explain.similarity_chart_picture(chart, 1)
+    assert picture.ndim == 3 and picture.shape[0] > 4 * 20
+
+
+def test_the_timeline_keeps_the_last_30_seconds_in_long_format() -> None:
+    timeline = explain.EmotionTimeline()
+    probabilities = {"happy": 0.7, "neutral": 0.3}
+    for t in range(0, 41):
+        timeline.add(probabilities, now=float(t))
+    rows = timeline.rows(now=40.0)
+    assert len(rows) == 2 * 31 and rows[0] == (-30.0, "happy", 0.7) and rows[-1] == (0.0, "neutral", 0.3)
+
+
+def test_viridis_runs_dark_to_light_and_the_legend_is_drawn() -> None:
+    shades = explain.viridis(np.linspace(0, 1, 5)).astype(int).sum(1)
+    assert list(shades) == sorted(shades)  # brighter with the value: readable in grey and with colour-blindness
+    assert explain.legend(160).shape == (160, 150, 3)
+
+
+def test_names_never_enter_the_process_wide_text_cache() -> None:
+    """A chart caches its numbers and labels for speed, never a visitor's names (they must die with the session)."""
+    def chart(names):
+        return explain.SimilarityChart(people=[(n, 0.8 - 0.1 * i) for i, n in enumerate(names)], named=0.5,
+                                       possible=0.4, operating_point="balanced", decision=names[0])
+
+    explain.similarity_chart_picture(chart(["Ada Lovelace", "Alan Turing"]), 1)
+    cached = explain._text_mask.cache_info().currsize
+    explain.similarity_chart_picture(chart(["Grace Hopper", "Katherine Johnson"]), 1)
+    assert explain._text_mask.cache_info().currsize == cached
+
+
+def test_the_heads_occlusion_map_covers_only_what_the_head_sees(lab, astronaut) -> None:
+    """The alternative the benchmark weighs against Grad-CAM: one batched head call over every covered crop."""
+    head = lab.mask_head
+    inside = explain.view_mask(head)
+    (heat,) = explain.occlusion(lambda c: head.predict_proba(c)[:, head.labels.index("no_mask")], astronaut.crop_for_heads[None],
+                                5, inside)
+    assert heat.shape == (160, 160) and np.isfinite(heat).all() and not heat[~inside].any() and heat.max() > 0
