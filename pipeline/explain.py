@@ -367,14 +367,7 @@ def with_caption(picture: np.ndarray, lines: Sequence[str], size: int = 14) -> n
 
 def row(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
     """Pictures side by side on white, top-aligned."""
-    height = max(p.shape[0] for p in pictures)
-    width = sum(p.shape[1] for p in pictures) + gap * (len(pictures) - 1)
-    out = np.full((height, width, 3), 255, np.uint8)
-    x = 0
-    for p in pictures:
-        out[:p.shape[0], x:x + p.shape[1]] = p
-        x += p.shape[1] + gap
-    return out
+    return np.ascontiguousarray(np.swapaxes(stack([np.swapaxes(p, 0, 1) for p in pictures], gap), 0, 1))
 
 
 def _onto_picture(values: np.ndarray, landmarks: np.ndarray, shape: tuple[int, ...], resample) -> tuple[tuple[int, int], np.ndarray]:
