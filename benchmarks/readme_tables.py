@@ -164,6 +164,19 @@ def ui_table() -> str:
     return "\n".join(rows)
 
 
+def ui_line() -> str:
+    """The README's one line on the browser figures (the table is in docs/benchmarks.md, "In the browser")."""
+    data = _load("ui")
+    if data is None:
+        return "_not measured yet: run `python -m benchmarks.ui`_"
+    actions, live = data["actions"], data["live"]
+    ms = [a["ms_median"] for a in actions]
+    fps = [row["result_fps"] for row in live]
+    return (f"In the browser ({data['viewport']}): {sum(a['result_in_first_viewport'] for a in actions)} / "
+            f"{len(actions)} results beside their button, {min(ms) / 1000:.2f}-{max(ms) / 1000:.2f} s a click; "
+            f"live {min(fps)}-{max(fps)} frames/s (target 10).")
+
+
 def explain_table() -> str:
     """Issue 18's figures: are the "Why?" maps faithful, fast, and about what the model learnt?"""
     data = _load("explain")
@@ -228,7 +241,7 @@ def configuration_table() -> str:
 
 RENDERERS: dict[str, Callable[[], str]] = {"latency": latency_table, "speed": speed_table, "heads": heads_table,
                                            "security": security_table, "configuration": configuration_table,
-                                           "headline": headline_table, "ui": ui_table, "explain": explain_table,
+                                           "headline": headline_table, "ui": ui_table, "ui_line": ui_line, "explain": explain_table,
                                            "explain_line": explain_line}
 RENDERERS.update(__import__("benchmarks.identity_tables", fromlist=["RENDERERS"]).RENDERERS)  # lfw, identification, ...
 RENDERERS["scale"] = __import__("benchmarks.scale", fromlist=["scale_table"]).scale_table
