@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # Faces analysed per picture, largest first: bounds memory and time per request (README limits).
 MAX_FACES = current_settings().max_faces
 DEFAULT_BACKBONE = "vggface2"
+# The heads' framing: their sub-crops (pipeline.heads FER_CROP / MASK_CROP) were measured on, and they are
+# trained with, faces aligned to the landmark template, whatever alignment the embedder uses.
+HEAD_ALIGNMENT: AlignmentMethod = "landmarks"
 
 
 @dataclass
@@ -41,8 +44,7 @@ class Face:
     landmarks: np.ndarray = field(repr=False)  # (5, 2)
     score: float
     crop: np.ndarray = field(repr=False)  # (160, 160, 3) uint8, aligned as the embedder wants (FaceLab.alignment)
-    # Aligned to the landmark template: the framing the heads' sub-crops were measured on and trained with
-    # (pipeline.heads FER_CROP / MASK_CROP); None means `crop` is that framing already.
+    # Aligned as the heads want (HEAD_ALIGNMENT); None when it was not made (a live identify stream's faces).
     head_crop: np.ndarray | None = field(default=None, repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)  # (512,) float32, unit length
     mask: MaskPrediction | None = None
@@ -54,7 +56,9 @@ class Face:
 
     @property
     def crop_for_heads(self) -> np.ndarray:
-        return self.crop if self.head_crop is None else self.head_crop
+        if self.head_crop is None:  # never fall back to `crop`: the heads read a box crop 7 points worse
+            raise ValueError("this face was made without the heads' crop (FaceLab.faces_from, for_heads=False)")
+        return self.head_crop
 
 
 @dataclass
@@ -174,12 +178,17 @@ class FaceLab:
         self.describe(faces, embed=embed, mask=mask, emotion=emotion)
         return Analysis(faces=faces, image=rgb, faces_skipped=len(detections) - len(kept))
 
-    def faces_from(self, rgb: np.ndarray, detections: list[Detection]) -> list[Face]:
-        """Faces with both crops: the embedder's alignment and, if that differs, the heads' (landmarks).
-        The heads read a box-aligned crop 7 points worse on FER2013 (0.600 vs 0.653 on 1,339 test faces):
-        it stretches the face to the box's shape, which their sub-crops were not measured on."""
+    def faces_from(self, rgb: np.ndarray, detections: list[Detection], for_heads: bool = True) -> list[Face]:
+        """Faces with the embedder's crop and, `for_heads`, the heads' (HEAD_ALIGNMENT). The heads read a
+        box-aligned crop 7 points worse on FER2013 (0.600 vs 0.653 on 1,339 test faces): it stretches the
+        face to the box's shape, which their sub-crops were not measured on."""
         crops = align_faces(rgb, detections, self.alignment)
-        head_crops = align_faces(rgb, detections, "landmarks") if self.alignment != "landmarks" else [None] * len(crops)
+        if not for_heads:
+            head_crops = [None] * len(crops)
+        elif self.alignment == HEAD_ALIGNMENT:
+            head_crops = crops
+        else:
+            head_crops = align_faces(rgb, detections, HEAD_ALIGNMENT)
         return [Face(box=d.box, landmarks=d.landmarks, score=d.score, crop=crop, head_crop=head_crop)
                 for d, crop, head_crop in zip(detections, crops, head_crops)]
 
@@ -190,6 +199,8 @@ class FaceLab:
         if embed:
             for face, vector in zip(faces, self.embedder.embed(np.stack([face.crop for face in faces]))):
                 face.embedding = vector
+        if not (mask or emotion):
+            return
         crops = np.stack([face.crop_for_heads for face in faces])
         if mask:
             for face, prediction in zip(faces, self.mask_head.predict(crops)):
@@ -210,7 +221,7 @@ class FaceLab:
             return None
 
         def face_probabilities(rgb: np.ndarray, detections: list[Detection]) -> list[float]:
-            crops = align_faces(rgb, detections, "landmarks")  # the heads' framing
+            crops = align_faces(rgb, detections, HEAD_ALIGNMENT)
             return [prediction.face_probability for prediction in self.mask_head.predict(crops)]
 
         return face_probabilities
