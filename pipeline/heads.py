@@ -259,15 +259,17 @@ class MaskHead(_Head):
 
     weights_name = "mask_head"
     net_class = MaskNet
-    labels = MASK_LABELS
 
     def _inputs(self, crops: np.ndarray) -> torch.Tensor:
         return cut_and_resize(crops, MASK_CROP.inner(MASK_INPUT / MASK_SOURCE), MASK_INPUT, gray=False)
 
     def _net_options(self, state: Mapping[str, torch.Tensor]) -> dict:
-        classes = int(state["classifier.weight"].shape[0])
-        self.labels = MASK_LABELS + ((NOT_A_FACE,) if classes > len(MASK_LABELS) else ())
-        return {"num_classes": classes}
+        return {"num_classes": int(state["classifier.weight"].shape[0])}
+
+    @property
+    def labels(self) -> tuple[str, ...]:  # type: ignore[override]
+        """MASK_LABELS, and NOT_A_FACE when the loaded weights have that third class."""
+        return MASK_LABELS + ((NOT_A_FACE,) if self.net.classifier.out_features > len(MASK_LABELS) else ())
 
     @staticmethod
     def verdicts(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
