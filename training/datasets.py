@@ -157,6 +157,7 @@ def load_not_faces(split: str, size: int, per_picture: int = 2, benchmark_sample
                 continue
             for path in sorted(person.glob("*.jpg"))[:2]:
                 picture = Image.open(path).convert("RGB")
+                taken = 0
                 for _ in range(per_picture * 10):  # tries; most random squares touch the face
                     side = int(rng.integers(40, 90))
                     cx, cy = rng.integers(0, 250 - side, size=2)
@@ -165,7 +166,8 @@ def load_not_faces(split: str, size: int, per_picture: int = 2, benchmark_sample
                         crop = picture.crop((int(cx), int(cy), int(cx) + side, int(cy) + side))
                         imgs.append(np.asarray(crop.resize((size, size), Image.BILINEAR)))
                         files.append(str(path.relative_to(DATA_DIR)))
-                        if files.count(files[-1]) >= per_picture:
+                        taken += 1
+                        if taken >= per_picture:
                             break
         return ImageSet(np.stack(imgs), np.full(len(imgs), len(MASK_LABELS), np.int64), files)
 

@@ -68,15 +68,15 @@ def main() -> None:
     tr_idx = tr_idx[~fer_blank_mask(train.images[tr_idx])]
     framed, found = load_framed("fer_train", train.images)
     framed_test, found_test = load_framed("fer_test", test.images)
-    # Both framings of each image; rows found by the detector get their app-framed copy.
-    tr_both = np.concatenate([tr_idx, tr_idx[found[tr_idx]]])
-    va_both = np.concatenate([va_idx, va_idx[found[va_idx]]])
+    # Both framings of each image: rows of x_all are the originals, then their app-framed copies.
     x_all = torch.from_numpy(np.concatenate([train.images, framed]))
     y_all = torch.from_numpy(np.concatenate([train.labels, train.labels]))
-    offset = np.r_[np.zeros(len(tr_idx), int), np.full(len(tr_both) - len(tr_idx), len(train.images))]
-    tr_x, tr_y = x_all[tr_both + offset], y_all[tr_both + offset]
-    offset = np.r_[np.zeros(len(va_idx), int), np.full(len(va_both) - len(va_idx), len(train.images))]
-    va_x, va_y = x_all[va_both + offset], y_all[va_both + offset]
+
+    def both_framings(idx: np.ndarray) -> np.ndarray:  # an image's copy only where the detector found its face
+        return np.concatenate([idx, idx[found[idx]] + len(train.images)])
+
+    tr_rows, va_rows = both_framings(tr_idx), both_framings(va_idx)
+    tr_x, tr_y, va_x, va_y = x_all[tr_rows], y_all[tr_rows], x_all[va_rows], y_all[va_rows]
     counts = np.bincount(tr_y.numpy(), minlength=len(EMOTIONS))
     # Imbalance: weights ~ 1/sqrt(frequency) lift disgust (~390 images) without wrecking overall accuracy.
     class_w = torch.tensor((counts.sum() / (len(counts) * counts)) ** 0.5, dtype=torch.float32)
