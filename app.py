@@ -441,7 +441,7 @@ def verify_why(image_a, image_b):
     require(unavailable("verify"))
     lab = get_facelab()
     result = identity.verify(lab, picture(image_a, "the first photo"), picture(image_b, "the second photo"))
-    maps = explain.verify_maps(lab.embedder.embed, result.crop_a, result.crop_b)
+    maps = explain.verify_maps(lab.embedder.embed_covered, result.crop_a, result.crop_b)
     data = {"similarity": round(maps.similarity, 3), "grid": maps.grid,
             "largest_drop_first": round(float(maps.map_a.max()), 3), "largest_drop_second": round(float(maps.map_b.max()), 3)}
     return explain.verify_panel(result.crop_a, result.crop_b, maps), explain.barcodes(maps), data

@@ -7,8 +7,9 @@ Writes benchmarks/results/explain.json. Figures:
   of the similarity) when the 10 % / 20 % most salient pixels of the aligned crop are blurred, and when as
   many random pixels are. Heads: pixels among those the head sees; mask test faces and FER2013 test faces
   placed in an aligned crop (`embed_in_aligned_crop`); verify: LFW matched pairs through MTCNN, both crops
-  blurred by their own maps. `methods` holds the same figures for Grad-CAM and occlusion on the heads, which
-  chose the heads' method;
+  blurred by their own maps. `methods` holds the same figures (with time and sanity) for each candidate
+  method: Grad-CAM and occlusion on the heads, covering pixels or feature maps for verify; they chose the
+  app's methods (pipeline.explain.map_method, FaceEmbedder.embed_covered);
 - ms: time per face on one CPU thread (median of repeats, shared CPU; `best` beside it);
 - sanity (Adebayo et al., 2018): rank correlation between the trained model's maps and those of the same
   architecture with random weights, on the same faces and classes (0: no shared structure).
@@ -28,6 +29,7 @@ import torch
 from pipeline import explain
 from pipeline.analysis import FaceLab
 from pipeline.device import configure_cpu_threads
+from pipeline.embedding import OCCLUSION_STAGE
 from pipeline.gallery import InMemoryGallery
 from pipeline.heads import FER_CROP, MASK_CROP, embed_in_aligned_crop
 from pipeline.identity import identify_faces
@@ -38,7 +40,7 @@ from training.datasets import load_fer, load_mask
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARES = (0.1, 0.2)
-HEAD_OCCLUSION_GRID = 5
+PIXEL_GRID = 5  # the pixel-occlusion baseline for verify: 5x5 patches of 32 px
 
 
 def test_faces(count: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -59,13 +61,9 @@ def verdict(head, crops: np.ndarray) -> np.ndarray:
 def head_maps(head, crops: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     """(maps, explained class per face) for every crop, by Grad-CAM or by occlusion of the class probability."""
     targets = explain.explained_classes(head, crops)  # the verdict's class (mask head: mask or no mask)
-    if method == "grad-cam":
-        maps = np.concatenate([explain.grad_cam(head, crops[i:i + 50], targets[i:i + 50])[0] for i in range(0, len(crops), 50)])
-    else:
-        inside = explain.view_mask(head)
-        maps = np.concatenate([explain.occlusion(lambda c, k=k: verdict(head, c)[:, k], crops[i:i + 1],
-                                                 HEAD_OCCLUSION_GRID, inside) for i, k in enumerate(targets)])
-    return maps, targets
+    make = (lambda c, t: explain.grad_cam(head, c, t)[0]) if method == "grad-cam" else (
+        lambda c, t: explain.occlusion_maps(head, c, t))
+    return np.concatenate([make(crops[i:i + 50], targets[i:i + 50]) for i in range(0, len(crops), 50)]), targets
 
 
 def head_deletion(head, crops: np.ndarray, maps: np.ndarray, targets: np.ndarray) -> dict[str, float]:
@@ -92,11 +90,13 @@ def randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return net.eval()
 
 
-def head_sanity(head, crops: np.ndarray) -> float:
+def head_sanity(head, crops: np.ndarray, method: str) -> float:
     inside = explain.view_mask(head)
-    targets = explain.explained_classes(head, crops)
-    trained, _ = explain.grad_cam(head, crops, targets)
-    random, _ = explain.grad_cam(head, crops, targets=targets, net=randomised(head.net))
+    trained, targets = head_maps(head, crops, method)
+    random_head = copy.copy(head)  # the same head (sub-crop, calibration) around a randomised net
+    random_head.net = randomised(head.net)
+    random = (explain.occlusion_maps(random_head, crops, targets) if method == "occlusion"  # the trained head's classes
+              else explain.grad_cam(head, crops, targets=targets, net=random_head.net)[0])
     return float(np.mean([explain.rank_correlation(a[inside], b[inside]) for a, b in zip(trained, random)]))
 
 
@@ -113,13 +113,42 @@ def pair_crops(lab: FaceLab, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def verify_deletion(embed, pairs) -> tuple[dict[str, float], list]:
+def pixel_verify_maps(embedder, crop_a: np.ndarray, crop_b: np.ndarray) -> explain.VerifyMaps:
+    """The baseline verify map: cover 32 px patches of the crop itself (mean colour) and re-embed each
+    covered crop whole (2 + 2 x 25 embeddings a pair)."""
+    edges = np.linspace(0, 160, PIXEL_GRID + 1).round().astype(int)
+    k = PIXEL_GRID * PIXEL_GRID
+    vectors = embedder.embed(np.concatenate([crop_a[None], crop_b[None], covered(crop_a, edges), covered(crop_b, edges)]))
+    a, b = vectors[0], vectors[1]
+    similarity = float(a @ b)
+    maps = [torch.nn.functional.interpolate(torch.from_numpy(d.reshape(1, 1, PIXEL_GRID, PIXEL_GRID)).float(), size=(160, 160),
+                                            mode="bilinear", align_corners=False)[0, 0].numpy()
+            for d in (similarity - vectors[2:2 + k] @ b, similarity - vectors[2 + k:] @ a)]
+    return explain.VerifyMaps(similarity=similarity, map_a=maps[0], map_b=maps[1], embedding_a=a, embedding_b=b, grid=PIXEL_GRID)
+
+
+def covered(crop: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """One copy of the crop per patch of the grid (row by row), that patch set to the crop's mean colour."""
+    fill = crop.reshape(-1, 3).mean(0).astype(np.uint8)
+    copies = np.repeat(crop[None], (len(edges) - 1) ** 2, 0)
+    for i in range(len(edges) - 1):
+        for j in range(len(edges) - 1):
+            copies[i * (len(edges) - 1) + j, edges[i]:edges[i + 1], edges[j]:edges[j + 1]] = fill
+    return copies
+
+
+VERIFY_METHODS = {"feature occlusion": lambda embedder, a, b: explain.verify_maps(embedder.embed_covered, a, b),
+                  "pixel occlusion": pixel_verify_maps}
+
+
+def verify_deletion(embedder, pairs, method: str) -> tuple[dict[str, float], list]:
     everywhere = np.ones((160, 160), bool)
     rng = np.random.default_rng(2)
     drops: dict[str, list[float]] = {}
     all_maps = []
+    embed = embedder.embed
     for crop_a, crop_b in pairs:
-        maps = explain.verify_maps(embed, crop_a, crop_b)
+        maps = VERIFY_METHODS[method](embedder, crop_a, crop_b)
         all_maps.append(maps)
         batch = []
         for share in SHARES:
@@ -160,7 +189,7 @@ def timings(lab: FaceLab, faces: dict[str, np.ndarray], pairs) -> dict[str, dict
         crop = faces[name.split("_")[0]][:1]
         ms[name] = median_ms(lambda: explain.explain_head(head, crop), 30)
     crop_a, crop_b = pairs[0]
-    ms["verify_map"] = median_ms(lambda: explain.verify_maps(lab.embedder.embed, crop_a, crop_b), 7)
+    ms["verify_map"] = median_ms(lambda: explain.verify_maps(lab.embedder.embed_covered, crop_a, crop_b), 15)
     gallery = InMemoryGallery()
     for name, first, _ in distinct_people(10):
         found = lab.analyze(str(first), embed=True, max_faces=1).faces
@@ -214,26 +243,33 @@ def main() -> None:
         for method in ("grad-cam", "occlusion"):
             maps, targets = head_maps(head, faces[name], method)
             methods[name][method] = head_deletion(head, faces[name], maps, targets)
+            methods[name][method]["rank_correlation"] = head_sanity(head, faces[name][:args.sanity_faces], method)
             print(name, method, methods[name][method], flush=True)
-        deletion[name] = dict(methods[name]["grad-cam"])  # the method the app uses (pipeline/explain.py)
-        sanity[name] = {"rank_correlation": round(head_sanity(head, faces[name][:args.sanity_faces]), 3),
-                        "faces": min(args.sanity_faces, len(faces[name]))}
-        print(name, "sanity", sanity[name], flush=True)
+        chosen = explain.map_method(head)  # the method the app uses
+        deletion[name] = {k: v for k, v in methods[name][chosen].items() if k != "rank_correlation"}
+        sanity[name] = {"rank_correlation": round(methods[name][chosen]["rank_correlation"], 3),
+                        "faces": min(args.sanity_faces, len(faces[name])), "method": chosen}
     pairs = pair_crops(lab, args.pairs)
-    deletion["verify"], trained_maps = verify_deletion(lab.embedder.embed, pairs)
-    print("verify", deletion["verify"], flush=True)
     fake = random_embedder(lab.embedder)
-    correlations = []
-    for (crop_a, crop_b), maps in zip(pairs[:args.sanity_pairs], trained_maps):
-        random_maps = explain.verify_maps(fake.embed, crop_a, crop_b)
-        correlations += [explain.rank_correlation(maps.map_a, random_maps.map_a),
-                         explain.rank_correlation(maps.map_b, random_maps.map_b)]
-    sanity["verify"] = {"rank_correlation": round(float(np.mean(correlations)), 3), "pairs": min(args.sanity_pairs, len(pairs))}
-    print("verify sanity", sanity["verify"], flush=True)
+    methods["verify"] = {}
+    for method in VERIFY_METHODS:
+        methods["verify"][method], trained_maps = verify_deletion(lab.embedder, pairs, method)
+        correlations = []
+        for (crop_a, crop_b), maps in zip(pairs[:args.sanity_pairs], trained_maps):
+            random_maps = VERIFY_METHODS[method](fake, crop_a, crop_b)
+            correlations += [explain.rank_correlation(maps.map_a, random_maps.map_a),
+                             explain.rank_correlation(maps.map_b, random_maps.map_b)]
+        methods["verify"][method]["rank_correlation"] = float(np.mean(correlations))
+        print("verify", method, methods["verify"][method], flush=True)
+    deletion["verify"] = {k: v for k, v in methods["verify"]["feature occlusion"].items() if k != "rank_correlation"}
+    sanity["verify"] = {"rank_correlation": round(methods["verify"]["feature occlusion"]["rank_correlation"], 3),
+                        "pairs": min(args.sanity_pairs, len(pairs)), "method": "feature occlusion"}
     ms = timings(lab, faces, pairs)
-    for name, head in (("mask", lab.mask_head), ("emotion", lab.emotion_head)):  # the price of the alternative
+    for name, head in (("mask", lab.mask_head), ("emotion", lab.emotion_head)):  # the price of each candidate
         for method in ("grad-cam", "occlusion"):
-            methods[name][method]["ms"] = round(median_ms(lambda: head_maps(head, faces[name][:1], method), 15)[0], 2)
+            methods[name][method]["ms"] = median_ms(lambda: head_maps(head, faces[name][:1], method), 15)[0]
+    for method, make in VERIFY_METHODS.items():
+        methods["verify"][method]["ms"] = median_ms(lambda: make(lab.embedder, *pairs[0]), 7)[0]
     deletion = {name: {key: round(value, 4) for key, value in row.items()} for name, row in deletion.items()}
     result = {
         "deletion": deletion,
@@ -243,12 +279,16 @@ def main() -> None:
                     "identify_chart_ms": 10, "timeline_ms": 10, "rank_correlation_below": 0.3},
         "samples": {"mask": f"{len(faces['mask'])} mask test faces (Face Mask 12K test split), in an aligned crop",
                     "emotion": f"{len(faces['emotion'])} FER2013 test faces, in an aligned crop",
-                    "verify": f"{len(pairs)} LFW matched pairs (MTCNN, box alignment); fewer than 500: occlusion "
-                              f"costs {2 + 2 * explain.VERIFY_GRID ** 2} embeddings a pair on 2 shared cores",
+                    "verify": f"{len(pairs)} LFW matched pairs (MTCNN, box alignment); fewer than 500: the pixel "
+                              f"baseline costs {2 + 2 * PIXEL_GRID ** 2} embeddings a pair on 2 shared cores",
                     "sanity": {name: {k: v for k, v in row.items() if k != "rank_correlation"} for name, row in sanity.items()}},
-        "how": {"heads": "Grad-CAM on the last ReLU of net.features, top class; pixels chosen among those the head sees",
-                "verify": f"occlusion, {explain.VERIFY_GRID}x{explain.VERIFY_GRID} patches of the crop's mean colour; "
-                          "deletion blurs both crops' chosen pixels and measures the similarity drop",
+        "how": {"heads": f"mask: occlusion ({explain.HEAD_GRID}x{explain.HEAD_GRID} blocks of the head's input set to its "
+                         "mean), emotion: Grad-CAM on the last ReLU of net.features; the verdict's class; pixels "
+                         "chosen among those the head sees",
+                "verify": f"feature occlusion: {explain.VERIFY_GRID}x{explain.VERIFY_GRID} blocks of the 8x8 feature maps "
+                          f"after {OCCLUSION_STAGE} set to the face's mean activation (pixel occlusion, the baseline: "
+                          f"{PIXEL_GRID}x{PIXEL_GRID} patches of the crop's mean colour); deletion blurs both crops' "
+                          "chosen pixels and measures the similarity drop",
                 "deletion": "chosen pixels replaced by a Gaussian blur (radius 6) of the crop; random: as many random pixels",
                 "sanity": "every layer re-initialised (PyTorch defaults); Spearman over the map's pixels, mean over faces"},
         "methods": {name: {method: {key: round(value, 4) for key, value in row.items()} for method, row in by.items()}

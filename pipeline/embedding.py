@@ -35,6 +35,10 @@ CENTRES = {"casia-webface": "facenet-casia-webface-centre"}
 # Manifest names of the backbones' int8 activation ranges (training/calibrate_int8.py).
 INT8_RANGES = {"casia-webface": "facenet-casia-webface-int8"}
 EMBEDDING_SIZE = 512
+# Where Why? covers parts of a face (FaceEmbedder.embed_covered): the 8x8 maps after repeat_2. Covering
+# there costs the last stages only, about a seventh of a face, and the maps it gives are more faithful
+# than covering pixels (benchmarks/results/explain.json, verify methods).
+OCCLUSION_STAGE = "repeat_2"
 Precision = Literal["float32", "float16", "int8"]
 PRECISIONS = ("auto", "float32", "float16", "int8")
 
@@ -95,13 +99,46 @@ class FaceEmbedder:
         outputs = []
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))
-                batch = standardise(batch.to(self.device).permute(0, 3, 1, 2).to(self.dtype, memory_format=torch.channels_last))
-                embeddings = torch.nn.functional.normalize(self.model(batch).float().cpu(), dim=1)
-                if self.centre is not None:
-                    embeddings = torch.nn.functional.normalize(embeddings - self.centre, dim=1)
-                outputs.append(embeddings.numpy())
+                outputs.append(self._unit_vectors(self.model(self._inputs(crops[start : start + self.batch_size]))))
         return np.concatenate(outputs)
+
+    @model_call()
+    def embed_covered(self, crops: np.ndarray, grid: int) -> np.ndarray:
+        """(N, 160, 160, 3) uint8 crops -> (N, 1 + grid^2, 512) unit vectors: each crop's embedding, then its
+        embeddings with one block of the 8x8 feature maps after OCCLUSION_STAGE covered (blocks row by row;
+        covered = set to that face's mean activation, the feature-map analogue of a patch of mean colour).
+        The stages before OCCLUSION_STAGE run once per crop, not once per block (pipeline.explain)."""
+        with torch.inference_mode():
+            maps = self.model.feature_maps(self._inputs(crops), OCCLUSION_STAGE)
+            vectors = self._unit_vectors(self.model.from_feature_maps(covered_blocks(maps, grid), OCCLUSION_STAGE))
+        return vectors.reshape(len(crops), 1 + grid * grid, -1)
+
+    def _inputs(self, crops: np.ndarray) -> torch.Tensor:
+        batch = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
+        return standardise(batch.permute(0, 3, 1, 2).to(self.dtype, memory_format=torch.channels_last))
+
+    def _unit_vectors(self, outputs: torch.Tensor) -> np.ndarray:
+        embeddings = torch.nn.functional.normalize(outputs.float().cpu(), dim=1)
+        if self.centre is not None:
+            embeddings = torch.nn.functional.normalize(embeddings - self.centre, dim=1)
+        return embeddings.numpy()
+
+
+def covered_blocks(maps: torch.Tensor, grid: int) -> torch.Tensor:
+    """(N,C,H,W) feature maps (float or int8) -> (N * (1 + grid^2),C,H,W): per face its maps, then one copy
+    per block of a grid x grid tiling (row by row) with that block set to the face's mean activation."""
+    values = maps.dequantize() if maps.is_quantized else maps
+    n, c, h, w = values.shape
+    rows, cols = np.linspace(0, h, grid + 1).round().astype(int), np.linspace(0, w, grid + 1).round().astype(int)
+    fill = values.mean((2, 3), keepdim=True)
+    copies = values.unsqueeze(1).repeat(1, 1 + grid * grid, 1, 1, 1)
+    for i in range(grid):
+        for j in range(grid):
+            copies[:, 1 + i * grid + j, :, rows[i]:rows[i + 1], cols[j]:cols[j + 1]] = fill
+    copies = copies.reshape(-1, c, h, w).contiguous(memory_format=torch.channels_last)
+    if maps.is_quantized:  # back to int8 with the same range: the next stage expects it
+        return torch.quantize_per_tensor(copies, maps.q_scale(), maps.q_zero_point(), maps.dtype)
+    return copies
 
 
 def choose_precision(backbone: str, device: torch.device, requested: str | None = None) -> Precision:

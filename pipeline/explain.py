@@ -1,12 +1,14 @@
 """Why?: what each tab's answer rests on. Off the default path: nothing here runs unless asked.
 
-- Mask and emotion: Grad-CAM on the head's last convolution (the last ReLU of ``net.features``, before
-  the final pool), for the top class, mapped from the head's sub-crop back onto the 160x160 aligned crop.
-  Chosen over occlusion by benchmarks/explain.py: on 500 test faces it is at least as faithful (deletion
-  test) and needs one forward and backward pass instead of one forward pass per patch.
-- Verify: occlusion of the similarity. Each patch of one aligned crop is covered with the crop's mean
-  colour and the similarity to the other face recomputed; the map is how much it dropped. All occluded
-  crops of both faces go through the embedder in one batch.
+- Mask and emotion: a map per face for the verdict's class, mapped from the head's sub-crop back onto
+  the 160x160 aligned crop. Mask: occlusion (5x5 blocks of the head's input covered with its mean, one
+  batch); emotion: Grad-CAM on the head's last convolution (the last ReLU of ``net.features``). Chosen per
+  head by benchmarks/explain.py (`map_method`): faithfulness (deletion test), the sanity check and time.
+- Verify: occlusion of the similarity. A 4x4 grid of blocks of one face's 8x8 feature maps (after the
+  embedder's repeat_2, FaceEmbedder.embed_covered; a block is about 32x32 px of the crop) is covered
+  with the face's mean activation and the similarity to the other face recomputed; the map is how much
+  it dropped. The stages before it run once per face, so both maps cost about 4 embeddings, not 34, and
+  they are more faithful than covering pixels (deletion test).
 - Identify: each face's similarity to every enrolled person (top 10) beside the thresholds it was compared
   with, so "unknown" and "possible match" read as decisions.
 - Emotion timeline: the largest face's 7 probabilities over the last 30 s of a live stream.
@@ -29,13 +31,16 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from .alignment import ALIGNED_SIZE, LANDMARK_TEMPLATE_160, similarity_transform
 from .device import model_call
+from .embedding import covered_blocks
+from .models.inception_resnet_v1 import CELLS_8_FIRST_CENTRE, CELLS_8_STRIDE
 from .heads import (EMOTION_INPUT, FER_CROP, FER_SIZE, MASK_CROP, MASK_INPUT, MASK_LABELS, MASK_SOURCE, EmotionHead, MaskHead,
                     SubCrop, _Head)
 
 # ----------------------------------------------------------------------------------------------
 # Results
 
-VERIFY_GRID = 5  # 5x5 patches of 32 px: 50 embeddings per pair, the most a live demo affords on a CPU
+VERIFY_GRID = 4  # 4x4 blocks of the 8x8 feature maps: 2x2 cells, 32 px of the crop each
+HEAD_GRID = 5  # 5x5 blocks of a head's input
 CHART_PEOPLE = 10
 TIMELINE_SECONDS = 30.0
 
@@ -49,7 +54,7 @@ class Saliency:
     probability: float
     runner_up: str
     runner_up_probability: float
-    method: str = "grad-cam"
+    method: str = "grad-cam"  # or "occlusion" (map_method)
     view: SubCrop | None = None  # the part of the crop the head sees (the map is zero elsewhere)
 
 
@@ -150,67 +155,74 @@ def explained_classes(head: _Head, crops: np.ndarray) -> np.ndarray:
     return verdict_probabilities(head, head.predict_proba(crops)).argmax(1)
 
 
+def map_method(head: _Head) -> str:
+    """How a head's maps are made, chosen by benchmarks/explain.py: occlusion for the mask head (its Grad-CAM
+    maps kept their shape when the weights were randomised), Grad-CAM for emotion (occlusion is too slow
+    there for a live demo: 25 covered copies through the larger net and its mirror view)."""
+    return "occlusion" if isinstance(head, MaskHead) else "grad-cam"
+
+
 def explain_head(head: _Head, crops: np.ndarray) -> list[Saliency]:
     """One map per head crop (`Face.crop_for_heads`), for the verdict's class, with the runner-up class named."""
     if len(crops) == 0:
         return []
     proba = verdict_probabilities(head, head.predict_proba(crops))
-    raw, _ = grad_cam(head, crops, targets=proba.argmax(1))
+    method = map_method(head)
+    if method == "occlusion":
+        raw = occlusion_maps(head, crops, targets=proba.argmax(1))
+    else:
+        raw, _ = grad_cam(head, crops, targets=proba.argmax(1))
     labels = MASK_LABELS if isinstance(head, MaskHead) else head.labels
     out = []
     for heat, p in zip(raw, proba):
         first, second = np.argsort(-p)[:2]
         out.append(Saliency(map=np.maximum(heat, 0), explained=labels[first], probability=float(p[first]),
-                            runner_up=labels[second], runner_up_probability=float(p[second]), view=view_box(head)))
+                            runner_up=labels[second], runner_up_probability=float(p[second]), method=method,
+                            view=view_box(head)))
     return out
 
 
-def occlusion(score: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, grid: int,
-              inside: np.ndarray | None = None) -> np.ndarray:
-    """Raw occlusion maps (N,160,160): score(original) - score(with one patch covered by the crop's mean
-    colour), one batched `score` call over every face's patches, bilinearly smoothed from the grid.
-    `inside` (bool (160,160)): the patches tile only its bounding box (a head's view)."""
-    ys, xs = np.nonzero(inside) if inside is not None else (np.array([0, ALIGNED_SIZE - 1]),) * 2
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    edges_y, edges_x = np.linspace(y0, y1, grid + 1).round().astype(int), np.linspace(x0, x1, grid + 1).round().astype(int)
-    scores = score(np.concatenate([crops, *(_covered(crop, edges_y, edges_x) for crop in crops)]))
-    n = len(crops)
-    drops = (scores[:n, None] - scores[n:].reshape(n, grid * grid)).reshape(n, 1, grid, grid)
-    out = np.zeros((n, ALIGNED_SIZE, ALIGNED_SIZE), np.float32)
-    out[:, y0:y1, x0:x1] = F.interpolate(torch.from_numpy(drops).float(), size=(y1 - y0, x1 - x0), mode="bilinear",
-                                         align_corners=False)[:, 0].numpy()
-    return out
+def occlusion_maps(head: _Head, crops: np.ndarray, targets: Sequence[int] | None = None, grid: int = HEAD_GRID,
+                   ) -> np.ndarray:
+    """Raw occlusion maps (N,160,160) on the aligned crops: how much the verdict's probability (of `targets`,
+    default the top class) drops when one block of the head's input is covered with that input's mean,
+    mapped back onto the crop (zero outside the head's view). One batched call: each face and its
+    grid^2 covered copies."""
+    x = head._inputs(crops)
+    n = len(x)
+    if n == 0:
+        return np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE), np.float32)
+    proba = verdict_probabilities(head, head.proba_from_inputs(covered_blocks(x, grid))).reshape(n, 1 + grid * grid, -1)
+    chosen = proba[:, 0].argmax(1) if targets is None else np.asarray(targets)
+    scores = proba[np.arange(n), :, chosen]  # (n, 1 + grid^2)
+    drops = (scores[:, :1] - scores[:, 1:]).reshape(n, 1, grid, grid)
+    return _onto_crop(torch.from_numpy(drops), view_box(head))
 
 
 # ----------------------------------------------------------------------------------------------
 # Verify: occlusion of the similarity
 
 
-def _covered(crop: np.ndarray, edges_y: np.ndarray, edges_x: np.ndarray) -> np.ndarray:
-    """One copy of the crop per patch of the grid (row by row), that patch covered with the crop's mean colour:
-    a flat patch removes what was there without drawing a shape the network could read."""
-    fill = crop.reshape(-1, 3).mean(0).astype(np.uint8)
-    rows, cols = len(edges_y) - 1, len(edges_x) - 1
-    covered = np.repeat(crop[None], rows * cols, 0)
-    for i in range(rows):
-        for j in range(cols):
-            covered[i * cols + j, edges_y[i]:edges_y[i + 1], edges_x[j]:edges_x[j + 1]] = fill
-    return covered
-
-
-def verify_maps(embed: Callable[[np.ndarray], np.ndarray], crop_a: np.ndarray, crop_b: np.ndarray,
+def verify_maps(embed_covered: Callable[[np.ndarray, int], np.ndarray], crop_a: np.ndarray, crop_b: np.ndarray,
                 grid: int = VERIFY_GRID) -> VerifyMaps:
-    """Occlusion maps of the similarity on both crops: 2 + 2 grid^2 crops through `embed` in one call."""
-    edges = np.linspace(0, ALIGNED_SIZE, grid + 1).round().astype(int)
-    vectors = embed(np.concatenate([crop_a[None], crop_b[None], _covered(crop_a, edges, edges), _covered(crop_b, edges, edges)]))
-    a, b = vectors[0], vectors[1]
+    """Occlusion maps of the similarity on both crops, from `FaceEmbedder.embed_covered`: how much the
+    similarity drops when one block of a face's feature maps is covered, the other face left whole."""
+    vectors = embed_covered(np.stack([crop_a, crop_b]), grid)  # (2, 1 + grid^2, 512)
+    a, b = vectors[0, 0], vectors[1, 0]
     similarity = float(a @ b)
-    k = grid * grid
-    drop_a = similarity - vectors[2:2 + k] @ b  # crop A covered, B whole
-    drop_b = similarity - vectors[2 + k:] @ a
-    maps = [F.interpolate(torch.from_numpy(d.reshape(1, 1, grid, grid)).float(), size=(ALIGNED_SIZE, ALIGNED_SIZE),
-                          mode="bilinear", align_corners=False)[0, 0].numpy() for d in (drop_a, drop_b)]
+    drops = [similarity - vectors[0, 1:] @ b, similarity - vectors[1, 1:] @ a]
+    maps = [cells_onto_crop(d.reshape(grid, grid)) for d in drops]
     return VerifyMaps(similarity=similarity, map_a=maps[0], map_b=maps[1], embedding_a=a, embedding_b=b, grid=grid)
+
+
+def cells_onto_crop(values: np.ndarray) -> np.ndarray:
+    """A (g,g) grid over the embedder's 8x8 feature maps -> (160,160) over the crop: bilinear over the
+    pixels those cells are centred on (13..141), edge values beyond."""
+    low = CELLS_8_FIRST_CENTRE - CELLS_8_STRIDE // 2
+    side = 8 * CELLS_8_STRIDE
+    inner = F.interpolate(torch.from_numpy(np.asarray(values, np.float32))[None, None], size=(side, side), mode="bilinear",
+                          align_corners=False)[0, 0].numpy()
+    return np.pad(inner, ((low, ALIGNED_SIZE - low - side),) * 2, mode="edge")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,8 +432,8 @@ def verify_panel(crop_a: np.ndarray, crop_b: np.ndarray, maps: VerifyMaps) -> np
     top = max(float(np.maximum(maps.map_a, 0).max()), float(np.maximum(maps.map_b, 0).max()), 1e-6)
     tiles = [blend(crop, np.maximum(m, 0) / top) for crop, m in ((crop_a, maps.map_a), (crop_b, maps.map_b))]
     body = row([crop_a, tiles[0], tiles[1], crop_b, legend(ALIGNED_SIZE, "no drop", f"drop {top:.2f}", width=130)])
-    return with_caption(body, [f"similarity {maps.similarity:.3f}; colour: how much it drops when that "
-                               f"part is covered ({maps.grid}x{maps.grid} patches)"])
+    return with_caption(body, [f"similarity {maps.similarity:.3f}; colour: how much it drops when the network's "
+                               f"view of that part is covered ({maps.grid}x{maps.grid} blocks)"])
 
 
 def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
@@ -458,27 +470,37 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
     return np.asarray(out)
 
 
-@lru_cache(maxsize=512)
-def _text_mask(text: str, size: int) -> Image.Image:
-    """A text rendered once as an "L" mask: a chart's two-decimal numbers and fixed labels repeat from one call
-    to the next, and rendering text is most of a chart's cost. Never a name: this cache is process-wide, and a
-    visitor's names must not outlive their session."""
-    return _render_text(text, size)
-
-
-def _render_text(text: str, size: int) -> Image.Image:
+@lru_cache(maxsize=1024)
+def _glyph(char: str, size: int) -> tuple[np.ndarray, int]:
+    """One character as an "L" array one line high (with room for overhangs), and its advance. Text is
+    most of a chart's cost, so glyphs are drawn once; only single characters are cached (process-wide),
+    never a whole label, so a visitor's names leave nothing behind."""
     font = _font(size)
-    left, top, right, bottom = font.getbbox(text)
-    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
-    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font)
-    return mask
+    advance = int(round(font.getlength(char)))
+    mask = Image.new("L", (advance + 2 * GLYPH_PAD, size + size // 2 + 2))
+    ImageDraw.Draw(mask).text((GLYPH_PAD, 0), char, fill=255, font=font)
+    return np.asarray(mask), advance
 
 
-def _label(picture: Image.Image, x: float, y: float, text: str, size: int = 13, colour=INK, centre: bool = False,
-           private: bool = False) -> None:
-    """`text` at (x, y); `private` (a name): rendered afresh, never cached."""
-    mask = _render_text(text, size) if private else _text_mask(text, size)
-    picture.paste(colour, (int(x - (mask.width // 2 if centre else 0)), int(y)), mask)
+GLYPH_PAD = 3  # pixels each side of a glyph's advance for strokes that overhang it
+
+
+def _text_mask(text: str, size: int) -> Image.Image:
+    """`text` as an "L" mask, assembled from cached glyphs (no kerning: a chart's labels do not need it)."""
+    glyphs = [_glyph(char, size) for char in text]
+    height = glyphs[0][0].shape[0] if glyphs else 1
+    out = np.zeros((height, sum(advance for _, advance in glyphs) + 2 * GLYPH_PAD), np.uint8)
+    x = 0
+    for mask, advance in glyphs:
+        np.maximum(out[:, x:x + mask.shape[1]], mask, out=out[:, x:x + mask.shape[1]])
+        x += advance
+    return Image.fromarray(out)
+
+
+def _label(picture: Image.Image, x: float, y: float, text: str, size: int = 13, colour=INK, centre: bool = False) -> None:
+    """`text` at (x, y) (its centre at x with `centre`)."""
+    mask = _text_mask(text, size)
+    picture.paste(colour, (int(x - GLYPH_PAD - (mask.width // 2 - GLYPH_PAD if centre else 0)), int(y)), mask)
 
 
 def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 560) -> np.ndarray:
@@ -492,10 +514,10 @@ def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 5
     draw = ImageDraw.Draw(out)
     low, high = -0.2, 1.0
     x_of = lambda v: left + (width - left - right) * (min(max(v, low), high) - low) / (high - low)  # noqa: E731
-    _label(out, 4, 8, f"face {number}: {chart.decision} ({chart.operating_point} operating point)", private=True)
+    _label(out, 4, 8, f"face {number}: {chart.decision} ({chart.operating_point} operating point)")
     for i, (name, similarity) in enumerate(people):
         y = top_pad + i * (bar_h + 6)
-        _label(out, 4, y + 4, name if len(name) <= 22 else name[:21] + "...", private=True)
+        _label(out, 4, y + 4, name if len(name) <= 22 else name[:21] + "...")
         if similarity != similarity:
             continue
         colour = OI_BLUE if similarity >= chart.named else OI_ORANGE if similarity >= chart.possible else GREY

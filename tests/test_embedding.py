@@ -30,6 +30,22 @@ def test_embeddings_are_unit_length_and_batched_equals_single(lab) -> None:
     np.testing.assert_allclose(batched[0], single[0], atol=1e-4)
 
 
+@pytest.mark.parametrize("precision", ["default", "float32"])
+def test_covering_feature_map_blocks_starts_from_the_plain_embedding_and_moves_it_a_little(lab, precision) -> None:
+    """Why?'s verify map (FaceEmbedder.embed_covered): the first vector is the face's own embedding (the
+    stages before the covered maps ran once), every block covered moves it, none turns it into another face."""
+    from pipeline.embedding import FaceEmbedder
+
+    embedder = lab.embedder if precision == "default" else FaceEmbedder.from_backbone("casia-webface", precision="float32")
+    crops = np.stack([central_face(lab.analyze(path, embed=True)).crop for path in (PAIRS[0].first, PAIRS[0].second)])
+    vectors = embedder.embed_covered(crops, 4)
+    assert vectors.shape == (2, 17, 512)
+    np.testing.assert_allclose(vectors[:, 0], embedder.embed(crops), atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=2), 1.0, atol=1e-5)
+    moved = np.einsum("nkd,nd->nk", vectors[:, 1:], vectors[:, 0])
+    assert (moved < 0.9999).all() and (moved > 0.7).all(), moved.round(3)
+
+
 def test_casia_embeddings_are_centred_on_the_manifest_centre(lab) -> None:
     from pipeline.embedding import FaceEmbedder
 

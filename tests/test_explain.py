@@ -38,7 +38,7 @@ def test_head_maps_have_the_crops_shape_and_name_the_class_and_runner_up(lab, as
 
 def test_verify_maps_have_the_crops_shape_and_the_product_sums_to_the_similarity(lab, astronaut) -> None:
     mirror = lab.analyze(str(EXAMPLES / "astronaut_mirror.jpg"), embed=True).faces[0]
-    maps = explain.verify_maps(lab.embedder.embed, astronaut.crop, mirror.crop)
+    maps = explain.verify_maps(lab.embedder.embed_covered, astronaut.crop, mirror.crop)
     for heat in (maps.map_a, maps.map_b):
         assert heat.shape == (160, 160) and np.isfinite(heat.sum()) and np.maximum(heat, 0).sum() > 0
     assert maps.similarity == pytest.approx(float(astronaut.embedding @ mirror.embedding), abs=1e-4)
@@ -87,7 +87,7 @@ def test_covering_the_salient_parts_of_a_matched_pair_lowers_the_similarity_more
     salient, random = [], []
     for pair in pairs:
         a, b = (lab.analyze(str(path), embed=True, max_faces=1).faces[0] for path in (pair.first, pair.second))
-        maps = explain.verify_maps(lab.embedder.embed, a.crop, b.crop)
+        maps = explain.verify_maps(lab.embedder.embed_covered, a.crop, b.crop)
         cut = [explain.blur_pixels(c, explain.top_pixels(m, 0.2, everywhere)) for c, m in
                ((a.crop, maps.map_a), (b.crop, maps.map_b))]
         noise = [explain.blur_pixels(c, explain.top_pixels(m, 0.2, everywhere, rng)) for c, m in
@@ -136,21 +136,12 @@ def test_viridis_runs_dark_to_light_and_the_legend_is_drawn() -> None:
 
 
 def test_names_never_enter_the_process_wide_text_cache() -> None:
-    """A chart caches its numbers and labels for speed, never a visitor's names (they must die with the session)."""
+    """A chart caches single glyphs for speed, never a whole label: a visitor's names must die with the session."""
     def chart(names):
         return explain.SimilarityChart(people=[(n, 0.8 - 0.1 * i) for i, n in enumerate(names)], named=0.5,
                                        possible=0.4, operating_point="balanced", decision=names[0])
 
     explain.similarity_chart_picture(chart(["Ada Lovelace", "Alan Turing"]), 1)
-    cached = explain._text_mask.cache_info().currsize
-    explain.similarity_chart_picture(chart(["Grace Hopper", "Katherine Johnson"]), 1)
-    assert explain._text_mask.cache_info().currsize == cached
-
-
-def test_the_heads_occlusion_map_covers_only_what_the_head_sees(lab, astronaut) -> None:
-    """The alternative the benchmark weighs against Grad-CAM: one batched head call over every covered crop."""
-    head = lab.mask_head
-    inside = explain.view_mask(head)
-    (heat,) = explain.occlusion(lambda c: head.predict_proba(c)[:, head.labels.index("no_mask")], astronaut.crop_for_heads[None],
-                                5, inside)
-    assert heat.shape == (160, 160) and np.isfinite(heat).all() and not heat[~inside].any() and heat.max() > 0
+    cached = explain._glyph.cache_info().currsize
+    explain.similarity_chart_picture(chart(["Alan Lovelace", "Ada Turing"]), 1)  # new names, no new letter
+    assert explain._glyph.cache_info().currsize == cached

@@ -110,6 +110,14 @@ def mixed_7a() -> _Concat:
     ])
 
 
+# The trunk's stages in order: `InceptionResnetV1.trunk` can run any consecutive part of it.
+STAGES = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b", "repeat_1",
+          "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8", "avgpool_1a")
+# From mixed_6a to repeat_2 the feature maps are 8x8; cell j is centred on pixel 16 j + 21 of the 160 px
+# input (the strides and unpadded kernels of the stages before it), so the 8 cells tile pixels 13..141.
+CELLS_8_STRIDE, CELLS_8_FIRST_CENTRE = 16, 21
+
+
 class InceptionResnetV1(nn.Module):
     """160x160 standardised RGB faces -> 512-d L2-normalised embeddings."""
 
@@ -135,13 +143,22 @@ class InceptionResnetV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolutions, down to the pooled (N, 1792, 1, 1) features (what int8 runs)."""
-        for layer in (self.conv2d_1a, self.conv2d_2a, self.conv2d_2b, self.maxpool_3a, self.conv2d_3b,
-                      self.conv2d_4a, self.conv2d_4b, self.repeat_1, self.mixed_6a, self.repeat_2,
-                      self.mixed_7a, self.repeat_3, self.block8, self.avgpool_1a):
-            x = layer(x)
+    def trunk(self, x: torch.Tensor, after: str | None = None, until: str | None = None) -> torch.Tensor:
+        """The convolutions (what int8 runs): by default all of them, down to the pooled (N, 1792, 1, 1)
+        features; `after` / `until` name the STAGES to start after and to stop after."""
+        first = STAGES.index(after) + 1 if after else 0
+        last = STAGES.index(until) + 1 if until else len(STAGES)
+        for name in STAGES[first:last]:
+            x = getattr(self, name)(x)
         return x
+
+    def feature_maps(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        """The activations after `stage` (one of STAGES)."""
+        return self.trunk(x, until=stage)
+
+    def from_feature_maps(self, maps: torch.Tensor, stage: str) -> torch.Tensor:
+        """Embeddings from the activations after `stage`: the rest of `forward`."""
+        return self.head(self.trunk(maps, after=stage))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features -> unit embeddings (always float)."""

@@ -36,6 +36,13 @@ class Int8InceptionResnetV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.head(self.dequant(self.model.trunk(self.quant(x))))
 
+    def feature_maps(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        """The activations after `stage`, as the int8 tensor the next stage reads."""
+        return self.model.trunk(self.quant(x), until=stage)
+
+    def from_feature_maps(self, maps: torch.Tensor, stage: str) -> torch.Tensor:
+        return self.model.head(self.dequant(self.model.trunk(maps, after=stage)))
+
 
 def available() -> bool:
     """Whether this PyTorch build has the int8 CPU kernels."""
