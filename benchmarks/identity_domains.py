@@ -30,12 +30,11 @@ from itertools import combinations
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 
 from training import embedding_cache
 from shared_data import DATA_DIR, LFW_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, central_face, lfw_pairs
 from training.embedding_cache import cache_key
-from pipeline.gallery import Candidate, InMemoryGallery
+from pipeline.gallery import InMemoryGallery
 from pipeline.identity import (OPERATING_POINTS, POPULATION_PRIOR_PAIRS, POSSIBLE_MATCH_FACTOR, STRANGER_RATE,
                                UNKNOWN_POPULATION_RATE, OpenSetThresholds, Population, decide, gallery_population,
                                open_set_thresholds, thresholds)

@@ -5,11 +5,7 @@ gradio_client (which uploads each picture first). Real photos, the real MTCNN an
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
