@@ -36,15 +36,9 @@ WHOLE_PICTURE_SCORE = 0.0  # marks a face that was assumed, not detected
 class MaskedFaceSearch:
     """Options of `detect_faces_masked`."""
 
-    # Second pass: lower stage thresholds and final score; None: no second pass. MTCNN's early stages drop
-    # many masked faces (most of all under a skin-coloured mask, which leaves a face without nose or mouth)
-    # before O-Net sees them. Chosen with min_rescore and min_face_probability on a dev set kept apart from
-    # benchmarks/mask.py's figures (benchmarks/mask_search.py: 1,000 other people's LFW pictures with a drawn
-    # mask and without, mask/val): masked faces found and called mask 962 -> 974 (was 0.5 / 0.8), boxes beside
-    # the subject on the unmasked pictures 5 -> 4 (3 of them real background faces), close-ups with no face
-    # 76 -> 66 of 1,080, about 10 % more time a picture.
-    second_pass_thresholds: tuple[float, float, float] | None = (0.4, 0.4, 0.4)
-    second_pass_min_score: float = 0.7
+    # Second pass: lower stage thresholds and final score (measured in benchmarks/mask.py); None: no second pass.
+    second_pass_thresholds: tuple[float, float, float] | None = (0.5, 0.5, 0.5)
+    second_pass_min_score: float = 0.8
     max_overlap: float = 0.3  # IoU above which a second-pass face duplicates a first-pass one
     # Share of a second-pass face's box inside a first-pass face above which it is a part of that face
     # (hair, a cheek: on the group photo a low-scoring box on one man's hair lay 42 % inside his face).
@@ -57,10 +51,8 @@ class MaskedFaceSearch:
     # re-locates faces) at least this. In an exploration of the second pass's extra boxes (examples, 100
     # masked test faces in scenes, 255 no-mask test pictures, 120 LFW pictures with and without a drawn mask)
     # slivers of a face at the picture's edge and blurred background patches fell to 0.03 there, while the
-    # 11 masked faces kept 0.26 or more; the landmark check rejected none of those boxes. With the face check
-    # behind it, 0.05 instead of 0.2 finds 7 more of the dev set's 1,000 masked faces (one more box beside a
-    # subject on its unmasked pictures, 4 vs 3).
-    min_rescore: float = 0.05
+    # 11 masked faces kept 0.26 or more; the landmark check rejected none of those boxes.
+    min_rescore: float = 0.2
     # Centre-crop fallback: taken when O-Net scores the centred square at least this (None: never). In an
     # exploration on 50 test pictures x the 4 shapes of benchmarks/mask.py's close-ups, those left to the
     # fallback scored 0.72, 0.985, 0.986, 0.987 (0.003-0.06: a 29 px cartoon, a posterised smear no step finds);
@@ -71,12 +63,10 @@ class MaskedFaceSearch:
     # does not widen: a lower O-Net bar for the centre square found 42 of the 92 close-ups missed by
     # benchmarks/mask.py, but also took a coffee-cup photo whole (P(face) 0.98: the head's "not a face"
     # examples are LFW backgrounds, no object close-ups).
-    # 0.5: with the lower second-pass thresholds above, 0.2 let hands and blurred background patches through
-    # (dev set: 10 boxes beside the subject on 1,000 unmasked LFW pictures, at 0.5 4), while the masked faces
-    # and close-ups it loses are fewer than the relaxed pass gains (one close-up, Augmented_702 at 2:1). At
-    # 0.2 every validation face (mask/val, 670) passes, at 0.5 1 % fails, as crops; 2.2 % of validation
-    # backgrounds (1,875 held-out LFW squares) pass at 0.2.
-    min_face_probability: float = 0.5
+    # 0.2 keeps every validation face (mask/val, 670) and passes 2.2 % of validation backgrounds (1,875
+    # held-out LFW squares); at 0.5, 1 % of faces would be lost. A box reaching this step already passed
+    # O-Net and the landmark check, so losing a face is the costlier error.
+    min_face_probability: float = 0.2
 
 
 # P(face) for each detection of a picture (e.g. the mask head's: FaceLab._face_probabilities).
