@@ -7,8 +7,8 @@
 - Verify: occlusion of the similarity. A 4x4 grid of blocks of one face's 8x8 feature maps (after the
   embedder's repeat_2, FaceEmbedder.embed_covered; a block is about 32x32 px of the crop) is covered
   with the face's mean activation and the similarity to the other face recomputed; the map is how much
-  it dropped. The stages before it run once per face, so both maps cost about 4 embeddings, not 34, and
-  they are more faithful than covering pixels (deletion test).
+  it dropped. The stages before it run once per face, so both maps cost about 7 embeddings' worth, not
+  the 52 of covering pixels (5x5), and they are more faithful than those (deletion test).
 - Identify: each face's similarity to every enrolled person (top 10) beside the thresholds it was compared
   with, so "unknown" and "possible match" read as decisions.
 - Emotion timeline: the largest face's 7 probabilities over the last 30 s of a live stream.
