@@ -29,7 +29,7 @@ import torch
 from pipeline import explain
 from pipeline.analysis import FaceLab
 from pipeline.device import configure_cpu_threads
-from pipeline.embedding import OCCLUSION_STAGE
+from pipeline.embedding import OCCLUSION_STAGE, covered_blocks
 from pipeline.gallery import InMemoryGallery
 from pipeline.heads import FER_CROP, MASK_CROP, embed_in_aligned_crop
 from pipeline.identity import identify_faces
@@ -62,7 +62,7 @@ def head_maps(head, crops: np.ndarray, method: str) -> tuple[np.ndarray, np.ndar
     """(maps, explained class per face) for every crop, by Grad-CAM or by occlusion of the class probability."""
     targets = explain.explained_classes(head, crops)  # the verdict's class (mask head: mask or no mask)
     make = (lambda c, t: explain.grad_cam(head, c, t)[0]) if method == "grad-cam" else (
-        lambda c, t: explain.occlusion_maps(head, c, t))
+        lambda c, t: explain.occlusion_maps(head, c, t)[0])
     return np.concatenate([make(crops[i:i + 50], targets[i:i + 50]) for i in range(0, len(crops), 50)]), targets
 
 
@@ -95,7 +95,7 @@ def head_sanity(head, crops: np.ndarray, method: str) -> float:
     trained, targets = head_maps(head, crops, method)
     random_head = copy.copy(head)  # the same head (sub-crop, calibration) around a randomised net
     random_head.net = randomised(head.net)
-    random = (explain.occlusion_maps(random_head, crops, targets) if method == "occlusion"  # the trained head's classes
+    random = (explain.occlusion_maps(random_head, crops, targets)[0] if method == "occlusion"  # the trained head's classes
               else explain.grad_cam(head, crops, targets=targets, net=random_head.net)[0])
     return float(np.mean([explain.rank_correlation(a[inside], b[inside]) for a, b in zip(trained, random)]))
 
@@ -114,27 +114,17 @@ def pair_crops(lab: FaceLab, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def pixel_verify_maps(embedder, crop_a: np.ndarray, crop_b: np.ndarray) -> explain.VerifyMaps:
-    """The baseline verify map: cover 32 px patches of the crop itself (mean colour) and re-embed each
-    covered crop whole (2 + 2 x 25 embeddings a pair)."""
-    edges = np.linspace(0, 160, PIXEL_GRID + 1).round().astype(int)
-    k = PIXEL_GRID * PIXEL_GRID
-    vectors = embedder.embed(np.concatenate([crop_a[None], crop_b[None], covered(crop_a, edges), covered(crop_b, edges)]))
-    a, b = vectors[0], vectors[1]
+    """The baseline verify map: cover 32 px patches of the crop itself with its mean colour (`covered_blocks`,
+    as the feature maps are covered) and re-embed each covered crop whole (2 + 2 x 25 embeddings a pair)."""
+    pixels = torch.from_numpy(np.stack([crop_a, crop_b])).permute(0, 3, 1, 2).float()
+    copies = covered_blocks(pixels, PIXEL_GRID).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    vectors = embedder.embed(copies).reshape(2, 1 + PIXEL_GRID * PIXEL_GRID, -1)  # per face: whole, then covered
+    a, b = vectors[0, 0], vectors[1, 0]
     similarity = float(a @ b)
     maps = [torch.nn.functional.interpolate(torch.from_numpy(d.reshape(1, 1, PIXEL_GRID, PIXEL_GRID)).float(), size=(160, 160),
                                             mode="bilinear", align_corners=False)[0, 0].numpy()
-            for d in (similarity - vectors[2:2 + k] @ b, similarity - vectors[2 + k:] @ a)]
+            for d in (similarity - vectors[0, 1:] @ b, similarity - vectors[1, 1:] @ a)]
     return explain.VerifyMaps(similarity=similarity, map_a=maps[0], map_b=maps[1], embedding_a=a, embedding_b=b, grid=PIXEL_GRID)
-
-
-def covered(crop: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """One copy of the crop per patch of the grid (row by row), that patch set to the crop's mean colour."""
-    fill = crop.reshape(-1, 3).mean(0).astype(np.uint8)
-    copies = np.repeat(crop[None], (len(edges) - 1) ** 2, 0)
-    for i in range(len(edges) - 1):
-        for j in range(len(edges) - 1):
-            copies[i * (len(edges) - 1) + j, edges[i]:edges[i + 1], edges[j]:edges[j + 1]] = fill
-    return copies
 
 
 VERIFY_METHODS = {"feature occlusion": lambda embedder, a, b: explain.verify_maps(embedder.embed_covered, a, b),

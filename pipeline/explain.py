@@ -166,11 +166,11 @@ def explain_head(head: _Head, crops: np.ndarray) -> list[Saliency]:
     """One map per head crop (`Face.crop_for_heads`), for the verdict's class, with the runner-up class named."""
     if len(crops) == 0:
         return []
-    proba = verdict_probabilities(head, head.predict_proba(crops))
     method = map_method(head)
-    if method == "occlusion":
-        raw = occlusion_maps(head, crops, targets=proba.argmax(1))
+    if method == "occlusion":  # its batch holds the uncovered inputs: their probabilities come with the maps
+        raw, proba = occlusion_maps(head, crops)
     else:
+        proba = verdict_probabilities(head, head.predict_proba(crops))
         raw, _ = grad_cam(head, crops, targets=proba.argmax(1))
     labels = MASK_LABELS if isinstance(head, MaskHead) else head.labels
     out = []
@@ -183,20 +183,21 @@ def explain_head(head: _Head, crops: np.ndarray) -> list[Saliency]:
 
 
 def occlusion_maps(head: _Head, crops: np.ndarray, targets: Sequence[int] | None = None, grid: int = HEAD_GRID,
-                   ) -> np.ndarray:
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Raw occlusion maps (N,160,160) on the aligned crops: how much the verdict's probability (of `targets`,
     default the top class) drops when one block of the head's input is covered with that input's mean,
-    mapped back onto the crop (zero outside the head's view). One batched call: each face and its
-    grid^2 covered copies."""
+    mapped back onto the crop (zero outside the head's view); and the (N,K) verdict probabilities of the
+    uncovered crops. One batched call: each face and its grid^2 covered copies."""
+    if len(crops) == 0:
+        return (np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE), np.float32),
+                verdict_probabilities(head, np.zeros((0, len(head.labels)), np.float32)))
     x = head._inputs(crops)
     n = len(x)
-    if n == 0:
-        return np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE), np.float32)
     proba = verdict_probabilities(head, head.proba_from_inputs(covered_blocks(x, grid))).reshape(n, 1 + grid * grid, -1)
     chosen = proba[:, 0].argmax(1) if targets is None else np.asarray(targets)
     scores = proba[np.arange(n), :, chosen]  # (n, 1 + grid^2)
     drops = (scores[:, :1] - scores[:, 1:]).reshape(n, 1, grid, grid)
-    return _onto_crop(torch.from_numpy(drops), view_box(head))
+    return _onto_crop(torch.from_numpy(drops), view_box(head)), proba[:, 0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -470,6 +471,9 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
     return np.asarray(out)
 
 
+GLYPH_PAD = 3  # pixels each side of a glyph's advance for strokes that overhang it
+
+
 @lru_cache(maxsize=1024)
 def _glyph(char: str, size: int) -> tuple[np.ndarray, int]:
     """One character as an "L" array one line high (with room for overhangs), and its advance. Text is
@@ -480,9 +484,6 @@ def _glyph(char: str, size: int) -> tuple[np.ndarray, int]:
     mask = Image.new("L", (advance + 2 * GLYPH_PAD, size + size // 2 + 2))
     ImageDraw.Draw(mask).text((GLYPH_PAD, 0), char, fill=255, font=font)
     return np.asarray(mask), advance
-
-
-GLYPH_PAD = 3  # pixels each side of a glyph's advance for strokes that overhang it
 
 
 def _text_mask(text: str, size: int) -> Image.Image:
@@ -500,7 +501,8 @@ def _text_mask(text: str, size: int) -> Image.Image:
 def _label(picture: Image.Image, x: float, y: float, text: str, size: int = 13, colour=INK, centre: bool = False) -> None:
     """`text` at (x, y) (its centre at x with `centre`)."""
     mask = _text_mask(text, size)
-    picture.paste(colour, (int(x - GLYPH_PAD - (mask.width // 2 - GLYPH_PAD if centre else 0)), int(y)), mask)
+    left = x - mask.width // 2 if centre else x - GLYPH_PAD  # the mask starts GLYPH_PAD before the first glyph
+    picture.paste(colour, (int(left), int(y)), mask)
 
 
 def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 560) -> np.ndarray:
