@@ -78,6 +78,14 @@ def tab_is_off(panel) -> str | None:
     return text.split("Not available:", 1)[1].strip().split("\n")[0] if "Not available:" in text else None
 
 
+def open_working_tab(driver, label: str):
+    """`open_tab`, skipping the test when the tab says its model is not available."""
+    panel = open_tab(driver, label)
+    if reason := tab_is_off(panel):
+        pytest.skip(reason)
+    return panel
+
+
 def upload(panel, label: str, path: Path) -> None:
     """Put a file into the picture input labelled `label` (its innermost block)."""
     picture_input = "input[type=file][accept^='image']"
@@ -147,9 +155,7 @@ def test_page_loads_with_all_tabs(browser) -> None:
 
 
 def test_mask_tab_labels_an_uploaded_masked_face(browser) -> None:
-    panel = open_tab(browser, "Mask check")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Mask check")
     upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
     click(panel, "Analyse")
     wait_for_text(browser, panel, " %")
@@ -158,9 +164,7 @@ def test_mask_tab_labels_an_uploaded_masked_face(browser) -> None:
 
 
 def test_emotion_tab_shows_the_probabilities(browser) -> None:
-    panel = open_tab(browser, "Emotion")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Emotion")
     upload(panel, "Picture", EXAMPLES / "astronaut.jpg")
     click(panel, "Analyse")
     wait_for_text(browser, panel, "happy")
@@ -172,9 +176,7 @@ def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
     """On a group photo the bars start with the largest face; a click on another face shows its own."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    panel = open_tab(browser, "Emotion")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Emotion")
     upload(panel, "Picture", MISC_DIR / "multiple_faces_group_photo.jpg")
     click(panel, "Analyse")
     WebDriverWait(browser, WAIT).until(lambda d: "box" in panel.text and re.search(r"\n2\n", panel.text))
@@ -224,9 +226,7 @@ def test_enroll_shows_a_script_name_as_text_and_identify_finds_the_person(browse
 
 
 def test_verify_tab_says_same_person_for_a_matched_pair(browser) -> None:
-    panel = open_tab(browser, "Verify")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Verify")
     assert "Similarity (cosine)" not in panel.text  # an empty number box read "Similarity 0" before anything ran
     pair = next(p for p in lfw_pairs() if p.same)
     upload(panel, "First photo", pair.first)
@@ -267,9 +267,7 @@ def test_live_webcam_stream_labels_the_face_frame_after_frame(browser) -> None:
     must keep sending back labelled frames (a red "no mask" tag) while it runs."""
     import numpy as np
 
-    panel = open_tab(browser, "Mask check")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Mask check")
     browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Live webcam']").click()
     click(panel, "Click to Access Webcam")
     WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
@@ -315,9 +313,7 @@ def gallery_names(panel) -> list[str]:
 def test_enroll_empties_the_form_and_refuses_a_known_face_under_another_name(browser) -> None:
     """After an enroll the name and photo are gone (a photo left in the form was enrolled again under the next
     name); the astronaut's mirrored photo under a new name is refused, naming her, until "Enroll anyway"."""
-    panel = open_tab(browser, "Enroll & identify")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Enroll & identify")
     name_box = panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]")
     name_box.send_keys("Eileen Collins")
     upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut.jpg")
@@ -351,9 +347,7 @@ def close_toasts(driver) -> None:
 def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> None:
     """The reason of a failure stays on the page after its toast is gone (it used to leave only a red "Error"),
     and the next action takes it away."""
-    panel = open_tab(browser, "Mask check")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Mask check")
     # the live test may have left the Live webcam sub-tab open (the first such sub-tab is this tab's)
     browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Upload or snapshot']").click()
     WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Analyse"))
@@ -395,9 +389,7 @@ def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
     Delete says what it did; "Clear all" only asks, and clears (saying so) when the visitor confirms."""
     from selenium.webdriver.common.keys import Keys
 
-    panel = open_tab(browser, "Enroll & identify")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Enroll & identify")
     assert "reloading or closing the page empties the gallery" in panel.text
     pair = next(p for p in lfw_pairs() if not p.same)
     long_name, short_name = "Maria Magdalena Rodriguez Villanueva", "Bea"
@@ -483,9 +475,7 @@ def test_examples_are_labelled_and_sit_under_their_inputs(browser) -> None:
 def test_live_stream_fills_the_numbered_table_and_the_emotion_bars(browser) -> None:
     """A live stream replaces the last upload's table with its own faces (numbered as the boxes) and keeps
     the emotion bars of the largest face up to date."""
-    panel = open_tab(browser, "Emotion")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Emotion")
     ui.open_tab(browser, "Emotion")
     browser.execute_script("facelab.button('Upload or snapshot').click()")
     upload(panel, "Picture", MISC_DIR / "multiple_faces_group_photo.jpg")
@@ -589,9 +579,7 @@ def test_the_examples_enroll_the_astronaut_and_identify_her_mirror_image(browser
     Analyse: her name on the picture and in the table. (Its screenshot is the README's.)"""
     browser.refresh()  # a new visitor: an empty gallery
     WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
-    panel = open_tab(browser, "Enroll & identify")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Enroll & identify")
     assert browser.execute_script(CLICK_EXAMPLE, panel, "Example: fills the name and photo") == "clicked"
     WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
     click(panel, "Enroll")

@@ -12,8 +12,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from benchmarks.app_server import EXAMPLES
 from shared_data import distinct_people
-from tests.test_browser import (SHOTS, WAIT, browser, click, has_button, open_tab,  # noqa: F401 (fixture)
-                                tab_is_off, toasts, type_name, upload)
+from tests.test_browser import (SHOTS, WAIT, browser, click, has_button,  # noqa: F401 (fixture)
+                                open_working_tab, toasts, type_name, upload)
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.browser, pytest.mark.slow]
 EXPLAIN = "Why? Show what the answer rests on"
@@ -58,18 +58,14 @@ def shot(driver, element, name: str) -> None:
 
 
 def test_mask_why_shows_the_map_on_the_picture_and_on_each_face(browser) -> None:
-    panel = open_tab(browser, "Mask check")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Mask check")
     upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
     box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
     shot(browser, box, "why_mask")
 
 
 def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) -> None:
-    panel = open_tab(browser, "Emotion")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Emotion")
     upload(panel, "Picture", EXAMPLES / "astronaut.jpg")
     box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
     plot = box.find_element(By.ID, "emotion-timeline")
@@ -92,9 +88,7 @@ def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) 
 
 
 def test_identify_why_charts_the_enrolled_people_with_the_thresholds(browser) -> None:
-    panel = open_tab(browser, "Enroll & identify")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Enroll & identify")
     people = distinct_people(3)
     for name, first, _ in people:
         type_name(panel, name)
@@ -107,9 +101,7 @@ def test_identify_why_charts_the_enrolled_people_with_the_thresholds(browser) ->
 
 
 def test_verify_why_shows_both_maps_and_the_barcodes(browser) -> None:
-    panel = open_tab(browser, "Verify")
-    if reason := tab_is_off(panel):
-        pytest.skip(reason)
+    panel = open_working_tab(browser, "Verify")
     upload(panel, "First photo", EXAMPLES / "astronaut.jpg")
     upload(panel, "Second photo", EXAMPLES / "astronaut_mirror.jpg")
     box = explain_and_wait(browser, panel, ("What makes them similar", "The two embeddings and their product"))
