@@ -36,6 +36,7 @@ from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.settings import current as current_settings  # noqa: E402
 from pipeline.gallery import MAX_NAME_LENGTH, open_gallery  # noqa: E402
+from pipeline.heads import EMOTIONS  # noqa: E402
 from pipeline.mask_detection import is_assumed  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
 from serving import gradio_fixes  # noqa: E402
@@ -406,8 +407,7 @@ def verify(image_a, image_b, operating_point):
 
 WHY_FACES = 6  # faces explained per picture, largest first
 # Okabe-Ito colours: the 7 emotion lines stay distinguishable with colour-vision deficiencies.
-EMOTION_COLOURS = dict(zip(("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
-                           ("#D55E00", "#009E73", "#000000", "#E69F00", "#0072B2", "#CC79A7", "#999999")))
+EMOTION_COLOURS = dict(zip(EMOTIONS, ("#D55E00", "#009E73", "#000000", "#E69F00", "#0072B2", "#CC79A7", "#999999")))
 
 
 def _head_why(analysis, head):
