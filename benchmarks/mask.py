@@ -212,7 +212,7 @@ def main() -> None:
         "recall_after": after / len(scenes),
         "how": "mask/test with_mask pictures resized to 160 px on 480 px crops of face-free photos; a hit is a "
                "box centred in the pasted picture of plausible size. before: FaceDetector.detect; after: "
-               "detect_faces_masked (second pass thresholds 0.5/0.5/0.5, min_score 0.8)",
+               "detect_faces_masked (its options: search)",
         "raw_pictures": len(with_mask),
         "raw_picture_recall_before": raw_before / len(with_mask),
         "raw_picture_note": "the bare test pictures after the masked-face search: closeups.no_face_rate_by_shape.as_is",

@@ -22,7 +22,7 @@ from .embedding import BACKBONES, FaceEmbedder
 from .errors import FaceLabError, WeightsError
 from .heads import NOT_A_FACE, EmotionHead, EmotionPrediction, MaskHead, MaskPrediction
 from .images import ImageInput, load_rgb
-from .mask_detection import FaceCheck, detect_faces_masked
+from .mask_detection import FaceCheck, MaskedFaceSearch, detect_faces_masked
 from .settings import Settings
 from .settings import current as current_settings
 
@@ -210,10 +210,11 @@ class FaceLab:
             for face, prediction, mouth in zip(faces, self.emotion_head.predict(crops), covered):
                 face.emotion = replace(prediction, mouth_covered=mouth)
 
-    def detect_masked(self, rgb: np.ndarray, config: DetectorConfig | None = None) -> list[Detection]:
-        """The mask check's faces (pipeline.mask_detection), confirmed by the mask head when it can tell a
-        face from a shirt or a wall."""
-        return detect_faces_masked(self.detector, rgb, config=config, face_check=self._face_check())
+    def detect_masked(self, rgb: np.ndarray, config: DetectorConfig | None = None,
+                      search: MaskedFaceSearch | None = None) -> list[Detection]:
+        """The mask check's faces (pipeline.mask_detection; `search`'s options, default the app's), confirmed
+        by the mask head when it can tell a face from a shirt or a wall."""
+        return detect_faces_masked(self.detector, rgb, search, config=config, face_check=self._face_check())
 
     def _face_check(self) -> FaceCheck | None:
         """The mask head's P(face) for boxes the relaxed detector passes add, when it has learned "not a face"."""

@@ -140,21 +140,25 @@ def lfw_sample(n: int, seed: int = 0) -> list[Path]:
 LFW_FACE_REGION = (65, 50, 185, 200)
 
 
+def _people_split(split: str, benchmark_sample: int) -> list[Path]:
+    """LFW people folders of ``split`` (a fifth is val, by md5 of the name), without the people of
+    benchmarks/mask.py's LFW sample, so its phantom count stays a held-out figure."""
+    held_out = {p.parent.name for p in lfw_sample(benchmark_sample)}
+    return [person for person in sorted(p for p in LFW_DIR.iterdir() if p.is_dir() and p.name not in held_out)
+            if (int(hashlib.md5(person.name.encode()).hexdigest()[:8], 16) % 5 == 0) == (split == "val")]
+
+
 def load_not_faces(split: str, size: int, per_picture: int = 2, benchmark_sample: int = 200) -> ImageSet:
     """Squares of LFW pictures away from the face (walls, shirts, flags, hands, microphones, other people's
     hair): the "not a face" examples of the mask head, (N,size,size,3) uint8 with label 2. ``split``:
     ``train`` or ``val``, by md5 of the person's name (a fifth is val). People in benchmarks/mask.py's LFW
     sample are left out of both, so its phantom count stays a held-out figure."""
-    held_out = {p.parent.name for p in lfw_sample(benchmark_sample)}
     x0, y0, x1, y1 = LFW_FACE_REGION
 
     def build() -> ImageSet:
         rng = np.random.default_rng(7)
         imgs, files = [], []
-        for person in sorted(p for p in LFW_DIR.iterdir() if p.is_dir() and p.name not in held_out):
-            in_val = int(hashlib.md5(person.name.encode()).hexdigest()[:8], 16) % 5 == 0
-            if in_val != (split == "val"):
-                continue
+        for person in _people_split(split, benchmark_sample):
             for path in sorted(person.glob("*.jpg"))[:2]:
                 picture = Image.open(path).convert("RGB")
                 taken = 0
@@ -172,3 +176,77 @@ def load_not_faces(split: str, size: int, per_picture: int = 2, benchmark_sample
         return ImageSet(np.stack(imgs), np.full(len(imgs), len(MASK_LABELS), np.int64), files)
 
     return _cached(f"not_faces_{split}_{size}", build)
+
+
+# Face-free pictures bundled with scikit-image (`skimage.data`: public domain or CC0): textures, objects,
+# text, a clock, the moon. The mask head's "not a face" examples had been LFW backgrounds only, and it
+# gave grass, gravel and printed text P(face) 0.99. The face-free pictures the benchmarks and tests use
+# (misc/: coffee cup, rocket, cat, noise; the coffee, rocket and cat are skimage's too) are not here, nor
+# skimage's coins (heads in profile).
+OBJECT_PICTURES = ("brick", "cell", "checkerboard", "clock", "colorwheel", "grass", "gravel", "horse",
+                   "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms", "moon", "page", "retina",
+                   "text", "shepp_logan_phantom")
+VAL_ROWS_FROM = 0.7  # squares from a picture's top 70 % train the head, from its bottom 30 % validate it
+
+
+def object_pictures() -> dict[str, np.ndarray]:
+    """OBJECT_PICTURES as (H,W,3) uint8 RGB."""
+    from skimage import data  # a training dependency only (requirements-dev.txt)
+
+    pictures = {}
+    for name in OBJECT_PICTURES:
+        picture = np.asarray(getattr(data, name)(), dtype=np.float64)
+        if picture.ndim == 2:
+            picture = np.repeat(picture[..., None], 3, axis=2)
+        picture = picture[..., :3]
+        span = picture.max() - picture.min()
+        pictures[name] = np.round(255 * (picture - picture.min()) / (span or 1)).astype(np.uint8)
+    return pictures
+
+
+def split_rows(picture: np.ndarray, split: str) -> np.ndarray:
+    cut = int(VAL_ROWS_FROM * picture.shape[0])
+    return picture[:cut] if split == "train" else picture[cut:]
+
+
+def load_object_not_faces(split: str, size: int, per_picture: int = 120) -> ImageSet:
+    """Close-ups of things that are not faces, as an upload or a centre square would frame them: random
+    squares, a fifth of the region's shorter side to all of it, of OBJECT_PICTURES (train: each picture's
+    top rows, val: its bottom rows, VAL_ROWS_FROM), plus as many flat, graded and noisy squares; label 2."""
+
+    def build() -> ImageSet:
+        rng = np.random.default_rng(11 if split == "train" else 12)
+        imgs, files = [], []
+        for name, picture in object_pictures().items():
+            region = split_rows(picture, split)
+            h, w = region.shape[:2]
+            for _ in range(per_picture):
+                side = int(rng.integers(max(8, min(h, w) // 5), min(h, w) + 1))
+                y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+                square = Image.fromarray(np.ascontiguousarray(region[y:y + side, x:x + side]))
+                imgs.append(np.asarray(square.resize((size, size), Image.BILINEAR)))
+                files.append(f"skimage.data.{name}")
+        for _ in range(per_picture * len(OBJECT_PICTURES) // 6):
+            imgs.append(_plain_square(rng, size))
+            files.append("generated")
+        return ImageSet(np.stack(imgs), np.full(len(imgs), len(MASK_LABELS), np.int64), files)
+
+    return _cached(f"object_not_faces_{split}_{size}", build)
+
+
+def _plain_square(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A flat colour, a colour gradient or noise (blurred to a random grain): uploads with nothing in them."""
+    kind = rng.integers(3)
+    if kind == 0:
+        square = np.broadcast_to(rng.integers(0, 256, 3), (size, size, 3)).astype(np.float64)
+    elif kind == 1:
+        ramp = np.linspace(0, 1, size)[:, None] if rng.random() < 0.5 else np.linspace(0, 1, size)[None, :]
+        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        square = a + ramp[..., None] * (b - a)
+        square = np.broadcast_to(square, (size, size, 3))
+    else:
+        grain = int(rng.integers(2, 17))
+        small = rng.integers(0, 256, (max(1, size // grain), max(1, size // grain), 3)).astype(np.uint8)
+        square = np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC), dtype=np.float64)
+    return np.clip(square, 0, 255).astype(np.uint8)
+

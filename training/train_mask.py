@@ -22,7 +22,7 @@ from .augment import (brightness_contrast, center_crop, colour_cast, random_affi
                       random_pixelate)
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything
-from .datasets import load_mask, load_not_faces
+from .datasets import load_mask, load_not_faces, load_object_not_faces
 
 SEED = 1234
 LOAD_SIZE = 72  # training views are 64x64 windows of the 72x72 image (as the serve-time centre crop)
@@ -69,21 +69,30 @@ def main() -> None:
     ap.add_argument("--not-faces", type=int, default=2400,
                     help="a third class, 'not a face', with this many LFW background squares in train (a quarter as "
                          "many in val); 0: the two-class head")
+    ap.add_argument("--objects", action="store_true",
+                    help="'not a face' also from object, texture and plain close-ups (training.datasets.load_object_not_faces)")
     args = ap.parse_args()
     global COLOUR_AUG
     COLOUR_AUG = args.colour_aug
     g = seed_everything(SEED)
     t0 = time.time()
     train, val, test = (load_mask(s, LOAD_SIZE) for s in ("train", "val", "test"))
+    not_face_counts: dict[str, list[int]] = {}
     if args.not_faces:
         # Boxes the relaxed detector passes put on shirts, walls and hands must get no mask verdict: the
         # head learns to say "not a face" (pipeline.heads.MaskPrediction.face_probability).
+        # Besides LFW backgrounds, close-ups of objects and textures (a centre square taken whole, a relaxed
+        # pass's box on gravel).
         rng = np.random.default_rng(SEED)
         negatives = {}
         for split, count in (("train", args.not_faces), ("val", args.not_faces // 4)):
             pool = load_not_faces(split, LOAD_SIZE)
             pick = np.sort(rng.choice(len(pool.labels), min(count, len(pool.labels)), replace=False))
-            negatives[split] = (pool.images[pick], pool.labels[pick])
+            objects = load_object_not_faces(split, LOAD_SIZE).images if args.objects else np.empty((0, *pool.images.shape[1:]), np.uint8)
+            sources = [pool.images[pick], objects if split == "train" else objects[::4]]  # val: as many as LFW's
+            images = np.concatenate(sources)
+            negatives[split] = (images, np.full(len(images), len(MASK_LABELS), np.int64))
+            not_face_counts[split] = [len(x) for x in sources]
         train = type(train)(np.concatenate([train.images, negatives["train"][0]]),
                             np.concatenate([train.labels, negatives["train"][1]]), train.files)
         val = type(val)(np.concatenate([val.images, negatives["val"][0]]),
@@ -124,7 +133,9 @@ def main() -> None:
         **({"test_faces_called_not_a_face": float((test_proba.argmax(1) == len(MASK_LABELS)).mean()),
             "val_not_faces_called_not_a_face": float((val_logits.argmax(1)[va_y.numpy() == len(MASK_LABELS)]
                                                       == len(MASK_LABELS)).mean()),
-            "not_a_face_source": "LFW squares away from the face (training.datasets.load_not_faces)"}
+            "not_a_face_source": "LFW squares away from the face (training.datasets.load_not_faces)" + (
+                "; object, texture and plain close-ups (load_object_not_faces)" if args.objects else ""),
+            "not_a_face_counts": not_face_counts}
            if args.not_faces else {}),
         **cal, "epochs": history, "train_wall_s": round(time.time() - t0, 1),
     }

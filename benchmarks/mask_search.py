@@ -1,0 +1,133 @@
+"""Where MaskedFaceSearch's settings come from (pipeline/mask_detection.py): dev sets kept apart from
+benchmarks/mask.py's figures, so that those stay held out.
+
+    python -m benchmarks.mask_search [--lfw 400] [--only NAME ...] [--without-app]   # -> results/mask_search.json
+
+For the search as the app runs it and for the candidates beside it (`CANDIDATES`), through
+`FaceLab.detect_masked` (the mask head's face check confirming):
+- masked: LFW pictures outside benchmarks/mask.py's sample and its people (seed 16), a mask drawn from the
+  normal detector's landmarks (`draw_mask`, seed 16); found (a box on the masked face, `hits_box`) and
+  called mask;
+- beside_subject: the same pictures unmasked, boxes beside the normal detector's faces (`phantoms`; a real
+  background face only the relaxed pass finds counts too);
+- val_no_mask: the same on mask/val's without_mask pictures (the whole picture is the face);
+- val_closeups: mask/val's with_mask pictures in benchmarks/mask.py's close-up shapes with no box on the face;
+- objects: face-free close-ups (squares and 1:2 / 2:1 cuts of training.datasets.OBJECT_PICTURES' validation
+  rows, which the mask head did not train on) that get a labelled box.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.mask import MASK, closeups, draw_mask, phantoms, verdict
+from pipeline.alignment import align_faces
+from pipeline.analysis import FaceLab
+from pipeline.device import configure_cpu_threads
+from pipeline.detection import Detection
+from pipeline.mask_detection import MaskedFaceSearch
+from pipeline.settings import reload as reload_settings
+from shared_data import DATA_DIR, LFW_DIR
+from training.datasets import lfw_sample, object_pictures, split_rows
+from training.evaluation import hits_box
+
+RESULTS = Path(__file__).resolve().parent / "results"
+APP = MaskedFaceSearch()
+OLD_SECOND_PASS = replace(APP, second_pass_thresholds=(0.5, 0.5, 0.5), second_pass_min_score=0.8, min_rescore=0.2)
+CANDIDATES = {
+    "old_second_pass_face_check_0.2": replace(OLD_SECOND_PASS, min_face_probability=0.2),
+    "old_second_pass_face_check_0.5": replace(OLD_SECOND_PASS, min_face_probability=0.5),
+    "lower_second_pass_face_check_0.5": replace(APP, min_face_probability=0.5),
+}
+
+
+def dev_pictures(n: int, seed: int = 16) -> list[Path]:
+    """`n` LFW pictures of people outside benchmarks/mask.py's sample."""
+    held_out = {p.parent.name for p in lfw_sample(200)}
+    files = [f for f in sorted(LFW_DIR.glob("*/*.jpg")) if f.parent.name not in held_out]
+    return [files[i] for i in sorted(np.random.default_rng(seed).choice(len(files), n, replace=False))]
+
+
+def object_closeups(per_picture: int = 12, seed: int = 5) -> list[np.ndarray]:
+    """Face-free close-ups of many shapes from the object pictures' validation rows."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for picture in object_pictures().values():
+        region = split_rows(picture, "val")
+        h, w = region.shape[:2]
+        for _ in range(per_picture):
+            side = int(min(h, w) * rng.uniform(0.3, 1.0))
+            aspect = rng.choice([1.0, 0.5, 2.0])
+            cut_w, cut_h = (min(w, int(side * aspect)), side) if aspect >= 1 else (side, min(h, int(side / aspect)))
+            y, x = rng.integers(0, h - cut_h + 1), rng.integers(0, w - cut_w + 1)
+            out.append(np.ascontiguousarray(region[y:y + cut_h, x:x + cut_w]))
+    return out
+
+
+def evaluate(lab: FaceLab, search: MaskedFaceSearch, lfw: list[Path], objects: list[np.ndarray]) -> dict[str, object]:
+    def find(img: np.ndarray) -> list[Detection]:
+        return lab.detect_masked(img, search=search)
+
+    rng = np.random.default_rng(16)
+    found = right = 0
+    beside: list[str] = []
+    start = time.perf_counter()
+    for path in lfw:
+        img = np.asarray(Image.open(path).convert("RGB"))
+        subject = lab.detector.detect(img)
+        if phantoms(find(img), [d.box for d in subject]):
+            beside.append(path.name)
+        if not subject:
+            continue
+        masked = np.asarray(draw_mask(Image.fromarray(img), subject[0].landmarks, rng))
+        hits = [d for d in find(masked) if hits_box(d.box, tuple(subject[0].box.astype(int)))]
+        found += bool(hits)
+        right += bool(hits) and bool(verdict(lab.mask_head, align_faces(masked, hits[:1]))[0] == MASK)
+    seconds = time.perf_counter() - start
+    val_no_mask = 0
+    for path in sorted((DATA_DIR / "mask" / "val" / "without_mask").glob("*.jpg")):
+        img = np.asarray(Image.open(path).convert("RGB"))
+        whole = np.array([0, 0, img.shape[1], img.shape[0]], np.float32)
+        val_no_mask += int(phantoms(find(img), [whole] + [d.box for d in lab.detector.detect(img)]))
+    no_face, shapes = 0, 0
+    for path in sorted((DATA_DIR / "mask" / "val" / "with_mask").glob("*.jpg")):
+        for picture, box in closeups(Image.open(path)).values():
+            shapes += 1
+            no_face += not any(hits_box(d.box, box) for d in find(picture))
+    return {"search": asdict(search), "lfw_pictures": len(lfw), "masked_found": found, "masked_called_mask": right,
+            "beside_subject": len(beside), "beside_subject_pictures": beside, "val_no_mask_phantoms": val_no_mask,
+            "val_closeups": shapes, "val_closeups_no_face": no_face,
+            "objects": len(objects), "objects_labelled": sum(bool(find(o)) for o in objects),
+            "ms_per_lfw_picture": 1000 * seconds / len(lfw)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--lfw", type=int, default=400)
+    ap.add_argument("--only", nargs="*", default=None, help="candidates to run besides the app's search")
+    ap.add_argument("--without-app", action="store_true", help="only the candidates")
+    args = ap.parse_args()
+    os.environ.setdefault("FACELAB_THREADS", "1")
+    reload_settings()
+    threads = configure_cpu_threads()
+    lab = FaceLab()
+    lfw, objects = dev_pictures(args.lfw), object_closeups()
+    names = CANDIDATES if args.only is None else {k: CANDIDATES[k] for k in args.only}
+    result = {**({} if args.without_app else {"app": evaluate(lab, APP, lfw, objects)}),
+              **{name: evaluate(lab, search, lfw, objects) for name, search in names.items()},
+              "threads": threads, "note": "ms_per_lfw_picture: the normal detector and the search on the picture, then "
+                                          "the search on it masked; CPU shared with other jobs"}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "mask_search.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
