@@ -1,6 +1,6 @@
 """Emotion head vs the mini-Xception baseline on the FER2013 test split.
 
-    python -m benchmarks.emotion [--pipeline-sample 1000]
+    python -m benchmarks.emotion [--pipeline-sample 7178]
 
 Writes benchmarks/results/emotion.json and emotion_confusion.png. Figures:
 - accuracy, accuracy_dedup (without the 568 test images that also occur in train), macro_f1,
@@ -78,7 +78,7 @@ def pipeline_crops(images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.nd
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pipeline-sample", type=int, default=1000)
+    ap.add_argument("--pipeline-sample", type=int, default=7178, help="FER test faces put into scenes (all: 7178)")
     ap.add_argument("--threads", default=os.environ.get("FACELAB_THREADS", "1"),
                     help="torch threads, a number or 'auto' (the app's default is 1)")
     args = ap.parse_args()
