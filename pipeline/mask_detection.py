@@ -173,10 +173,11 @@ def _centre_square_if_face(detector: FaceDetector, image: np.ndarray, search: Ma
     """The centre square as the one face when O-Net rates it a face and the face check agrees, or when the
     face check alone is sure enough (`MaskedFaceSearch.fallback_min_face_probability`)."""
     guess = centre_square_face(image)
-    face_probability = face_check(image, [guess])[0] if face_check is not None else None
-    if face_probability is not None and search.fallback_min_face_probability is not None \
-            and face_probability >= search.fallback_min_face_probability:
-        return [guess]
-    if face_probability is not None and face_probability < search.min_face_probability:
-        return []
+    if face_check is not None:
+        face_probability = face_check(image, [guess])[0]
+        sure = search.fallback_min_face_probability
+        if sure is not None and face_probability >= sure:
+            return [guess]
+        if face_probability < search.min_face_probability:
+            return []
     return [guess] if detector.refine(image, [guess.box], min_score=search.fallback_min_score)[0] is not None else []

@@ -150,3 +150,13 @@ def export(model: nn.Module, temperature: float, path: Path, metadata: dict[str,
     sd["temperature"] = torch.tensor([temperature], dtype=torch.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=metadata)
+
+
+def write_metrics(metrics: dict, weights_path: Path, continued: bool) -> None:
+    """Write ``metrics`` beside the weights (``.metrics.json``) and print them without the epochs. A run that
+    continued from earlier weights keeps the record it replaces, under ``previous_stage``."""
+    path = weights_path.with_suffix(".metrics.json")
+    if continued and path.exists():
+        metrics["previous_stage"] = json.loads(path.read_text())
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}, indent=2))

@@ -164,7 +164,7 @@ def beyond_edge(framed: torch.Tensor, params: torch.Tensor, surroundings: torch.
     grid = F.affine_grid(similarity(params), [len(framed), 1, FER_SIZE, FER_SIZE], align_corners=False)
     around = F.grid_sample(surroundings, grid / extent.view(-1, 1, 1, 1), mode="bilinear", padding_mode="reflection",
                            align_corners=False)
-    outside = 1 - F.grid_sample(torch.ones_like(framed), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    outside = framed_outside(params)
     return framed * (1 - outside) + around * outside
 
 

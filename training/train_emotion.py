@@ -20,7 +20,6 @@ P = 0.5 closed the gap on that validation copy but not in benchmarks/emotion.py'
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from pipeline.heads import EMOTION_INPUT, EMOTIONS, FER_SIZE, EmotionNet
 from pipeline.weights import load_state_dict
 from .augment import brightness_contrast, center_crop, random_affine, random_blur, random_erase, random_pixelate
 from .calibration import softmax
-from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything
+from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything, write_metrics
 from .datasets import fer_blank_mask, fer_train_val_split, load_fer, load_not_faces
 from .pipeline_framing import beyond_edge, load_framed, load_framing_geometry
 
@@ -215,11 +214,7 @@ def main() -> None:
     }
     export(model, cal["temperature"], args.out,
            {"arch": "EmotionNet", "widths": args.widths, "labels": ",".join(EMOTIONS), "input": "gray 44x44 [-1,1]"})
-    metrics_path = args.out.with_suffix(".metrics.json")
-    if args.init is not None and metrics_path.exists():  # keep the record of the cycle we started from
-        metrics["previous_stage"] = json.loads(metrics_path.read_text())
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}, indent=2))
+    write_metrics(metrics, args.out, continued=args.init is not None)
 
 
 if __name__ == "__main__":

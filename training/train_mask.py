@@ -9,7 +9,6 @@ with train or test) drives early stopping and temperature scaling.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from pipeline.weights import load_state_dict
 from .augment import (brightness_contrast, center_crop, colour_cast, random_affine, random_blur, random_erase,
                       random_pixelate)
 from .calibration import softmax
-from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything
+from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything, write_metrics
 from .datasets import load_mask, load_not_faces, load_object_not_faces
 
 SEED = 1234
@@ -88,8 +87,10 @@ def main() -> None:
         for split, count in (("train", args.not_faces), ("val", args.not_faces // 4)):
             pool = load_not_faces(split, LOAD_SIZE)
             pick = np.sort(rng.choice(len(pool.labels), min(count, len(pool.labels)), replace=False))
-            objects = load_object_not_faces(split, LOAD_SIZE).images if args.objects else np.empty((0, *pool.images.shape[1:]), np.uint8)
-            sources = [pool.images[pick], objects if split == "train" else objects[::4]]  # val: as many as LFW's
+            sources = [pool.images[pick]]
+            if args.objects:
+                objects = load_object_not_faces(split, LOAD_SIZE).images
+                sources.append(objects if split == "train" else objects[::4])  # val: about as many as LFW's
             images = np.concatenate(sources)
             negatives[split] = (images, np.full(len(images), len(MASK_LABELS), np.int64))
             not_face_counts[split] = [len(x) for x in sources]
@@ -142,11 +143,7 @@ def main() -> None:
     export(model, cal["temperature"], args.out,
            {"arch": "MaskNet", "widths": args.widths, "input": "rgb 64x64 [-1,1]",
             "labels": ",".join(MASK_LABELS + ((NOT_A_FACE,) if args.not_faces else ()))})
-    metrics_path = args.out.with_suffix(".metrics.json")
-    if args.init is not None and metrics_path.exists():  # keep the record of the head we started from
-        metrics["previous_stage"] = json.loads(metrics_path.read_text())
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}, indent=2))
+    write_metrics(metrics, args.out, continued=args.init is not None)
 
 
 if __name__ == "__main__":
