@@ -244,7 +244,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False):
         except FaceLabError:
             return outputs(None, tracker)
         try:
-            tracker = tracker or FaceTracker(get_facelab(), for_heads=tab != "identify")
+            tracker = tracker or FaceTracker(get_facelab())
             tracks = tracker.update(rgb)
             fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):

@@ -38,27 +38,41 @@ HEAD_ALIGNMENT: AlignmentMethod = "landmarks"
 
 @dataclass
 class Face:
-    """One face in the original picture's pixel coordinates, with whatever was computed for it."""
+    """One face in the original picture's pixel coordinates, with whatever was computed for it. Its aligned
+    crops are cut from `picture` when first asked for: a mask check never pays for the embedder's crop, nor
+    a live identify stream for the heads'."""
 
     box: np.ndarray = field(repr=False)  # (4,) x1, y1, x2, y2
     landmarks: np.ndarray = field(repr=False)  # (5, 2)
     score: float
-    crop: np.ndarray = field(repr=False)  # (160, 160, 3) uint8, aligned as the embedder wants (FaceLab.alignment)
-    # Aligned as the heads want (HEAD_ALIGNMENT); None when it was not made (a live identify stream's faces).
-    head_crop: np.ndarray | None = field(default=None, repr=False)
+    picture: np.ndarray = field(repr=False)  # the RGB picture the face was found in (not copied)
+    alignment: AlignmentMethod = field(default="box", repr=False)  # the embedder's (FaceLab.alignment)
     embedding: np.ndarray | None = field(default=None, repr=False)  # (512,) float32, unit length
     mask: MaskPrediction | None = None
     emotion: EmotionPrediction | None = None
+    _crops: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def area(self) -> float:
         return box_area(self.box)
 
     @property
+    def crop(self) -> np.ndarray:
+        """(160, 160, 3) uint8, aligned as the embedder wants."""
+        return self._aligned(self.alignment)
+
+    @property
     def crop_for_heads(self) -> np.ndarray:
-        if self.head_crop is None:  # never fall back to `crop`: the heads read a box crop 7 points worse
-            raise ValueError("this face was made without the heads' crop (FaceLab.faces_from, for_heads=False)")
-        return self.head_crop
+        """(160, 160, 3) uint8, aligned as the heads want (HEAD_ALIGNMENT). Never the embedder's box crop when
+        that differs: the heads read it 7 points worse on FER2013 (0.600 vs 0.653 on 1,339 test faces), since
+        it stretches the face to the box's shape, which their sub-crops were not measured on."""
+        return self._aligned(HEAD_ALIGNMENT)
+
+    def _aligned(self, method: AlignmentMethod) -> np.ndarray:
+        if method not in self._crops:
+            detection = Detection(box=self.box, landmarks=self.landmarks, score=self.score)
+            self._crops[method] = align_faces(self.picture, [detection], method)[0]
+        return self._crops[method]
 
 
 @dataclass
@@ -178,19 +192,10 @@ class FaceLab:
         self.describe(faces, embed=embed, mask=mask, emotion=emotion)
         return Analysis(faces=faces, image=rgb, faces_skipped=len(detections) - len(kept))
 
-    def faces_from(self, rgb: np.ndarray, detections: list[Detection], for_heads: bool = True) -> list[Face]:
-        """Faces with the embedder's crop and, `for_heads`, the heads' (HEAD_ALIGNMENT). The heads read a
-        box-aligned crop 7 points worse on FER2013 (0.600 vs 0.653 on 1,339 test faces): it stretches the
-        face to the box's shape, which their sub-crops were not measured on."""
-        crops = align_faces(rgb, detections, self.alignment)
-        if not for_heads:
-            head_crops = [None] * len(crops)
-        elif self.alignment == HEAD_ALIGNMENT:
-            head_crops = crops
-        else:
-            head_crops = align_faces(rgb, detections, HEAD_ALIGNMENT)
-        return [Face(box=d.box, landmarks=d.landmarks, score=d.score, crop=crop, head_crop=head_crop)
-                for d, crop, head_crop in zip(detections, crops, head_crops)]
+    def faces_from(self, rgb: np.ndarray, detections: list[Detection]) -> list[Face]:
+        """A Face per detection, in order; its crops are cut when first used (Face.crop, Face.crop_for_heads)."""
+        return [Face(box=d.box, landmarks=d.landmarks, score=d.score, picture=rgb, alignment=self.alignment)
+                for d in detections]
 
     def describe(self, faces: list[Face], *, embed: bool = False, mask: bool = False, emotion: bool = False) -> None:
         """Fill in embeddings and head results for faces whose aligned crops are known, batched."""

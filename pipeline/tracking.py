@@ -44,10 +44,8 @@ class FaceTracker:
         match_iou: float = 0.3,
         max_faces: int = 10,
         detector_config: DetectorConfig = STREAM_DETECTOR,
-        for_heads: bool = True,
     ) -> None:
         self.lab = lab
-        self.for_heads = for_heads  # False: faces only embedded (live identify), no heads' crop per frame
         self.redetect_every = redetect_every
         self.match_iou = match_iou
         self.max_faces = max_faces
@@ -71,7 +69,7 @@ class FaceTracker:
                 self.tracks = self._match(detections, frame)
             else:
                 self._since_detection += 1
-                for track, face in zip(self.tracks, self.lab.faces_from(frame, detections, self.for_heads)):
+                for track, face in zip(self.tracks, self.lab.faces_from(frame, detections)):
                     track.face = face
                     track.age += 1
             self.tracks.sort(key=lambda track: track.face.area, reverse=True)
@@ -90,7 +88,7 @@ class FaceTracker:
         """Give each new detection the id (and memo) of the old track it overlaps most, else a new id."""
         unmatched = list(self.tracks)
         tracks = []
-        for detection, face in zip(detections, self.lab.faces_from(frame, detections, self.for_heads)):
+        for detection, face in zip(detections, self.lab.faces_from(frame, detections)):
             best = max(unmatched, key=lambda track: iou(track.face.box, detection.box), default=None)
             if best is not None and iou(best.face.box, detection.box) >= self.match_iou:
                 unmatched.remove(best)

@@ -101,6 +101,25 @@ def test_landmark_alignment_makes_faces_upright_and_equally_sized(lab) -> None:
         assert abs(np.linalg.norm(right_eye - left_eye) / template_eye_distance - 1) < 0.25
 
 
+def test_large_faces_align_as_from_the_whole_picture_shrunk(lab) -> None:
+    # A big face is shrunk before warping (PIL's box reduce) in a region around it only: the crops must be
+    # those of shrinking the whole picture, faces near the edge included.
+    from pipeline import alignment
+
+    rgb, faces = lab.detect(MISC_DIR / "large_4800px_multiple_faces_upscaled.jpg")
+    assert len(faces) >= 3
+    picture = Image.fromarray(rgb)
+    for face in faces:
+        template = alignment.LANDMARK_TEMPLATE_160
+        forward = similarity_transform(face.landmarks, template)
+        inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
+        factor = int(1 / float(np.hypot(*forward[:, 0])))
+        assert factor >= 2, "this face is not shrunk before warping"
+        whole = picture.reduce(factor).transform((160, 160), Image.AFFINE, (inverse / factor).flatten().tolist(),
+                                                 resample=Image.BILINEAR)
+        np.testing.assert_array_equal(align_faces(rgb, [face], "landmarks")[0], np.asarray(whole))
+
+
 def test_box_alignment_gives_same_shape(lab) -> None:
     rgb, faces = lab.detect(GROUP)
     crops = align_faces(rgb, faces, "box")
