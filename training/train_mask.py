@@ -22,6 +22,7 @@ from .augment import (brightness_contrast, center_crop, colour_cast, random_affi
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything, write_metrics
 from .datasets import load_mask, load_not_faces, load_object_not_faces
+from .pipeline_framing import load_mask_scene_framed
 
 SEED = 1234
 LOAD_SIZE = 72  # training views are 64x64 windows of the 72x72 image (as the serve-time centre crop)
@@ -51,7 +52,9 @@ def prepare_train(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def prepare_eval(x: torch.Tensor) -> torch.Tensor:
-    return center_crop(to_float(x), MASK_INPUT)[None]
+    """Centre crop + its mirror (the flip TTA that MaskHead uses at serve time)."""
+    x = center_crop(to_float(x), MASK_INPUT)
+    return torch.stack([x, x.flip(-1)])
 
 
 def main() -> None:
@@ -70,12 +73,25 @@ def main() -> None:
                          "many in val); 0: the two-class head")
     ap.add_argument("--objects", action="store_true",
                     help="'not a face' also from object, texture and plain close-ups (training.datasets.load_object_not_faces)")
+    ap.add_argument("--scene-framed", action="store_true",
+                    help="the face pictures also as the mask check frames them in a photo, found by its passes "
+                         "(training.pipeline_framing.load_mask_scene_framed), in train and val")
     args = ap.parse_args()
     global COLOUR_AUG
     COLOUR_AUG = args.colour_aug
     g = seed_everything(SEED)
     t0 = time.time()
     train, val, test = (load_mask(s, LOAD_SIZE) for s in ("train", "val", "test"))
+    scene_counts: dict[str, int] = {}
+    if args.scene_framed:
+        framed = {}
+        for split, faces in (("train", train), ("val", val)):
+            images, found = load_mask_scene_framed(split)
+            framed[split] = type(faces)(np.concatenate([faces.images, images[found]]),
+                                        np.concatenate([faces.labels, faces.labels[found]]),
+                                        faces.files + [f for f, hit in zip(faces.files, found) if hit])
+            scene_counts[split] = int(found.sum())
+        train, val = framed["train"], framed["val"]
     not_face_counts: dict[str, list[int]] = {}
     if args.not_faces:
         # Boxes the relaxed detector passes put on shirts, walls and hands must get no mask verdict: the
@@ -138,6 +154,7 @@ def main() -> None:
                 "; object, texture and plain close-ups (load_object_not_faces)" if args.objects else ""),
             "not_a_face_counts": not_face_counts}
            if args.not_faces else {}),
+        **({"scene_framed_faces": scene_counts} if args.scene_framed else {}),
         **cal, "epochs": history, "train_wall_s": round(time.time() - t0, 1),
     }
     export(model, cal["temperature"], args.out,
