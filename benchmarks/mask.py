@@ -50,6 +50,11 @@ BACKGROUNDS = ("no_face_coffee_cup.png", "no_face_rocket_launch_outdoor.jpg")
 NO_FACE = ("no_face_coffee_cup.png", "no_face_rocket_launch_outdoor.jpg", "no_face_random_noise.jpg",
            "no_human_face_cat.png")
 MASK = MASK_LABELS.index("mask")
+# Real faces in the LFW sample that the normal detector misses, checked by eye after the relaxed pass boxed
+# them: a box on one is a face found, not a phantom. (x1, y1, x2, y2) in the 250x250 picture.
+LFW_FACES_MISSED_BY_MTCNN = {
+    "Randy_Jackson_0001.jpg": [np.array([195, 95, 250, 210], np.float32)],  # a man cut by the right edge
+}
 
 
 def baseline_proba(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -163,7 +168,7 @@ def main() -> None:
         img = np.asarray(Image.open(path).convert("RGB"))
         dets = detector.detect(img)
         # Phantoms: boxes beside the faces the normal detector finds (a real face it misses would count too).
-        lfw_phantoms[path.name] = phantoms(lab.detect_masked(img), [d.box for d in dets])
+        lfw_phantoms[path.name] = phantoms(lab.detect_masked(img), [d.box for d in dets] + LFW_FACES_MISSED_BY_MTCNN.get(path.name, []))
         if not dets:
             continue
         n_lfw += 1
@@ -266,7 +271,10 @@ def main() -> None:
         "how": "a phantom is a labelled box that overlaps none of the picture's known faces (IoU <= 0.3 and at "
                "most half inside): the faces the normal detector (FaceDetector.detect) finds, plus the whole "
                "picture for the tight no-mask test crops and, for the examples, the astronaut's face in the "
-               "original photo. On LFW a real background face that only the relaxed pass finds would count too.",
+               "original photo, and on LFW the background faces the normal detector misses that were checked by eye "
+               "(LFW_FACES_MISSED_BY_MTCNN: one so far, found once the mask head read its mirror image too). Another "
+               "real background face that only the relaxed pass finds would count as a phantom.",
+        "lfw_faces_missed_by_mtcnn": sorted(LFW_FACES_MISSED_BY_MTCNN),
         "pictures": {k: len(v) for k, v in phantom_sets.items()},
         "with_phantoms": {k: sorted(n for n, c in v.items() if c) for k, v in phantom_sets.items()},
     }

