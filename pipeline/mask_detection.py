@@ -84,6 +84,12 @@ class MaskedFaceSearch:
     # bars at 0.9, O-Net's word no longer decides when there is a face check.
     fallback_min_face_probability: float | None = 0.9
 
+    def passes(self, config: DetectorConfig) -> list[DetectorConfig]:
+        """The detector passes of the search: `config`, then the relaxed second pass when there is one."""
+        if self.second_pass_thresholds is None:
+            return [config]
+        return [config, replace(config, thresholds=self.second_pass_thresholds, min_score=self.second_pass_min_score)]
+
 
 # P(face) for each detection of a picture (e.g. the mask head's: FaceLab._face_probabilities).
 FaceCheck = Callable[[np.ndarray, list[Detection]], list[float]]
@@ -145,10 +151,7 @@ def _checked(image: np.ndarray, faces: list[Detection], search: MaskedFaceSearch
 
 def _two_passes(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch,
                 config: DetectorConfig, face_check: FaceCheck | None) -> list[Detection]:
-    passes = [config]
-    if search.second_pass_thresholds is not None:
-        passes.append(replace(config, thresholds=search.second_pass_thresholds, min_score=search.second_pass_min_score))
-    first, *second = detector.detect_passes(image, passes)
+    first, *second = detector.detect_passes(image, search.passes(config))
     new: list[Detection] = []
     for extra in second[0] if second else []:
         if all(iou(extra.box, d.box) <= search.max_overlap and share_inside(extra.box, d.box) <= search.max_inside

@@ -31,9 +31,12 @@ from PIL import Image
 
 from pipeline.alignment import align_faces
 from pipeline.detection import DetectorConfig, FaceDetector
-from pipeline.heads import FER_CROP, FER_SIZE, cut_and_resize
+from pipeline.heads import FER_CROP, FER_SIZE, MASK_CROP, MASK_SOURCE, cut_and_resize
+from pipeline.mask_detection import MaskedFaceSearch
+from shared_data import DATA_DIR
 from .common import seed_everything
-from .datasets import CACHE_DIR, load_ckplus, load_fer
+from .datasets import CACHE_DIR, load_ckplus, load_fer, load_mask, object_pictures, split_rows
+from .evaluation import hits_box, paste_on_canvas
 
 UPSCALE = 4
 
@@ -52,11 +55,15 @@ def pipeline_framed(images: np.ndarray, detector: FaceDetector | None = None) ->
         faces = detector.detect(rgb, config)  # with the app's border retry
         if not faces:
             continue
-        crop = align_faces(rgb, faces[:1])
-        x = cut_and_resize(crop, FER_CROP, FER_SIZE, gray=True)  # [-1,1]
-        out[i] = ((x[0, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        out[i] = _as_uint8(cut_and_resize(align_faces(rgb, faces[:1]), FER_CROP, FER_SIZE, gray=True)[0, 0])
         found[i] = True
     return out, found
+
+
+def _as_uint8(x: torch.Tensor) -> np.ndarray:
+    """A head input in [-1, 1] (C,H,W or H,W) back to uint8 pixels, channels last."""
+    x = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return (x.permute(1, 2, 0) if x.ndim == 3 else x).numpy()
 
 
 def _cached_framing(stem: str, rows: int, frame: Callable[[], tuple[np.ndarray, np.ndarray]]
@@ -149,18 +156,8 @@ def mask_scene_framed(files: list[str], seed: int = MASK_SCENE_SEED,
     face check: its answer is what this teaches), aligned to the landmarks and cut at MASK_CROP, MASK_SOURCE px
     RGB. The face check had turned away masked faces found in scenes (P(face) 0.01-0.77 where O-Net said
     0.8-0.99): the head had only seen masked faces framed by the dataset. Returns (crops, found flags)."""
-    from dataclasses import replace
-
-    from pipeline.heads import MASK_CROP, MASK_SOURCE
-    from pipeline.mask_detection import MaskedFaceSearch
-    from shared_data import DATA_DIR
-    from .datasets import object_pictures, split_rows
-    from .evaluation import hits_box, paste_on_canvas
-
     detector = detector or FaceDetector()
-    search = MaskedFaceSearch()
-    passes = [detector.config, replace(detector.config, thresholds=search.second_pass_thresholds,
-                                       min_score=search.second_pass_min_score)]
+    passes = MaskedFaceSearch().passes(detector.config)
     backgrounds = [Image.fromarray(split_rows(p, "train")) for p in object_pictures().values()]
     rng = np.random.default_rng(seed)
     out = np.zeros((len(files), MASK_SOURCE, MASK_SOURCE, 3), np.uint8)
@@ -172,9 +169,7 @@ def mask_scene_framed(files: list[str], seed: int = MASK_SCENE_SEED,
         for faces in detector.detect_passes(scene, passes):
             hits = [d for d in faces if hits_box(d.box, box)]
             if hits:
-                crop = align_faces(scene, hits[:1])
-                x = cut_and_resize(crop, MASK_CROP, MASK_SOURCE, gray=False)
-                out[i] = ((x[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+                out[i] = _as_uint8(cut_and_resize(align_faces(scene, hits[:1]), MASK_CROP, MASK_SOURCE, gray=False)[0])
                 found[i] = True
                 break
     return out, found
@@ -182,8 +177,6 @@ def mask_scene_framed(files: list[str], seed: int = MASK_SCENE_SEED,
 
 def load_mask_scene_framed(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Cached `mask_scene_framed` of mask/``split`` in `training.datasets.load_mask`'s row order."""
-    from .datasets import load_mask
-
     files = load_mask(split, 72).files
     return _cached_framing(f"mask_{split}_scene_framed", len(files), lambda: mask_scene_framed(files))
 
@@ -232,12 +225,11 @@ def main() -> None:
     ap.add_argument("--geometry", action="store_true", help="also fit the framing geometry of FER2013 train")
     ap.add_argument("--mask", action="store_true", help="only the mask set's pictures framed in scenes (train, val)")
     args = ap.parse_args()
+    seed_everything(0)  # threads as configured; detection itself is deterministic
     if args.mask:
-        seed_everything(0)
         for split in ("train", "val"):
             load_mask_scene_framed(split)
         return
-    seed_everything(0)  # threads as configured; detection itself is deterministic
     load_framed("fer_test", load_fer("test").images)
     load_framed("ckplus", load_ckplus()[0].images)
     train = load_fer("train").images

@@ -21,7 +21,7 @@ from .augment import (brightness_contrast, center_crop, colour_cast, random_affi
                       random_pixelate)
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything, write_metrics
-from .datasets import load_mask, load_not_faces, load_object_not_faces
+from .datasets import ImageSet, load_mask, load_not_faces, load_object_not_faces
 from .pipeline_framing import load_mask_scene_framed
 
 SEED = 1234
@@ -34,6 +34,12 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 COLOUR_AUG = False  # --colour-aug: colour casts + pixelation (tried; lower val accuracy within the same CPU budget)
+
+
+def appended(base: ImageSet, images: np.ndarray, labels: np.ndarray, files: list[str] | None = None) -> ImageSet:
+    """`base` with more rows (files: their sources, if known)."""
+    return ImageSet(np.concatenate([base.images, images]), np.concatenate([base.labels, labels]),
+                    base.files + (files or []))
 
 
 def prepare_train(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -84,14 +90,10 @@ def main() -> None:
     train, val, test = (load_mask(s, LOAD_SIZE) for s in ("train", "val", "test"))
     scene_counts: dict[str, int] = {}
     if args.scene_framed:
-        framed = {}
-        for split, faces in (("train", train), ("val", val)):
-            images, found = load_mask_scene_framed(split)
-            framed[split] = type(faces)(np.concatenate([faces.images, images[found]]),
-                                        np.concatenate([faces.labels, faces.labels[found]]),
-                                        faces.files + [f for f, hit in zip(faces.files, found) if hit])
-            scene_counts[split] = int(found.sum())
-        train, val = framed["train"], framed["val"]
+        framed = {split: load_mask_scene_framed(split) for split in ("train", "val")}
+        train, val = (appended(faces, images[found], faces.labels[found], [f for f, hit in zip(faces.files, found) if hit])
+                      for faces, (images, found) in ((train, framed["train"]), (val, framed["val"])))
+        scene_counts = {split: int(found.sum()) for split, (_, found) in framed.items()}
     not_face_counts: dict[str, list[int]] = {}
     if args.not_faces:
         # Boxes the relaxed detector passes put on shirts, walls and hands must get no mask verdict: the
@@ -110,10 +112,7 @@ def main() -> None:
             images = np.concatenate(sources)
             negatives[split] = (images, np.full(len(images), len(MASK_LABELS), np.int64))
             not_face_counts[split] = [len(x) for x in sources]
-        train = type(train)(np.concatenate([train.images, negatives["train"][0]]),
-                            np.concatenate([train.labels, negatives["train"][1]]), train.files)
-        val = type(val)(np.concatenate([val.images, negatives["val"][0]]),
-                        np.concatenate([val.labels, negatives["val"][1]]), val.files)
+        train, val = appended(train, *negatives["train"]), appended(val, *negatives["val"])
     tr_x, tr_y = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     va_x, va_y = torch.from_numpy(val.images), torch.from_numpy(val.labels)
     classes = len(MASK_LABELS) + (1 if args.not_faces else 0)
