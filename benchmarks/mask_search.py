@@ -8,8 +8,8 @@ For the search as the app runs it and for the candidates beside it (`CANDIDATES`
 - masked: LFW pictures outside benchmarks/mask.py's sample and its people (seed 16), a mask drawn from the
   normal detector's landmarks (`draw_mask`, seed 16); found (a box on the masked face, `hits_box`) and
   called mask;
-- beside_subject: the same pictures unmasked, boxes beside the normal detector's faces (`phantoms`; a real
-  background face only the relaxed pass finds counts too);
+- beside_subject: the same pictures unmasked, boxes beside the normal detector's faces (`phantoms`), not counting
+  the real background faces it misses that were checked by eye (`DEV_FACES_MISSED_BY_MTCNN`);
 - val_no_mask: the same on mask/val's without_mask pictures (the whole picture is the face);
 - val_scenes: mask/val's with_mask pictures pasted on face-free photos as benchmarks/mask.py does with the test
   pictures (seed 7), found;
@@ -36,12 +36,20 @@ from pipeline.device import configure_cpu_threads
 from pipeline.detection import Detection
 from pipeline.mask_detection import MaskedFaceSearch
 from pipeline.settings import reload as reload_settings
-from shared_data import DATA_DIR, LFW_DIR, MISC_DIR
-from training.datasets import lfw_sample, object_pictures, split_rows
+from shared_data import DATA_DIR, MISC_DIR
+from training.datasets import lfw_dev_pictures, object_pictures, split_rows
 from training.evaluation import hits_box, paste_on_canvas
 
 RESULTS = Path(__file__).resolve().parent / "results"
 APP = MaskedFaceSearch()
+# Real faces in the dev pictures that the normal detector misses, checked by eye once a search boxed them
+# (background people, blurred, dark or cut by the edge): a box on one is a face found, not a box beside the
+# subject. (x1, y1, x2, y2) in the 250x250 picture; benchmarks/mask.py keeps its own for the held-out sample.
+DEV_FACES_MISSED_BY_MTCNN = {
+    "Binyamin_Ben-Eliezer_0005.jpg": [np.array([164, 151, 211, 221], np.float32)],  # a head at the bottom right
+    "Brett_Perry_0001.jpg": [np.array([0, 36, 97, 159], np.float32)],  # a dark face behind him, cut by the edge
+    "Muhammad_Ali_0005.jpg": [np.array([187, 51, 240, 139], np.float32)],  # a blurred face on the right
+}
 OLD_SECOND_PASS = replace(APP, second_pass_thresholds=(0.5, 0.5, 0.5), second_pass_min_score=0.8, min_rescore=0.2)
 CANDIDATES = {
     "old_second_pass_face_check_0.2": replace(OLD_SECOND_PASS, min_face_probability=0.2),
@@ -52,13 +60,6 @@ CANDIDATES = {
     "second_pass_pnet_0.3": replace(APP, second_pass_thresholds=(0.3, 0.3, 0.4)),
     "second_pass_pnet_0.2": replace(APP, second_pass_thresholds=(0.2, 0.3, 0.4)),
 }
-
-
-def dev_pictures(n: int, seed: int = 16) -> list[Path]:
-    """`n` LFW pictures of people outside benchmarks/mask.py's sample."""
-    held_out = {p.parent.name for p in lfw_sample(200)}
-    files = [f for f in sorted(LFW_DIR.glob("*/*.jpg")) if f.parent.name not in held_out]
-    return [files[i] for i in sorted(np.random.default_rng(seed).choice(len(files), n, replace=False))]
 
 
 def object_closeups(per_picture: int = 12, seed: int = 5) -> list[np.ndarray]:
@@ -88,7 +89,7 @@ def evaluate(lab: FaceLab, search: MaskedFaceSearch, lfw: list[Path], objects: l
     for path in lfw:
         img = np.asarray(Image.open(path).convert("RGB"))
         subject = lab.detector.detect(img)
-        if phantoms(find(img), [d.box for d in subject]):
+        if phantoms(find(img), [d.box for d in subject] + DEV_FACES_MISSED_BY_MTCNN.get(path.name, [])):
             beside.append(path.name)
         if not subject:
             continue
@@ -131,7 +132,7 @@ def main() -> None:
     reload_settings()
     threads = configure_cpu_threads()
     lab = FaceLab()
-    lfw, objects = dev_pictures(args.lfw), object_closeups()
+    lfw, objects = lfw_dev_pictures(args.lfw), object_closeups()
     names = CANDIDATES if args.only is None else {k: CANDIDATES[k] for k in args.only}
     result = {**({} if args.without_app else {"app": evaluate(lab, APP, lfw, objects)}),
               **{name: evaluate(lab, search, lfw, objects) for name, search in names.items()},

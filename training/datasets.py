@@ -136,6 +136,20 @@ def lfw_sample(n: int, seed: int = 0) -> list[Path]:
     return [files[i] for i in rng.choice(len(files), n, replace=False)]
 
 
+def lfw_dev_pictures(n: int = 400, seed: int = 16) -> list[Path]:
+    """`n` LFW pictures of people outside benchmarks/mask.py's sample: the mask check's dev set
+    (benchmarks/mask_search.py). Their people train nothing (`lfw_training_people`)."""
+    held_out = {p.parent.name for p in lfw_sample(200)}
+    files = [f for f in sorted(LFW_DIR.glob("*/*.jpg")) if f.parent.name not in held_out]
+    return [files[i] for i in sorted(np.random.default_rng(seed).choice(len(files), n, replace=False))]
+
+
+def lfw_training_people(split: str, benchmark_sample: int = 200) -> list[Path]:
+    """LFW people folders that may train the mask head (`_people_split`), without the dev set's people."""
+    dev = {p.parent.name for p in lfw_dev_pictures()}
+    return [person for person in _people_split(split, benchmark_sample) if person.name not in dev]
+
+
 # In LFW's deep-funneled 250x250 pictures the face lies within this box (x0, y0, x1, y1), generously.
 LFW_FACE_REGION = (65, 50, 185, 200)
 

@@ -17,11 +17,13 @@ FER2013 train on one core), so `framed_outside` says which of its pixels come fr
 
     python -m training.pipeline_framing --geometry     # also fits the geometry of the FER2013 train crops
     python -m training.pipeline_framing --mask     # the mask set's pictures found in scenes (mask_scene_framed)
+    python -m training.pipeline_framing --painted  # LFW faces bare and with painted masks (lfw_painted)
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -31,12 +33,13 @@ from PIL import Image
 
 from pipeline.alignment import align_faces
 from pipeline.detection import DetectorConfig, FaceDetector
-from pipeline.heads import FER_CROP, FER_SIZE, MASK_CROP, MASK_SOURCE, cut_and_resize
+from pipeline.heads import FER_CROP, FER_SIZE, MASK_CROP, MASK_LABELS, MASK_SOURCE, cut_and_resize
 from pipeline.mask_detection import MaskedFaceSearch
 from shared_data import DATA_DIR
 from .common import seed_everything
-from .datasets import CACHE_DIR, load_ckplus, load_fer, load_mask, object_pictures, split_rows
+from .datasets import CACHE_DIR, lfw_training_people, load_ckplus, load_fer, load_mask, object_pictures, split_rows
 from .evaluation import hits_box, paste_on_canvas
+from .mask_painting import paint_mask
 
 UPSCALE = 4
 
@@ -181,6 +184,62 @@ def load_mask_scene_framed(split: str) -> tuple[np.ndarray, np.ndarray]:
     return _cached_framing(f"mask_{split}_scene_framed", len(files), lambda: mask_scene_framed(files))
 
 
+LFW_PAINTED_PEOPLE = {"train": 700, "val": 175}  # people drawn per split, one picture each
+LFW_PAINTED_SEED = 31
+
+
+def lfw_painted(people: list[Path], seed: int = LFW_PAINTED_SEED,
+                detector: FaceDetector | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's first LFW picture as the mask check frames it, bare (no_mask) and with a painted mask
+    (`training.mask_painting`; mask): the subject found by the normal pass, the painted picture found again by
+    the search's passes (normal, else relaxed; no face check, whose answer this teaches), aligned to the
+    landmarks found and cut at MASK_CROP, MASK_SOURCE px RGB. Rows whose face is not found are left out.
+    Returns (crops, labels in MASK_LABELS' order)."""
+    detector = detector or FaceDetector()
+    passes = MaskedFaceSearch().passes(detector.config)
+    rng = np.random.default_rng(seed)
+    crops, labels = [], []
+
+    def framed(picture: np.ndarray, faces: list) -> np.ndarray:
+        return _as_uint8(cut_and_resize(align_faces(picture, faces[:1]), MASK_CROP, MASK_SOURCE, gray=False)[0])
+
+    for person in people:
+        path = sorted(person.glob("*.jpg"))[0]
+        bare = Image.open(path).convert("RGB")
+        subject = detector.detect(np.asarray(bare))
+        if not subject:
+            continue
+        painted = np.asarray(paint_mask(bare, subject[0].landmarks, rng))
+        box = tuple(subject[0].box.astype(int))
+        crops.append(framed(np.asarray(bare), subject))
+        labels.append(MASK_LABELS.index("no_mask"))
+        for faces in detector.detect_passes(painted, passes):
+            hits = [d for d in faces if hits_box(d.box, box)]
+            if hits:
+                crops.append(framed(painted, hits))
+                labels.append(MASK_LABELS.index("mask"))
+                break
+    return np.stack(crops), np.array(labels, np.int64)
+
+
+def load_lfw_painted(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Cached `lfw_painted` of LFW_PAINTED_PEOPLE[split] people drawn from `lfw_training_people(split)`."""
+    pool = lfw_training_people(split)
+    rng = np.random.default_rng(LFW_PAINTED_SEED)
+    people = [pool[i] for i in sorted(rng.choice(len(pool), LFW_PAINTED_PEOPLE[split], replace=False))]
+    path = CACHE_DIR / f"lfw_painted_{split}_{len(people)}.npz"
+    if path.exists():
+        z = np.load(path, allow_pickle=False)
+        return z["images"], z["labels"]
+    t = time.time()
+    images, labels = lfw_painted(people)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez(path, images=images, labels=labels)
+    print(f"lfw_painted_{split}: {len(people)} people, {int((labels == 1).sum())} bare and "
+          f"{int((labels == 0).sum())} painted faces framed ({time.time() - t:.0f} s)", flush=True)
+    return images, labels
+
+
 GOOD_FIT = 5e-3  # registration MSE above which a crop's geometry is not trusted (about 2 % of FER train)
 
 
@@ -224,11 +283,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--geometry", action="store_true", help="also fit the framing geometry of FER2013 train")
     ap.add_argument("--mask", action="store_true", help="only the mask set's pictures framed in scenes (train, val)")
+    ap.add_argument("--painted", action="store_true", help="only LFW faces bare and with painted masks (train, val)")
     args = ap.parse_args()
     seed_everything(0)  # threads as configured; detection itself is deterministic
-    if args.mask:
+    if args.mask or args.painted:
         for split in ("train", "val"):
-            load_mask_scene_framed(split)
+            (load_mask_scene_framed if args.mask else load_lfw_painted)(split)
         return
     load_framed("fer_test", load_fer("test").images)
     load_framed("ckplus", load_ckplus()[0].images)

@@ -22,7 +22,7 @@ from .augment import (brightness_contrast, center_crop, colour_cast, random_affi
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything, write_metrics
 from .datasets import ImageSet, load_mask, load_not_faces, load_object_not_faces
-from .pipeline_framing import load_mask_scene_framed
+from .pipeline_framing import load_lfw_painted, load_mask_scene_framed
 
 SEED = 1234
 LOAD_SIZE = 72  # training views are 64x64 windows of the 72x72 image (as the serve-time centre crop)
@@ -82,6 +82,10 @@ def main() -> None:
     ap.add_argument("--scene-framed", action="store_true",
                     help="the face pictures also as the mask check frames them in a photo, found by its passes "
                          "(training.pipeline_framing.load_mask_scene_framed), in train and val")
+    ap.add_argument("--painted", action="store_true",
+                    help="LFW faces of training people, bare and with a painted mask, framed as the mask check frames "
+                         "them (training.pipeline_framing.load_lfw_painted), in train and val (a trial, not "
+                         "released: weights/mask_head.md)")
     args = ap.parse_args()
     global COLOUR_AUG
     COLOUR_AUG = args.colour_aug
@@ -94,6 +98,12 @@ def main() -> None:
         train, val = (appended(faces, images[found], faces.labels[found], [f for f, hit in zip(faces.files, found) if hit])
                       for faces, (images, found) in ((train, framed["train"]), (val, framed["val"])))
         scene_counts = {split: int(found.sum()) for split, (_, found) in framed.items()}
+    painted_counts: dict[str, list[int]] = {}
+    if args.painted:
+        painted = {split: load_lfw_painted(split) for split in ("train", "val")}
+        train, val = appended(train, *painted["train"]), appended(val, *painted["val"])
+        painted_counts = {split: np.bincount(labels, minlength=len(MASK_LABELS)).tolist()
+                          for split, (_, labels) in painted.items()}
     not_face_counts: dict[str, list[int]] = {}
     if args.not_faces:
         # Boxes the relaxed detector passes put on shirts, walls and hands must get no mask verdict: the
@@ -154,6 +164,7 @@ def main() -> None:
             "not_a_face_counts": not_face_counts}
            if args.not_faces else {}),
         **({"scene_framed_faces": scene_counts} if args.scene_framed else {}),
+        **({"lfw_painted_faces_mask_no_mask": painted_counts} if args.painted else {}),
         **cal, "epochs": history, "train_wall_s": round(time.time() - t0, 1),
     }
     export(model, cal["temperature"], args.out,
