@@ -40,6 +40,7 @@ from training.calibration import expected_calibration_error
 from shared_data import DATA_DIR
 from training.datasets import lfw_sample, load_mask, mask_dup_groups
 from training.evaluation import classification_report, hits_box, ms_per_face, paste_on_canvas
+from training.mask_painting import face_axes
 from training.train_mask import LOAD_SIZE, prepare_eval
 from pipeline.settings import reload as reload_settings
 
@@ -70,9 +71,7 @@ def baseline_inputs_from_crops(crops: np.ndarray) -> torch.Tensor:
 def draw_mask(image: Image.Image, lm: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A surgical/cloth mask polygon from the 5 landmarks (nose bridge to chin, cheek to cheek)."""
     eye_l, eye_r, nose, mouth_l, mouth_r = lm.astype(float)
-    d = np.linalg.norm(eye_r - eye_l)
-    ux = (eye_r - eye_l) / d                 # face's horizontal axis (follows head roll)
-    uy = np.array([-ux[1], ux[0]])           # and vertical axis, pointing down
+    d, ux, uy = face_axes(lm)  # the eye distance, the face's horizontal axis (follows head roll) and its downward one
     eyes = (eye_l + eye_r) / 2
     mouth = (mouth_l + mouth_r) / 2
     top = eyes + 0.55 * np.dot(nose - eyes, uy) * uy

@@ -17,7 +17,7 @@ from pipeline.analysis import HEAD_ALIGNMENT, FaceLab
 from pipeline.heads import NOT_A_FACE
 from pipeline.mask_detection import MaskedFaceSearch, is_assumed
 from training.datasets import load_not_faces, load_object_not_faces
-from training.evaluation import hits_box
+from training.evaluation import hits_box, paste_on_canvas
 
 pytestmark = pytest.mark.shared_data  # the mask test pictures and misc/ photos of ../shared
 
@@ -66,21 +66,12 @@ def test_a_face_free_crop_is_not_taken_whole(lab: FaceLab) -> None:
     assert lab.detect_masked(rgb(EXAMPLES / "no_face.jpg")) == []
 
 
-def masked_face_on_photo(name: str, side: int, x: int, y: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """A mask/val picture (the search's dev set) pasted at `side` px on the top-left 480 px square of the
-    coffee-cup photo, and its box."""
-    photo = Image.open(MISC_DIR / "no_face_coffee_cup.png").convert("RGB")
-    scale = 480 / min(photo.size)
-    photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.BILINEAR).crop((0, 0, 480, 480))
-    photo.paste(Image.open(DATA_DIR / "mask" / "val" / "with_mask" / name).convert("RGB").resize((side, side), Image.BICUBIC),
-                (x, y))
-    return np.asarray(photo), (x, y, x + side, y + side)
-
-
 def test_a_masked_face_both_passes_miss_at_its_size_and_spot_gets_a_verdict(lab: FaceLab) -> None:
     # A surgical mask and lowered eyes: at this size and spot neither detector pass finds the face (P-Net
     # samples scales 0.709 apart), a little to the side they do; the pass on the interleaved pyramid finds it.
-    scene, box = masked_face_on_photo("1228.jpg", side=160, x=20, y=160)
+    # A mask/val picture (the search's dev set) on the top-left 480 px square of the coffee-cup photo.
+    scene, box = paste_on_canvas(Image.open(DATA_DIR / "mask" / "val" / "with_mask" / "1228.jpg"),
+                                 Image.open(MISC_DIR / "no_face_coffee_cup.png"), None, spot=(0, 0, 20, 160))
     two_passes = lab.detect_masked(scene, search=MaskedFaceSearch(interleaved_pass=False))
     assert not any(hits_box(d.box, box) for d in two_passes)  # the case this test is about
     faces = lab.analyze(scene, mask=True).faces

@@ -21,13 +21,20 @@ CLINICAL = np.array([(232, 236, 240), (170, 205, 230), (150, 210, 200), (240, 24
 DARK = np.array([(25, 25, 30), (40, 45, 70), (90, 90, 95), (60, 40, 40)])
 
 
+def face_axes(landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The eye distance and the face's unit axes from MTCNN's five landmarks: across (left eye to right eye,
+    following the head's roll) and down."""
+    eye_l, eye_r = landmarks[:2].astype(np.float64)
+    d = float(np.linalg.norm(eye_r - eye_l))
+    ux = (eye_r - eye_l) / d
+    return d, ux, np.array([-ux[1], ux[0]])
+
+
 def mask_outline(landmarks: np.ndarray, rng: np.random.Generator) -> list[tuple[float, float]]:
     """A mask's outline from the five landmarks (eyes, nose, mouth corners), randomly shaped: from the
     nose's upper half to below the chin, cheek to cheek, the bottom an arc of 1-4 points."""
     eye_l, eye_r, nose, mouth_l, mouth_r = landmarks.astype(np.float64)
-    d = float(np.linalg.norm(eye_r - eye_l))
-    ux = (eye_r - eye_l) / d
-    uy = np.array([-ux[1], ux[0]])  # the face's downward axis
+    d, ux, uy = face_axes(landmarks)
     eyes, mouth = (eye_l + eye_r) / 2, (mouth_l + mouth_r) / 2
     top = eyes + rng.uniform(0.3, 0.75) * float((nose - eyes) @ uy) * uy
     half_width = rng.uniform(0.8, 1.1) * d
@@ -76,10 +83,7 @@ def paint_mask(image: Image.Image, landmarks: np.ndarray, rng: np.random.Generat
     alpha = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(alpha)
     draw.polygon(outline, fill=255)
-    across = (landmarks[1] - landmarks[0]).astype(np.float64)
-    d = float(np.linalg.norm(across))
-    ux = across / d
-    uy = np.array([-ux[1], ux[0]])
+    d, ux, uy = face_axes(landmarks)
     if rng.random() < 0.5:  # ear loops, in the mask's colour
         for corner, side in ((outline[0], -1), (outline[3], 1)):
             draw.line([corner, tuple(np.array(corner) + side * 0.35 * d * ux - 0.2 * d * uy)], fill=255,

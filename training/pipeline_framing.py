@@ -206,12 +206,13 @@ def lfw_painted(people: list[Path], seed: int = LFW_PAINTED_SEED,
     for person in people:
         path = sorted(person.glob("*.jpg"))[0]
         bare = Image.open(path).convert("RGB")
-        subject = detector.detect(np.asarray(bare))
+        bare_rgb = np.asarray(bare)
+        subject = detector.detect(bare_rgb)
         if not subject:
             continue
         painted = np.asarray(paint_mask(bare, subject[0].landmarks, rng))
         box = tuple(subject[0].box.astype(int))
-        crops.append(framed(np.asarray(bare), subject))
+        crops.append(framed(bare_rgb, subject))
         labels.append(MASK_LABELS.index("no_mask"))
         for faces in detector.detect_passes(painted, passes):
             hits = [d for d in faces if hits_box(d.box, box)]
