@@ -26,14 +26,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from benchmarks.baseline_models import load_mini_xception
+from benchmarks.harness import add_threads_argument, use_threads, write_results
 from shared_data import MISC_DIR
-from pipeline.device import configure_cpu_threads
 from pipeline.heads import EMOTIONS, FER_CROP, EmotionHead, cut_and_resize
 from training.calibration import expected_calibration_error
 from training.datasets import fer_test_duplicates, load_ckplus, load_fer
 from training.evaluation import classification_report, ms_per_face, paste_on_canvas, plot_confusion
 from training.train_emotion import prepare_eval
-from pipeline.settings import reload as reload_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BACKGROUNDS = ("no_face_coffee_cup.png", "no_face_rocket_launch_outdoor.jpg")
@@ -79,13 +78,9 @@ def pipeline_crops(images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.nd
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pipeline-sample", type=int, default=7178, help="FER test faces put into scenes (all: 7178)")
-    ap.add_argument("--threads", default=os.environ.get("FACELAB_THREADS", "1"),
-                    help="torch threads, a number or 'auto' (the app's default is 1)")
+    add_threads_argument(ap)
     args = ap.parse_args()
-    os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
-    reload_settings()  # pipeline read the settings when it was imported
-    args.threads = configure_cpu_threads()  # the number it resolved to
-    RESULTS.mkdir(exist_ok=True)
+    args.threads = use_threads(args.threads)  # the number it resolved to
 
     test = load_fer("test")
     dups = fer_test_duplicates()
@@ -154,7 +149,7 @@ def main() -> None:
                                    **{k: base[k] for k in ("accuracy", "accuracy_dedup", "macro_f1", "per_class_recall",
                                                            "ece", "ms_per_face", "ms_per_face_best", "ckplus_accuracy")}},
     }
-    (RESULTS / "emotion.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS / "emotion.json", result)
     plot_confusion(np.array(ours["confusion_matrix"]), EMOTIONS,
                    f"EmotionNet, FER2013 test (acc {ours['accuracy']:.3f})", str(RESULTS / "emotion_confusion.png"))
     print(json.dumps({k: v for k, v in result.items() if k != "confusion_matrix"}, indent=2))

@@ -28,15 +28,14 @@ import torch
 
 from pipeline import explain
 from pipeline.analysis import FaceLab
-from pipeline.device import configure_cpu_threads
 from pipeline.embedding import OCCLUSION_STAGE, covered_blocks
 from pipeline.gallery import InMemoryGallery
 from pipeline.heads import FER_CROP, MASK_CROP, embed_in_aligned_crop
 from pipeline.identity import identify_faces
 from pipeline.models.inception_resnet_v1 import InceptionResnetV1
-from pipeline.settings import reload as reload_settings
 from shared_data import distinct_people, lfw_pairs
 from training.datasets import load_fer, load_mask
+from benchmarks.harness import use_threads, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARES = (0.1, 0.2)
@@ -212,10 +211,7 @@ def main() -> None:
     ap.add_argument("--timings-only", action="store_true",
                     help="measure only the times again and update ms, ms_detail and timing in the existing JSON")
     args = ap.parse_args()
-    os.environ["FACELAB_THREADS"] = "1"  # the figures are per face on one CPU thread
-    reload_settings()
-    configure_cpu_threads()
-    RESULTS.mkdir(exist_ok=True)
+    use_threads(1)  # the figures are per face on one CPU thread
     started = time.perf_counter()
     lab = FaceLab(backbone=os.environ.get("FACELAB_BACKBONE", "casia-webface"), device="cpu")
     if args.timings_only:
@@ -223,7 +219,7 @@ def main() -> None:
         result["ms_detail"] = timings(lab, test_faces(1), pair_crops(lab, 1))
         result["ms"] = {name: value["median"] for name, value in result["ms_detail"].items()}
         result["timing"]["load_avg_1min"] = round(os.getloadavg()[0], 2)
-        (RESULTS / "explain.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_results(RESULTS / "explain.json", result)
         print(json.dumps(result["ms"], indent=2))
         return
     faces = test_faces(args.faces)
@@ -288,7 +284,7 @@ def main() -> None:
                    "note": "one face (verify: one pair, both maps), warm, CPU shared with other jobs"},
         "seconds": round(time.perf_counter() - started),
     }
-    (RESULTS / "explain.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS / "explain.json", result)
     print(json.dumps({k: result[k] for k in ("deletion", "ms", "sanity")}, indent=2))
 
 

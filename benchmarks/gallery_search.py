@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from shared_data import REPO_ROOT
+from benchmarks.harness import write_results
 from benchmarks.latency import alternating_ms, with_threads
 from pipeline.device import configure_cpu_threads
 from pipeline.gallery import InMemoryGallery
@@ -117,9 +118,7 @@ def main() -> None:
         "target": "100k embeddings searched in <= 10 ms",
         "results": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, document)
 
 
 if __name__ == "__main__":

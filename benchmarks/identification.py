@@ -18,7 +18,6 @@ measures the whole rule, on two populations).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -29,6 +28,7 @@ from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_people
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import OPERATING_POINTS, identification_threshold
 from pipeline.settings import reload as reload_settings
+from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "identification.json"
 TARGET_FAR = 1e-3
@@ -148,9 +148,7 @@ def main() -> None:
         "anchors": {"reference_vggface2_220_classes_top1": 0.98, "reference_facenet_105_classes_top1": 0.89},
         "target_top1": 0.98,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, document)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from pipeline.identity import (OPERATING_POINTS, POPULATION_PRIOR_PAIRS, POSSIBL
                                open_set_thresholds, thresholds)
 from pipeline.images import load_rgb
 from pipeline.settings import reload as reload_settings
+from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "identity_domains.json"
 RMFD_DIR = DATA_DIR / "identity" / "rmfd_dev"
@@ -310,9 +311,7 @@ def main() -> None:
                     "wrong_name_rate": "<= 0.05 (same)", "no_face_rate_rmfd_dev": "<= 0.01",
                     "verify_far_rmfd_dev": "<= 0.05", "right_name_rate_lfw_100": ">= 0.85"},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, document)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ machine noise; the figure that matters is the ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ from pipeline import FaceLab, load_rgb
 from pipeline.device import configure_cpu_threads
 from pipeline.weights import load_named
 from pipeline.settings import reload as reload_settings
+from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "latency.json"
 
@@ -137,9 +137,7 @@ def main() -> None:
         **cold_start(),
     }
     print(f"cold start {result['cold_start_s']} s, peak RSS {result['peak_rss_mb']} MB")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from training.lfw_protocol import pair_scores, roc_curve, ten_fold
 from pipeline.embedding import BACKBONES
 from pipeline.weights import MANIFEST_PATH
 from pipeline.settings import reload as reload_settings
+from benchmarks.harness import write_results
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 ANCHORS = {
@@ -76,11 +77,9 @@ def main() -> None:
         "int8_vs_float32": precision_change(similarities, (thresholds.get("balanced") or {}).get("threshold")),
         "roc_plot": "benchmarks/results/lfw_roc.png",
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "lfw.json").write_text(json.dumps(document, indent=2) + "\n")
+    write_results(RESULTS_DIR / "lfw.json", document)
     plot_roc(curves, args.backbone, results)
-    print(f"best alignment: {best['alignment']}; int8 vs float32: {document['int8_vs_float32']}; "
-          f"wrote {RESULTS_DIR / 'lfw.json'}")
+    print(f"best alignment: {best['alignment']}; int8 vs float32: {document['int8_vs_float32']}")
 
 
 def precision_change(similarities: dict, balanced: float | None) -> dict | None:

@@ -29,10 +29,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from benchmarks.baseline_models import load_masknet_v2
+from benchmarks.harness import add_threads_argument, use_threads, write_results
 from shared_data import MISC_DIR
 from pipeline.alignment import align_faces
 from pipeline.detection import FaceDetector, iou, share_inside
-from pipeline.device import configure_cpu_threads
 from pipeline.analysis import FaceLab
 from pipeline.heads import MASK_CROP, MASK_LABELS, NOT_A_FACE, MaskHead, cut_and_resize
 from pipeline.mask_detection import MaskedFaceSearch, is_assumed
@@ -42,7 +42,6 @@ from training.datasets import lfw_sample, load_mask, mask_dup_groups
 from training.evaluation import classification_report, hits_box, ms_per_face, paste_on_canvas
 from training.mask_painting import face_axes
 from training.train_mask import LOAD_SIZE, prepare_eval
-from pipeline.settings import reload as reload_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -123,13 +122,9 @@ def main() -> None:
     ap.add_argument("--lfw", type=int, default=200)
     ap.add_argument("--scenes", type=int, default=200, help="with_mask test pictures placed in scenes (MTCNN is slow here)")
     ap.add_argument("--closeups", type=int, default=483, help="with_mask test pictures made into close-ups (all: 483)")
-    ap.add_argument("--threads", default=os.environ.get("FACELAB_THREADS", "1"),
-                    help="torch threads, a number or 'auto' (the app's default is 1)")
+    add_threads_argument(ap)
     args = ap.parse_args()
-    os.environ["FACELAB_THREADS"] = str(args.threads)  # the knob FaceLab reads too
-    reload_settings()  # pipeline read the settings when it was imported
-    args.threads = configure_cpu_threads()  # the number it resolved to
-    RESULTS.mkdir(exist_ok=True)
+    args.threads = use_threads(args.threads)  # the number it resolved to
     lab = FaceLab()  # the app's door: its masked-face search (confirmed by the head when it can)
     head = lab.mask_head
     baseline = load_masknet_v2()
@@ -301,7 +296,7 @@ def main() -> None:
                                  "lfw_no_mask_specificity": lfw["baseline_lfw_no_mask_specificity"],
                                  "synthetic_mask_recall": lfw["baseline_synthetic_mask_recall"]},
     }
-    (RESULTS / "mask.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS / "mask.json", result)
     print(json.dumps(result, indent=2))
 
 

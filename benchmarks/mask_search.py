@@ -29,13 +29,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.harness import use_threads, write_results
 from benchmarks.mask import BACKGROUNDS, MASK, closeups, draw_mask, phantoms, verdict
 from pipeline.alignment import align_faces
 from pipeline.analysis import FaceLab
-from pipeline.device import configure_cpu_threads
 from pipeline.detection import Detection
 from pipeline.mask_detection import MaskedFaceSearch
-from pipeline.settings import reload as reload_settings
 from shared_data import DATA_DIR, MISC_DIR
 from training.datasets import lfw_dev_pictures, object_pictures, split_rows
 from training.evaluation import hits_box, paste_on_canvas
@@ -131,9 +130,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="candidates to run besides the app's search")
     ap.add_argument("--without-app", action="store_true", help="only the candidates")
     args = ap.parse_args()
-    os.environ.setdefault("FACELAB_THREADS", "1")
-    reload_settings()
-    threads = configure_cpu_threads()
+    threads = use_threads(os.environ.get("FACELAB_THREADS", "1"))
     lab = FaceLab()
     lfw, objects = lfw_dev_pictures(args.lfw), object_closeups()
     names = CANDIDATES if args.only is None else {k: CANDIDATES[k] for k in args.only}
@@ -141,8 +138,7 @@ def main() -> None:
               **{name: evaluate(lab, search, lfw, objects) for name, search in names.items()},
               "threads": threads, "note": "ms_per_lfw_picture: the normal detector and the search on the picture, then "
                                           "the search on it masked; CPU shared with other jobs"}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mask_search.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results(RESULTS / "mask_search.json", result)
     print(json.dumps(result, indent=2))
 
 

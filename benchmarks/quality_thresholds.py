@@ -24,6 +24,7 @@ from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, central_face, lfw_pairs, 
 from pipeline import FaceLab, load_rgb
 from pipeline.identity import laplacian_variance, thresholds, yaw_ratio
 from pipeline.settings import reload as reload_settings
+from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "quality_thresholds.json"
 FACE_WIDTHS = (120, 80, 60, 40, 30)
@@ -112,7 +113,7 @@ def main() -> None:
     if args.head_turn_only:
         document = json.loads(RESULTS.read_text())
         document["head_turn"] = yaw_effect()
-        RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+        write_results(RESULTS, document)
         print(json.dumps(document["head_turn"], indent=1))
         return
     os.environ.setdefault("FACELAB_WEIGHTS_DIR", str(SHARED_WEIGHTS_DIR))
@@ -126,8 +127,7 @@ def main() -> None:
         document["head_turn"] = yaw_effect()
     except Exception as exc:  # cache or thresholds not ready
         print(f"head turn skipped: {exc}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(RESULTS, document)
     print(json.dumps(document, indent=1))
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, distinct_people
 from pipeline.settings import reload as reload_settings
+from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
 EXAMPLES = REPO_ROOT / "examples"
@@ -302,9 +303,7 @@ def main() -> None:
         stop_app(process)
     order = ["bad_inputs_tried", "bad_inputs_clean", "load", "kill", "machine", "bad_inputs", "kill_problems"]
     ordered = {key: results[key] for key in order if key in results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(ordered, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, ordered)
     print(table(ordered))
     sys.exit(0)
 

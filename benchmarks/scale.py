@@ -43,6 +43,7 @@ from pathlib import Path
 
 from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_pairs
 from pipeline.settings import reload as reload_settings
+from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "scale.json"
 EXAMPLES = REPO_ROOT / "examples"
@@ -423,10 +424,8 @@ def main() -> None:
         "pictures": {endpoint: [str(p.relative_to(p.parents[1])) for p in paths] for endpoint, paths in pictures().items()},
         "targets": {"cross_replica_visible_ms.p95": "<= 1000", "replica_kill.lost": 0, "serving_overhead_ratio": "<= 1.2"},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
     sys.exit(0)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.app_server import EXAMPLES, launch_app, stop_app
 from benchmarks.bad_inputs import case
+from benchmarks.harness import write_results
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR
 from pipeline.settings import reload as reload_settings
 
@@ -463,9 +464,9 @@ def main() -> None:
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["security"] = security
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_results(RESULTS, results)
     print(f"{security['attacks_blocked']} / {security['attacks_tried']} blocked; largest RSS growth "
-          f"{security['max_rss_growth_mb']} MB; wrote {RESULTS}")
+          f"{security['max_rss_growth_mb']} MB")
 
 
 if __name__ == "__main__":

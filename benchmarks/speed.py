@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
+from benchmarks.harness import write_results
 from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures, with_threads
 from benchmarks.moving_faces import MovingFace, render_frames
 from benchmarks.security import frame_payload
@@ -183,9 +184,7 @@ def main() -> None:
     }
     results.update(app_cold_start())
     print(json.dumps(results, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, results)
 
 
 if __name__ == "__main__":

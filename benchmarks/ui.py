@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.app_server import EXAMPLES, ROOT, launch_app, stop_app
+from benchmarks.harness import write_results
 
 RESULTS = ROOT / "benchmarks" / "results" / "ui.json"
 LAPTOP = (1366, 900)
@@ -285,9 +286,7 @@ def main() -> None:
         driver.quit()
         stop_app(process)
     print(json.dumps(results, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, results)
 
 
 if __name__ == "__main__":
