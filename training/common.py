@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from pipeline.device import configure_cpu_threads
+from pipeline.device import configure_cpu_threads, select_device
 
 from .calibration import expected_calibration_error, fit_temperature, softmax
 
@@ -51,25 +51,32 @@ class FitConfig:
 
 def predict_logits(model: nn.Module, images: torch.Tensor, prepare_eval: Callable[[torch.Tensor], torch.Tensor],
                    batch_size: int = 512) -> np.ndarray:
-    """Eval-mode logits; ``prepare_eval`` maps a uint8 batch to one or more model inputs
+    """Eval-mode logits, on the model's device; ``prepare_eval`` maps a uint8 batch to one or more model inputs
     stacked on dim 0 (test-time augmentation views), whose logits are averaged."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
             views = prepare_eval(images[i:i + batch_size])  # (V,B,C,H,W)
             v, b = views.shape[:2]
-            z = model(views.flatten(0, 1).contiguous(memory_format=torch.channels_last))
-            out.append(z.view(v, b, -1).mean(0))
+            z = model(views.flatten(0, 1).to(device).contiguous(memory_format=torch.channels_last))
+            out.append(z.view(v, b, -1).mean(0).cpu())
     return torch.cat(out).numpy()
 
 
 def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
         prepare_train: Batch, prepare_eval: Callable[[torch.Tensor], torch.Tensor], cfg: FitConfig,
-        g: torch.Generator, class_weights: torch.Tensor | None = None) -> tuple[nn.Module, list[dict]]:
+        g: torch.Generator, class_weights: torch.Tensor | None = None,
+        device: torch.device | None = None) -> tuple[nn.Module, list[dict]]:
     """Train with SGD+Nesterov; the LR follows warmup then cosine over ``cfg.budget_s`` of wall time
-    (robust to a shared, busy CPU). Returns the model with the best validation accuracy."""
-    model = model.to(memory_format=torch.channels_last)
+    (robust to a shared, busy CPU). Returns the model with the best validation accuracy, on `device`
+    (default: the app's choice, pipeline.device.select_device: CUDA when present). The data and its
+    augmentation stay on the CPU (the generator `g` fixes them); each batch is moved to the device."""
+    device = device or select_device()
+    model = model.to(device, memory_format=torch.channels_last)
+    if class_weights is not None:
+        class_weights = class_weights.to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -99,8 +106,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
             for group in opt.param_groups:
                 group["lr"] = lr_at(frac)
             idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            x = prepare_train(train_x[idx], g).contiguous(memory_format=torch.channels_last)
-            y = train_y[idx]
+            x = prepare_train(train_x[idx], g).to(device).contiguous(memory_format=torch.channels_last)
+            y = train_y[idx].to(device)
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=class_weights, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -126,7 +133,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
         if (val_acc, -val_nll) > best_key:
             best_key, best_state, bad = (val_acc, -val_nll), copy.deepcopy(model.state_dict()), 0
             if cfg.checkpoint is not None:
-                torch.save(best_state, cfg.checkpoint)
+                torch.save({k: v.cpu() for k, v in best_state.items()}, cfg.checkpoint)  # loadable without a GPU
         else:
             bad += 1
         if out_of_time or bad >= cfg.patience:
@@ -146,7 +153,7 @@ def calibrate(val_logits: np.ndarray, val_y: np.ndarray) -> dict:
 
 def export(model: nn.Module, temperature: float, path: Path, metadata: dict[str, str]) -> None:
     """One safetensors file per head: the weights plus a scalar ``temperature`` tensor."""
-    sd = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    sd = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     sd["temperature"] = torch.tensor([temperature], dtype=torch.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=metadata)
