@@ -80,10 +80,11 @@ class FaceDetector:
                      if not found and config.retry_with_border]
             if not empty:
                 break
-            framed, offset = with_border(image, share)
+            framed, offset, scale = framed_small(image, share, max(configs[i].max_side for i in empty))
             for index, found in zip(empty, self._passes(framed, [configs[i] for i in empty])):
-                results[index] = [_clip_to_image(Detection(box=d.box - np.tile(offset, 2), landmarks=d.landmarks - offset,
-                                                           score=d.score), image.shape[1], image.shape[0])
+                results[index] = [_clip_to_image(Detection(box=(d.box - np.tile(offset, 2)) / scale,
+                                                           landmarks=(d.landmarks - offset) / scale, score=d.score),
+                                                 image.shape[1], image.shape[0])
                                   for d in found]
         return results
 
@@ -133,6 +134,15 @@ def with_border(image: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray
     framed[...] = colour
     framed[pad : pad + image.shape[0], pad : pad + image.shape[1]] = image
     return framed, np.array([pad, pad], np.float32)
+
+
+def framed_small(image: np.ndarray, share: float, max_side: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """`with_border` of the picture shrunk first so that, border included, its longer side is at most about
+    `max_side` (the detection copy's size): a 40-megapixel upload is never copied whole with a border around it
+    (that copy alone was 376 MB). Returns (framed copy, offset of the shrunk picture in it, the shrink scale)."""
+    small, scale = resize_to_max_side(image, int(max_side / (1 + 2 * share)))
+    framed, offset = with_border(small, share)
+    return framed, offset, scale
 
 
 def iou(first: np.ndarray, second: np.ndarray) -> float:

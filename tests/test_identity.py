@@ -11,6 +11,7 @@ from PIL import Image, ImageFilter
 
 from shared_data import DATA_DIR, MISC_DIR, lfw_pairs, lfw_people
 from pipeline import overlay
+from pipeline.detection import TIGHT_CROP_BORDERS, framed_small
 from pipeline.errors import InvalidNameError, NoFaceError
 from pipeline.gallery import InMemoryGallery
 from pipeline.identity import (
@@ -200,6 +201,28 @@ def test_a_tight_head_crop_enrolls_and_is_found_in_every_tab(lab) -> None:
     assert result.quality.face_pixels > 0.6 * crop.shape[1]  # the face fills the picture
     assert len(lab.analyze(crop, mask=True, emotion=True).faces) == 1
     assert identify(lab, gallery, crop)[0].name == "Tight crop"
+
+
+def test_a_large_tight_crop_is_found_where_it_is_without_a_full_size_copy(lab) -> None:
+    """The border retry on a 4,000-px upload: its bordered copy is made from the picture shrunk to detection size
+    (framed_small), and the face found there is mapped back onto the large picture: where the same picture at
+    1,500 px has it (both are shrunk to the same detection copy; the 107-px original is seen at another scale)."""
+    crop = load_rgb(RMFD_DIR / "shaofeng/0_0_shaofeng_0014.jpg")  # found large only with the border retry
+
+    def upscaled(side: int) -> tuple[np.ndarray, float]:
+        factor = side / max(crop.shape[:2])
+        size = (round(crop.shape[1] * factor), round(crop.shape[0] * factor))
+        return np.asarray(Image.fromarray(crop).resize(size, Image.BICUBIC)), factor
+
+    (large, large_factor), (medium, medium_factor) = upscaled(4000), upscaled(1500)
+    framed, _, _ = framed_small(large, TIGHT_CROP_BORDERS[0], lab.detector.config.max_side)
+    assert max(framed.shape[:2]) <= lab.detector.config.max_side
+    assert all(lab.detector.detect(picture, replace(lab.detector.config, retry_with_border=False)) == []
+               for picture in (large, medium))
+    (large_face,), (medium_face,) = lab.detector.detect(large), lab.detector.detect(medium)
+    tolerance = 0.02 * crop.shape[1]  # in the original's pixels
+    assert np.abs(large_face.box / large_factor - medium_face.box / medium_factor).max() < tolerance
+    assert np.abs(large_face.landmarks / large_factor - medium_face.landmarks / medium_factor).max() < tolerance
 
 
 @pytest.mark.slow
