@@ -103,8 +103,11 @@ class MaskedFaceSearch:
             return [config]
         return [config, replace(config, thresholds=self.second_pass_thresholds, min_score=self.second_pass_min_score)]
 
-    def interleaved(self, config: DetectorConfig) -> DetectorConfig:
-        """The relaxed pass on the interleaved pyramid (`interleaved_pass`)."""
+    def interleaved(self, config: DetectorConfig) -> DetectorConfig | None:
+        """The relaxed pass on the interleaved pyramid (`interleaved_pass`); None when it is off or there is no
+        relaxed pass to repeat."""
+        if not self.interleaved_pass or self.second_pass_thresholds is None:
+            return None
         relaxed = self.passes(config)[-1]
         return replace(relaxed, min_face_size=round(config.min_face_size / math.sqrt(PYRAMID_FACTOR)))
 
@@ -151,8 +154,9 @@ def landmarks_look_like_a_face(detection: Detection) -> bool:
 
 def confirmed_faces(detector: FaceDetector, image: np.ndarray, extras: list[Detection], first: list[Detection],
                     search: MaskedFaceSearch, face_check: FaceCheck | None = None) -> list[Detection]:
-    """The second-pass boxes that are labelled: plausible landmarks, not much smaller than the faces the
-    normal pass found in the same picture, still a face to O-Net on their own box, and to `face_check`."""
+    """The boxes of a relaxed pass (the second pass, or the interleaved one with no `first` faces) that are
+    labelled: plausible landmarks, not much smaller than the faces the normal pass found in the same picture,
+    still a face to O-Net on their own box, and to `face_check`."""
     largest = max((d.width for d in first), default=0.0)
     plausible = [d for d in extras if landmarks_look_like_a_face(d) and d.width >= search.min_width_vs_largest * largest]
     rescored = detector.refine(image, [d.box for d in plausible], min_score=search.min_rescore)
@@ -182,13 +186,13 @@ def detect_faces_masked(detector: FaceDetector, image: np.ndarray, search: Maske
                         config: DetectorConfig | None = None, face_check: FaceCheck | None = None) -> list[Detection]:
     """Faces for the mask check, largest first: the steps of the module docstring with `search`'s options
     (default: all on), `config` (default: the detector's) and, when given, `face_check` confirming the
-    second pass's faces and the centre square. Feed the result to `align_faces`."""
+    relaxed passes' faces and the centre square. Feed the result to `align_faces`."""
     search = search or MaskedFaceSearch()
     config = config or detector.config
     found = _two_passes(detector, image, search, config, face_check)
-    if not found and search.interleaved_pass:
-        found = confirmed_faces(detector, image, detector.detect(image, search.interleaved(config)), [], search,
-                                face_check)
+    interleaved = search.interleaved(config)
+    if not found and interleaved is not None:
+        found = confirmed_faces(detector, image, detector.detect(image, interleaved), [], search, face_check)
     if not found and search.fallback_min_score is not None:
         found = _centre_square_if_face(detector, image, search, face_check)
     return sorted(found, key=lambda d: d.area, reverse=True)

@@ -89,6 +89,14 @@ def test_a_masked_close_up_is_found_in_any_shape(lab: FaceLab, name: str, shape:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name,shape", INTERLEAVED)
+def test_the_interleaved_pass_is_what_locates_these_close_ups(lab: FaceLab, name: str, shape: str) -> None:
+    picture, _ = closeups(Image.open(WITH_MASK / name))[shape]
+    without = lab.detect_masked(picture, search=MaskedFaceSearch(interleaved_pass=False))
+    assert len(without) == 1 and is_assumed(without[0])  # the whole picture taken instead
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["as_is", "tall_1x2", "wide_2x1", "scaled_1280"])
 def test_a_masked_close_up_no_detector_pass_finds_is_judged_whole_on_the_mask_heads_word(lab: FaceLab, shape: str) -> None:
     # A face in a protective suit (visor, goggles, mask; mask/val, a dev picture): no pass finds it, and O-Net
