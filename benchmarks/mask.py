@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from benchmarks.baseline_models import load_masknet_v2
 from benchmarks.harness import add_threads_argument, use_threads, write_results
 from shared_data import MISC_DIR
-from pipeline.alignment import align_faces
+from pipeline.alignment import align_faces, face_axes
 from pipeline.detection import FaceDetector, iou, share_inside
 from pipeline.analysis import FaceLab
 from pipeline.heads import MASK_CROP, MASK_LABELS, NOT_A_FACE, MaskHead, cut_and_resize
@@ -40,7 +40,6 @@ from training.calibration import expected_calibration_error
 from shared_data import DATA_DIR
 from training.datasets import lfw_sample, load_mask, mask_dup_groups
 from training.evaluation import classification_report, hits_box, ms_per_face, paste_on_canvas
-from training.mask_painting import face_axes
 from training.train_mask import LOAD_SIZE, prepare_eval
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -60,6 +60,15 @@ def align_faces(
     return crops
 
 
+def face_axes(landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The eye distance and the face's unit axes from MTCNN's five landmarks: across (left eye to right eye,
+    following the head's roll) and down."""
+    eye_l, eye_r = landmarks[:2].astype(np.float64)
+    d = float(np.linalg.norm(eye_r - eye_l))
+    ux = (eye_r - eye_l) / d
+    return d, ux, np.array([-ux[1], ux[0]])
+
+
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity transform (Umeyama 1991) mapping source points onto target: a 2x3 matrix."""
     source = source.astype(np.float64)

@@ -27,6 +27,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .alignment import face_axes
 from .detection import DetectorConfig, Detection, FaceDetector, iou, share_inside
 from .mtcnn import PYRAMID_FACTOR
 
@@ -140,12 +141,9 @@ def landmarks_look_like_a_face(detection: Detection) -> bool:
     three quarters of the box width, nose below the eyes, mouth below the nose, mouth corners in the
     order of the eyes."""
     eye_l, eye_r, nose, mouth_l, mouth_r = detection.landmarks.astype(np.float64)
-    across = eye_r - eye_l
-    distance = float(np.hypot(*across))
+    distance, ux, uy = face_axes(detection.landmarks)
     if not 0.25 * detection.width <= distance <= 0.75 * detection.width:
         return False
-    ux = across / distance
-    uy = np.array([-ux[1], ux[0]])  # the face's downward axis
     eyes, mouth = (eye_l + eye_r) / 2, (mouth_l + mouth_r) / 2
     nose_down, mouth_down = float((nose - eyes) @ uy) / distance, float((mouth - eyes) @ uy) / distance
     return (abs(np.degrees(np.arctan2(ux[1], ux[0]))) <= 35 and nose_down > 0.2 and mouth_down > nose_down + 0.15

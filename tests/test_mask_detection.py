@@ -71,7 +71,7 @@ def test_a_masked_face_both_passes_miss_at_its_size_and_spot_gets_a_verdict(lab:
     # samples scales 0.709 apart), a little to the side they do; the pass on the interleaved pyramid finds it.
     # A mask/val picture (the search's dev set) on the top-left 480 px square of the coffee-cup photo.
     scene, box = paste_on_canvas(Image.open(DATA_DIR / "mask" / "val" / "with_mask" / "1228.jpg"),
-                                 Image.open(MISC_DIR / "no_face_coffee_cup.png"), None, spot=(0, 0, 20, 160))
+                                 Image.open(MISC_DIR / "no_face_coffee_cup.png"), spot=(0, 0, 20, 160))
     two_passes = lab.detect_masked(scene, search=MaskedFaceSearch(interleaved_pass=False))
     assert not any(hits_box(d.box, box) for d in two_passes)  # the case this test is about
     faces = lab.analyze(scene, mask=True).faces

@@ -35,20 +35,25 @@ def ms_per_face(fn: Callable[[np.ndarray], object], crops: np.ndarray, repeats: 
     return float(np.median(times) / len(crops) * 1000), float(np.min(times) / len(crops) * 1000)
 
 
-def paste_on_canvas(face: Image.Image, background: Image.Image, rng: np.random.Generator | None,
-                    face_side: int = 160, canvas: int = 480, spot: tuple[int, int, int, int] | None = None
+def paste_on_canvas(face: Image.Image, background: Image.Image, rng: np.random.Generator | None = None,
+                    face_side: int = 160, canvas: int = 480, *, spot: tuple[int, int, int, int] | None = None
                     ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """A 'scene': the face picture resized to ``face_side`` px and pasted at a random spot
-    of a ``canvas``-px crop of a real face-free photo, or at ``spot`` (crop x, crop y, face x, face y; no
-    ``rng`` needed). Returns (RGB uint8, pasted box x1,y1,x2,y2)."""
+    """A 'scene': the face picture resized to ``face_side`` px and pasted at a random spot (``rng``)
+    of a ``canvas``-px crop of a real face-free photo, or at ``spot`` (crop x, crop y, face x, face y; the
+    face wholly on the canvas). Returns (RGB uint8, pasted box x1,y1,x2,y2)."""
     bg = background.convert("RGB")
     scale = canvas / min(bg.size)
     bg = bg.resize((max(canvas, round(bg.width * scale)), max(canvas, round(bg.height * scale))), Image.BILINEAR)
     if spot is None:
+        if rng is None:
+            raise ValueError("paste_on_canvas needs an rng for a random spot, or a spot")
         bx, by = rng.integers(0, bg.width - canvas + 1), rng.integers(0, bg.height - canvas + 1)
         x, y = rng.integers(0, canvas - face_side + 1, size=2)
     else:
         bx, by, x, y = spot
+        if not (0 <= bx <= bg.width - canvas and 0 <= by <= bg.height - canvas
+                and 0 <= x <= canvas - face_side and 0 <= y <= canvas - face_side):
+            raise ValueError(f"spot {spot} puts the canvas or the face off the picture")
     scene = bg.crop((int(bx), int(by), int(bx) + canvas, int(by) + canvas))
     scene.paste(face.convert("RGB").resize((face_side, face_side), Image.BICUBIC), (int(x), int(y)))
     return np.asarray(scene), (int(x), int(y), int(x) + face_side, int(y) + face_side)

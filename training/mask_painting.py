@@ -17,17 +17,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from pipeline.alignment import face_axes
+
+PAINTER_VERSION = 1  # raise when the painting changes, so cached painted crops are made anew
+
 CLINICAL = np.array([(232, 236, 240), (170, 205, 230), (150, 210, 200), (240, 240, 245), (120, 170, 210)])
 DARK = np.array([(25, 25, 30), (40, 45, 70), (90, 90, 95), (60, 40, 40)])
-
-
-def face_axes(landmarks: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """The eye distance and the face's unit axes from MTCNN's five landmarks: across (left eye to right eye,
-    following the head's roll) and down."""
-    eye_l, eye_r = landmarks[:2].astype(np.float64)
-    d = float(np.linalg.norm(eye_r - eye_l))
-    ux = (eye_r - eye_l) / d
-    return d, ux, np.array([-ux[1], ux[0]])
 
 
 def mask_outline(landmarks: np.ndarray, rng: np.random.Generator) -> list[tuple[float, float]]:

@@ -22,6 +22,7 @@ FER2013 train on one core), so `framed_outside` says which of its pixels come fr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,22 +33,24 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipeline.alignment import align_faces
-from pipeline.detection import DetectorConfig, FaceDetector
+from pipeline.detection import DetectorConfig, Detection, FaceDetector
 from pipeline.heads import FER_CROP, FER_SIZE, MASK_CROP, MASK_LABELS, MASK_SOURCE, cut_and_resize
 from pipeline.mask_detection import MaskedFaceSearch
 from shared_data import DATA_DIR
 from .common import seed_everything
 from .datasets import CACHE_DIR, lfw_training_people, load_ckplus, load_fer, load_mask, object_pictures, split_rows
 from .evaluation import hits_box, paste_on_canvas
-from .mask_painting import paint_mask
+from .mask_painting import PAINTER_VERSION, paint_mask
 
 UPSCALE = 4
+# The face fills the picture: the small pyramid levels are skipped.
+FER_FRAMING_DETECTOR = DetectorConfig(min_face_size=60)
 
 
 def pipeline_framed(images: np.ndarray, detector: FaceDetector | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N,48,48) uint8 gray face crops -> (the same crops framed as the app frames them, found flags)."""
     detector = detector or FaceDetector()
-    config = DetectorConfig(min_face_size=60)  # the face fills the picture: skip the small pyramid levels
+    config = FER_FRAMING_DETECTOR
     side = FER_SIZE * UPSCALE
     out, found = images.copy(), np.zeros(len(images), bool)
     for i, img in enumerate(images):
@@ -69,25 +72,36 @@ def _as_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.permute(1, 2, 0) if x.ndim == 3 else x).numpy()
 
 
-def _cached_framing(stem: str, rows: int, frame: Callable[[], tuple[np.ndarray, np.ndarray]]
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(framed crops, found flags) from CACHE_DIR/<stem>.npz when it has `rows` rows, else `frame()`, cached."""
-    path = CACHE_DIR / f"{stem}.npz"
+def _cache_path(stem: str, recipe: object) -> Path:
+    """CACHE_DIR/<stem>_<digest of repr(recipe)>.npz. The recipe names everything the cached arrays depend on
+    (rows, seeds, detector passes, crop boxes), so changed settings build a new cache instead of reading stale
+    crops."""
+    return CACHE_DIR / f"{stem}_{hashlib.sha1(repr(recipe).encode()).hexdigest()[:10]}.npz"
+
+
+def _cached(stem: str, recipe: object, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of `build()`, kept at `_cache_path(stem, recipe)`."""
+    path = _cache_path(stem, recipe)
     if path.exists():
-        z = np.load(path, allow_pickle=False)
-        if len(z["images"]) == rows:
-            return z["images"], z["found"]
+        with np.load(path, allow_pickle=False) as z:
+            return {key: z[key] for key in z.files}
     t = time.time()
-    framed, found = frame()
+    arrays = build()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=framed, found=found)
-    print(f"{stem}: {found.sum()} of {len(found)} faces found and framed ({time.time() - t:.0f} s)", flush=True)
-    return framed, found
+    np.savez(path, **arrays)
+    print(f"{stem}: built in {time.time() - t:.0f} s ({path.name})", flush=True)
+    return arrays
+
+
+def _framing_recipe(images: np.ndarray) -> tuple:
+    return len(images), hashlib.sha1(images.tobytes()).hexdigest(), UPSCALE, FER_FRAMING_DETECTOR, FER_CROP
 
 
 def load_framed(name: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cached `pipeline_framed` of a named image set (its row order)."""
-    return _cached_framing(f"{name}_pipeline_framed", len(images), lambda: pipeline_framed(images))
+    z = _cached(f"{name}_pipeline_framed", _framing_recipe(images),
+                lambda: dict(zip(("images", "found"), pipeline_framed(images))))
+    return z["images"], z["found"]
 
 
 def similarity(params: torch.Tensor) -> torch.Tensor:
@@ -169,19 +183,37 @@ def mask_scene_framed(files: list[str], seed: int = MASK_SCENE_SEED,
         side = int(rng.integers(*MASK_SCENE_SIDES))
         scene, box = paste_on_canvas(Image.open(DATA_DIR / file), backgrounds[int(rng.integers(len(backgrounds)))],
                                      rng, face_side=side)
-        for faces in detector.detect_passes(scene, passes):
-            hits = [d for d in faces if hits_box(d.box, box)]
-            if hits:
-                out[i] = _as_uint8(cut_and_resize(align_faces(scene, hits[:1]), MASK_CROP, MASK_SOURCE, gray=False)[0])
-                found[i] = True
-                break
+        crop = _first_hit_framed(detector, scene, passes, box)
+        if crop is not None:
+            out[i], found[i] = crop, True
     return out, found
+
+
+def _mask_framed(picture: np.ndarray, face: Detection) -> np.ndarray:
+    """The face aligned and cut at MASK_CROP, MASK_SOURCE px RGB uint8: what the mask head is served."""
+    return _as_uint8(cut_and_resize(align_faces(picture, [face]), MASK_CROP, MASK_SOURCE, gray=False)[0])
+
+
+def _first_hit_framed(detector: FaceDetector, picture: np.ndarray, passes: list[DetectorConfig],
+                      box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """`_mask_framed` of the first face on `box` (`hits_box`) of the first pass that boxes one, else None."""
+    for faces in detector.detect_passes(picture, passes):
+        hits = [d for d in faces if hits_box(d.box, box)]
+        if hits:
+            return _mask_framed(picture, hits[0])
+    return None
+
+
+def _search_passes() -> list[DetectorConfig]:
+    return MaskedFaceSearch().passes(DetectorConfig())
 
 
 def load_mask_scene_framed(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Cached `mask_scene_framed` of mask/``split`` in `training.datasets.load_mask`'s row order."""
     files = load_mask(split, 72).files
-    return _cached_framing(f"mask_{split}_scene_framed", len(files), lambda: mask_scene_framed(files))
+    recipe = (files, MASK_SCENE_SEED, MASK_SCENE_SIDES, _search_passes(), MASK_CROP, MASK_SOURCE)
+    z = _cached(f"mask_{split}_scene_framed", recipe, lambda: dict(zip(("images", "found"), mask_scene_framed(files))))
+    return z["images"], z["found"]
 
 
 LFW_PAINTED_PEOPLE = {"train": 700, "val": 175}  # people drawn per split, one picture each
@@ -199,10 +231,6 @@ def lfw_painted(people: list[Path], seed: int = LFW_PAINTED_SEED,
     passes = MaskedFaceSearch().passes(detector.config)
     rng = np.random.default_rng(seed)
     crops, labels = [], []
-
-    def framed(picture: np.ndarray, faces: list) -> np.ndarray:
-        return _as_uint8(cut_and_resize(align_faces(picture, faces[:1]), MASK_CROP, MASK_SOURCE, gray=False)[0])
-
     for person in people:
         path = sorted(person.glob("*.jpg"))[0]
         bare = Image.open(path).convert("RGB")
@@ -212,14 +240,14 @@ def lfw_painted(people: list[Path], seed: int = LFW_PAINTED_SEED,
             continue
         painted = np.asarray(paint_mask(bare, subject[0].landmarks, rng))
         box = tuple(subject[0].box.astype(int))
-        crops.append(framed(bare_rgb, subject))
+        crops.append(_mask_framed(bare_rgb, subject[0]))
         labels.append(MASK_LABELS.index("no_mask"))
-        for faces in detector.detect_passes(painted, passes):
-            hits = [d for d in faces if hits_box(d.box, box)]
-            if hits:
-                crops.append(framed(painted, hits))
-                labels.append(MASK_LABELS.index("mask"))
-                break
+        crop = _first_hit_framed(detector, painted, passes, box)
+        if crop is not None:
+            crops.append(crop)
+            labels.append(MASK_LABELS.index("mask"))
+    if not crops:
+        raise ValueError("no face found in any of the LFW pictures given")
     return np.stack(crops), np.array(labels, np.int64)
 
 
@@ -228,17 +256,9 @@ def load_lfw_painted(split: str) -> tuple[np.ndarray, np.ndarray]:
     pool = lfw_training_people(split)
     rng = np.random.default_rng(LFW_PAINTED_SEED)
     people = [pool[i] for i in sorted(rng.choice(len(pool), LFW_PAINTED_PEOPLE[split], replace=False))]
-    path = CACHE_DIR / f"lfw_painted_{split}_{len(people)}.npz"
-    if path.exists():
-        z = np.load(path, allow_pickle=False)
-        return z["images"], z["labels"]
-    t = time.time()
-    images, labels = lfw_painted(people)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=images, labels=labels)
-    print(f"lfw_painted_{split}: {len(people)} people, {int((labels == 1).sum())} bare and "
-          f"{int((labels == 0).sum())} painted faces framed ({time.time() - t:.0f} s)", flush=True)
-    return images, labels
+    recipe = ([p.name for p in people], LFW_PAINTED_SEED, PAINTER_VERSION, _search_passes(), MASK_CROP, MASK_SOURCE)
+    z = _cached(f"lfw_painted_{split}", recipe, lambda: dict(zip(("images", "labels"), lfw_painted(people))))
+    return z["images"], z["labels"]
 
 
 GOOD_FIT = 5e-3  # registration MSE above which a crop's geometry is not trusted (about 2 % of FER train)
@@ -246,21 +266,17 @@ GOOD_FIT = 5e-3  # registration MSE above which a crop's geometry is not trusted
 
 def load_framing_geometry(name: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cached `register_framing` of a named set's framed crops: ((N,4) params, (N,) bool usable), usable where
-    the face was found and the fit is good. Written beside, never over, the framed-crop cache."""
-    path = CACHE_DIR / f"{name}_pipeline_framed_geometry.npz"
+    the face was found and the fit is good (GOOD_FIT). Written beside, never over, the framed-crop cache."""
     framed, found = load_framed(name, images)
-    if path.exists():
-        z = np.load(path, allow_pickle=False)
-        if len(z["params"]) == len(images):
-            return z["params"], found & (z["mse"] < GOOD_FIT)
-    t = time.time()
-    params = np.tile(np.array([1, 0, 0, 0], np.float32), (len(images), 1))
-    mse = np.full(len(images), np.inf, np.float32)
-    params[found], mse[found] = register_framing(images[found], framed[found])
-    np.savez(path, params=params, mse=mse)
-    usable = found & (mse < GOOD_FIT)
-    print(f"{name}: geometry of {usable.sum()} of {found.sum()} framed crops fitted ({time.time() - t:.0f} s)", flush=True)
-    return params, usable
+
+    def fit() -> dict[str, np.ndarray]:
+        params = np.tile(np.array([1, 0, 0, 0], np.float32), (len(images), 1))
+        mse = np.full(len(images), np.inf, np.float32)
+        params[found], mse[found] = register_framing(images[found], framed[found])
+        return {"params": params, "mse": mse}
+
+    z = _cached(f"{name}_pipeline_framed_geometry", _framing_recipe(images), fit)
+    return z["params"], found & (z["mse"] < GOOD_FIT)
 
 
 def framed_outside(params: torch.Tensor) -> torch.Tensor:
