@@ -233,13 +233,14 @@ class FaceLab:
         return face_probabilities
 
     def _mouths_covered(self, faces: list[Face], crops: np.ndarray) -> list[bool | None]:
-        """Per face, whether a mask hides its mouth (an emotion read from the eyes alone must say so):
-        the mask verdict already computed, else the mask head's (about 2 ms a face); None for every face
-        when the mask head cannot be loaded (the emotion is still given)."""
+        """Per face, whether a mask hides its mouth (an emotion read from the eyes alone must say so): a sure
+        mask verdict (`MaskPrediction.surely_masked`; an unsure one, such as "mask? 68 %" on a gray photo of a bare
+        face, is no reason to doubt the expression), the one already computed, else the mask head's (about 2 ms a
+        face); None for every face when the mask head cannot be loaded (the emotion is still given)."""
         if all(face.mask is not None for face in faces):
-            return [face.mask.label == "mask" for face in faces]
+            return [face.mask.surely_masked for face in faces]
         try:
-            return [prediction.label == "mask" for prediction in self.mask_head.predict(crops)]
+            return [prediction.surely_masked for prediction in self.mask_head.predict(crops)]
         except FaceLabError as exc:
             log.warning("mouth-covered check skipped: %s", exc)
             return [None] * len(faces)

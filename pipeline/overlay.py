@@ -17,6 +17,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .heads import MASK_SURE
+
 GREEN = (22, 163, 74)
 RED = (220, 38, 38)
 GREY = (120, 120, 120)
@@ -39,10 +41,8 @@ class Box:
 # (63 of 596 pictures in the issue-16 review read "100 %"), which no classifier earns.
 SHOWN_MAX = 0.99
 # Below these probabilities a verdict is shown as a question. Emotion: the heads are calibrated, so under
-# 0.5 the top emotion is more often wrong than right. Mask (two classes, so never under 0.5): under 0.8 at
-# least one such verdict in five is wrong.
+# 0.5 the top emotion is more often wrong than right. Mask: MASK_SURE (pipeline.heads).
 EMOTION_SURE = 0.5
-MASK_SURE = 0.8
 MOUTH_COVERED = "mouth covered"
 WHOLE_PICTURE = "whole picture judged"
 
