@@ -718,7 +718,10 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=RESULT_HEIGHT,
                                       elem_classes="facelab-result")
-                    bars = gr.Label(num_top_classes=7, label="Emotions of the largest face (click a face for its own)")
+                    # No heading: a bare top word ("surprise") would drop the doubt and the caveat that the table and
+                    # the boxes show ("surprise? 51 % (mouth covered)"); the bars carry the numbers.
+                    bars = gr.Label(num_top_classes=7, show_heading=False,
+                                    label="Emotions of the largest face (click a face for its own)")
                     table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                          interactive=False)
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
