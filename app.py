@@ -277,7 +277,8 @@ def emotion(image):
     analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
     rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
-    faces = [(f.box.tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
+    shown = overlay.shown_scale(analysis.image.shape)  # a click lands on the result as drawn
+    faces = [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
     return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
 
 
@@ -321,11 +322,15 @@ def enroll(name, image, token, enroll_anyway, gallery):
         raise gr.Error("Type the person's name first.", print_exception=False)
     result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"),
                              enroll_anyway=enroll_anyway is True)
-    for note in [*result.notes, *result.warnings]:
-        gr.Warning(html.escape(note, quote=False))
+    notes = [html.escape(note, quote=False) for note in [*result.notes, *result.warnings]]
+    for note in notes:
+        gr.Warning(note)
     photos = f" ({result.person.embeddings} photos)" if result.person.embeddings > 1 else ""
-    gr.Info(f"Enrolled {html.escape(result.person.name, quote=False)}{photos}.")
-    return (*_people(gallery), gallery)
+    done = f"Enrolled {html.escape(result.person.name, quote=False)}{photos}."
+    gr.Info(done)
+    # The toasts go after 10 s; a doubt about what was enrolled ("6 faces in the picture: enrolled the largest
+    # one") stays on the page until the next action (the thumbnail in the gallery says that it was).
+    return (*_people(gallery), gallery, " ".join(notes))
 
 
 @friendly
@@ -637,6 +642,10 @@ def _remembering(fn: Callable[..., Any], action: str) -> Callable[..., Any]:
     return wrapper
 
 
+# Closes the toasts on the page (Gradio keeps an error's toast for 10 s, over the next action's result).
+CLOSE_TOASTS = "() => { document.querySelectorAll('.toast-close').forEach((button) => button.click()); }"
+
+
 def _failure_line(action: str) -> Callable[[gr.Request], str]:
     """The page's step after `action` failed: the message `_remembering` kept for this session."""
     def show(request: gr.Request) -> str:
@@ -653,10 +662,16 @@ def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, 
     the next action (the toast closes after 10 s). Returns the event, to chain what follows a success."""
     empties = outputs if empties is None else empties
     blank = [None] * len(empties) + [""]
+    button.click(None, None, None, js=CLOSE_TOASTS, queue=False)  # an earlier action's toast is not this one's
     event = button.click(lambda: blank if empties else "", None, [*empties, message], queue=False,  # one output: no list
                          api_visibility="private").then(_remembering(fn, api_name), inputs, outputs,
                                                         api_name=api_name, **UPLOAD)
     event.failure(_failure_line(api_name), None, message, queue=False, api_visibility="private")
+    # A new picture (or operating point) empties the last one's result, so no answer stands beside a picture
+    # it was not given (a "Why?" of the new pair under the old pair's verdict).
+    for component in inputs if isinstance(inputs, list) else [inputs]:
+        if empties and isinstance(component, (gr.Image, gr.Radio)):
+            component.change(lambda: blank, None, [*empties, message], queue=False, api_visibility="private")
     return event
 
 
@@ -795,8 +810,8 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                          interactive=False)
             # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
             people_outputs = [grid, who, gallery]  # the gallery's view is never emptied before a change
-            _run(enroll_button, enroll, [name, enroll_image, token, anyway, gallery], people_outputs, "enroll",
-                 gallery_message, empties=[]).success(
+            _run(enroll_button, enroll, [name, enroll_image, token, anyway, gallery], [*people_outputs, gallery_message],
+                 "enroll", gallery_message, empties=[]).success(
                 lambda: ("", None, False), None, [name, enroll_image, anyway], queue=False, api_visibility="private")
             _run(delete_button, delete, [who, token, gallery], people_outputs, "delete", gallery_message, empties=[])
             clear_button.click(lambda: gr.Row(visible=True), None, confirm_row, queue=False, api_visibility="private")

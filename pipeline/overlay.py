@@ -10,7 +10,7 @@ that sure), and a verdict below its head's `*_SURE` level reads as a question ("
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -173,16 +173,33 @@ def layout_tags(size: tuple[int, int], boxes: Sequence[Box], numbered: bool = Tr
     return tags
 
 
+# A result picture whose shorter side is below this is drawn enlarged, by a whole factor: on a 36-px face crop
+# the tag read "1 ma", cut by the picture's edge.
+MIN_SHOWN_SIDE = 160
+
+
+def shown_scale(shape: Sequence[int]) -> int:
+    """The whole factor `draw_boxes` enlarges a picture of this (height, width, ...) shape by: 1 unless its
+    shorter side is under MIN_SHOWN_SIDE. Boxes to match against clicks on the result are multiplied by it."""
+    shorter = max(1, min(shape[0], shape[1]))
+    return -(-MIN_SHOWN_SIDE // shorter) if shorter < MIN_SHOWN_SIDE else 1
+
+
 def draw_boxes(image: np.ndarray, boxes: Iterable[Box], numbered: bool = True) -> np.ndarray:
-    """A copy of `image` (RGB uint8) with each box outlined and a filled tag beside it: the box's number
-    (its place in `boxes`, from 1: the row of the app's table of faces) on white, then its text, placed by
-    `layout_tags` (above the box, else inside its top edge, else under it; never over an earlier tag where
-    there is room). Text is drawn as pixels: names can never be interpreted as markup."""
+    """A copy of `image` (RGB uint8; enlarged by `shown_scale` when small) with each box outlined and a filled
+    tag beside it: the box's number (its place in `boxes`, from 1: the row of the app's table of faces) on
+    white, then its text, placed by `layout_tags` (above the box, else inside its top edge, else under it;
+    never over an earlier tag where there is room). Text is drawn as pixels: names can never be interpreted
+    as markup."""
     picture = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+    scale = shown_scale(image.shape)
+    items = list(boxes)
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.BICUBIC)
+        items = [replace(item, box=[float(v) * scale for v in item.box]) for item in items]
     draw = ImageDraw.Draw(picture)
     width = _line_width(picture.size)
     pad = width + 2
-    items = list(boxes)
     for item in items:  # every outline first: a tag is never crossed by a neighbour's outline
         draw.rectangle(tuple(float(v) for v in item.box), outline=item.colour, width=width)
     for item, tag in zip(items, layout_tags(picture.size, items, numbered)):

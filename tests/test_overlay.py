@@ -100,3 +100,18 @@ def test_a_tag_stays_beside_its_own_box() -> None:
         x1, y1, x2, y2 = box.box
         assert tag.rect[0] <= x2 and tag.rect[2] >= x1  # overlaps the box's columns
         assert y1 - (tag.rect[3] - tag.rect[1]) - 1 <= tag.rect[1] <= y2 + 1  # above, inside the top or just under
+
+
+def test_a_small_picture_is_drawn_enlarged_so_its_whole_tag_fits() -> None:
+    # A 36-px face crop (the mask test set has such) filled by its face: the tag read "1 ma", cut by the edge.
+    box = overlay.Box((2, 3, 34, 35), "mask 99 %", overlay.GREEN)
+    scale = overlay.shown_scale((36, 36, 3))
+    assert scale > 1 and overlay.shown_scale((300, 400, 3)) == 1
+    picture = overlay.draw_boxes(np.full((36, 36, 3), 120, np.uint8), [box])
+    assert picture.shape == (36 * scale, 36 * scale, 3) and 36 * scale >= overlay.MIN_SHOWN_SIDE
+    tag, = overlay.layout_tags(picture.shape[1::-1], [overlay.Box([v * scale for v in box.box], box.text)])
+    x1, y1, x2, y2 = tag.rect
+    assert tag.text == "mask 99 %" and 0 <= x1 and x2 <= picture.shape[1] and 0 <= y1 and y2 <= picture.shape[0]
+    # and the tag is drawn there: its green fill covers much of its rectangle
+    fill = picture[int(y1) + 2:int(y2) - 1, int(x1 + tag.number_width) + 2:int(x2) - 1].astype(int)
+    assert (np.abs(fill - overlay.GREEN).sum(axis=2) < 60).mean() > 0.5
