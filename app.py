@@ -594,12 +594,16 @@ def status():
 RESULT_HEIGHT = 340  # the result pictures of Mask check and Emotion: with the tab's button, in a laptop's first screen
 
 
-def _image_inputs(label: str, settings: Settings, height: int = RESULT_HEIGHT):
-    """An upload/snapshot picture and a live webcam stream, in two sub-tabs."""
+def _image_inputs(label: str, settings: Settings, height: int = RESULT_HEIGHT,
+                  examples: Callable[[gr.Image], None] | None = None):
+    """An upload/snapshot picture and a live webcam stream, in two sub-tabs; `examples`, given the picture, adds
+    examples that fill it under its Analyse button (in the upload sub-tab alone: the live one has no button)."""
     with gr.Tab("Upload or snapshot"):
         still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
                          webcam_options=gr.WebcamOptions(mirror=True), height=height)
         button = gr.Button("Analyse", variant="primary")
+        if examples is not None:
+            examples(still)
     with gr.Tab("Live webcam"):
         live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=height)
         gr.Markdown(f"A live stream stops after {settings.stream_seconds} s; press Record again to go on.")
@@ -799,8 +803,9 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                      info=OPERATING_POINT_INFO)
                     with gr.Row(equal_height=False):
                         with gr.Column(min_width=200):
-                            still, button, live = _image_inputs("Picture to identify", settings, height=210)
-                            _examples([["astronaut_mirror.jpg"]], still, label="Example: fills the picture, then press Analyse")
+                            still, button, live = _image_inputs(
+                                "Picture to identify", settings, height=210, examples=lambda picture: _examples(
+                                    [["astronaut_mirror.jpg"]], picture, label="Example: fills the picture, then press Analyse"))
                         with gr.Column(min_width=200):
                             message = _message_line()
                             result = gr.Image(label="Result", format="jpeg", interactive=False, height=300,

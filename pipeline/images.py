@@ -82,8 +82,8 @@ def _open_pil(source: ImageInput) -> Image.Image:
         raise InvalidImageError(
             f"{name[0].upper() + name[1:]} is not a picture we can read (JPEG, PNG, WebP, GIF, BMP, TIFF)."
         ) from None
-    except Exception as exc:  # PIL raises many types for corrupt headers
-        raise InvalidImageError(f"The picture is damaged or truncated and cannot be decoded ({exc}).") from None
+    except Exception:  # PIL raises many types for corrupt headers
+        raise InvalidImageError(DAMAGED) from None
     return image
 
 
@@ -102,8 +102,8 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
         raise
     except Image.DecompressionBombError as exc:
         raise InvalidImageError(_too_many_pixels_message(exc)) from None
-    except Exception as exc:  # truncated or corrupt data
-        raise InvalidImageError(f"The picture is damaged or truncated and cannot be decoded ({exc}).") from None
+    except Exception:  # truncated or corrupt data
+        raise InvalidImageError(DAMAGED) from None
     _check_size(*image.size)  # what was decoded, in case a decoder's header understated it
     return _convert_mode(image)
 
@@ -158,6 +158,11 @@ def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+# Said in the visitor's words, without the decoder's own ("image file is truncated", "broken data stream").
+DAMAGED = ("The picture is damaged or truncated and cannot be decoded. Save it again, or send another copy of "
+           "it.")
 
 
 def _too_many_pixels_message(found: Image.DecompressionBombError | str) -> str:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from shared_data import MISC_DIR
 from pipeline.errors import InvalidImageError
-from pipeline.images import MAX_PIXELS, load_rgb, resize_to_max_side
+from pipeline.images import DAMAGED, MAX_PIXELS, load_rgb, resize_to_max_side
 
 ASTRONAUT = MISC_DIR / "single_face_astronaut.png"
 
@@ -78,8 +78,10 @@ def test_animated_gif_uses_first_frame() -> None:
     ids=["zero-bytes", "pdf-named-jpg", "truncated-jpeg-header", "truncated-png-data"],
 )
 def test_unreadable_files_get_a_clear_message(data, message: str) -> None:
-    with pytest.raises(InvalidImageError, match=message):
+    with pytest.raises(InvalidImageError, match=message) as refused:
         load_rgb(data())
+    if message == "damaged or truncated":  # in the visitor's words, not the decoder's ("image file is truncated")
+        assert str(refused.value) == DAMAGED
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
