@@ -646,8 +646,16 @@ def _remembering(fn: Callable[..., Any], action: str) -> Callable[..., Any]:
     return wrapper
 
 
-# Closes the toasts on the page (Gradio keeps an error's toast for 10 s, over the next action's result).
-CLOSE_TOASTS = "() => { document.querySelectorAll('.toast-close').forEach((button) => button.click()); }"
+# At each action, in the page: close the toasts (Gradio keeps an error's toast for 10 s, over the next action's
+# result); and for a tab's main action on a phone, where the result sits below the inputs and examples, bring the
+# result into view when it lies below the screen (after Analyse the page did not move: nothing seemed to happen).
+CLOSE_TOASTS = "document.querySelectorAll('.toast-close').forEach((button) => button.click());"
+SHOW_RESULT_ON_A_PHONE = """
+  const result = [...document.querySelectorAll('.facelab-result, #verdict')].find((e) => e.offsetParent !== null);
+  if (window.innerWidth < 700 && result && result.getBoundingClientRect().top > window.innerHeight - 80) {
+    result.scrollIntoView({block: 'start'});
+  }"""
+MAIN_ACTIONS = ("mask", "emotion", "identify", "verify")
 
 
 def _failure_line(action: str) -> Callable[[gr.Request], str]:
@@ -666,7 +674,8 @@ def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, 
     the next action (the toast closes after 10 s). Returns the event, to chain what follows a success."""
     empties = outputs if empties is None else empties
     blank = [None] * len(empties) + [""]
-    button.click(None, None, None, js=CLOSE_TOASTS, queue=False)  # an earlier action's toast is not this one's
+    script = CLOSE_TOASTS + (SHOW_RESULT_ON_A_PHONE if api_name in MAIN_ACTIONS else "")
+    button.click(None, None, None, js=f"() => {{ {script} }}", queue=False)
     event = button.click(lambda: blank if empties else "", None, [*empties, message], queue=False,  # one output: no list
                          api_visibility="private").then(_remembering(fn, api_name), inputs, outputs,
                                                         api_name=api_name, **UPLOAD)

@@ -602,6 +602,15 @@ def test_on_a_phone_every_tab_is_one_tap_away_and_tables_stay_readable(browser) 
         ui.open_tab(browser, "Mask check")
         browser.execute_script("window.scrollTo(0, 0)")
         screenshot(browser, "phone")
+        # After Analyse the result, below the inputs and examples, is brought into view.
+        ui.put_file(browser, "Picture", EXAMPLES / "astronaut_mask.jpg")
+        panel = open_tab(browser, "Mask check")
+        click(panel, "Analyse")
+        WebDriverWait(browser, WAIT).until(lambda d: re.search(r"mask \d+ %", panel.text))
+        result = panel.find_element(By.CSS_SELECTOR, ".facelab-result")
+        rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", result)
+        assert 0 <= rect["top"] < ui.PHONE[1] - 100, f"the result is off screen after Analyse: {rect}"
+        screenshot(browser, "phone_result")
     finally:
         ui.set_viewport(browser, ui.LAPTOP)
         browser.refresh()
