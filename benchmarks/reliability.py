@@ -151,7 +151,7 @@ def run_load(url: str, process, clients: int, requests: int, deadline_s: float, 
         own, first, second = people[index]
         other = people[(index + 1) % clients][rng.randrange(1, 3)]
         if kind == "enroll":
-            grid, _ = client.submit(own, handle_file(str(rng.choice((first, second)))), api_name="/enroll").result(
+            grid, _, _ = client.submit(own, handle_file(str(rng.choice((first, second)))), api_name="/enroll").result(
                 timeout=300)
             return [item.get("caption") for item in grid], kind
         if kind == "people":

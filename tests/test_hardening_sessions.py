@@ -43,7 +43,7 @@ def test_ten_visitors_enrolling_and_identifying_at_once_stay_apart(app_url) -> N
         other_photo = people[(index + 1) % CLIENTS][1]  # enrolled by the next visitor, at the same time
         names: list[str] = []
         start.wait(timeout=60)
-        grid, menu = client.submit(own, handle_file(str(first)), api_name="/enroll").result(timeout=CALL_TIMEOUT_S)
+        grid, menu, _notes = client.submit(own, handle_file(str(first)), api_name="/enroll").result(timeout=CALL_TIMEOUT_S)
         names += captions(grid) + [choice[0] for choice in (menu or {}).get("choices", [])]
         names += [p["name"] for p in client.submit(api_name="/people").result(timeout=CALL_TIMEOUT_S)]
         identified = {}
