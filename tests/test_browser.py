@@ -346,9 +346,8 @@ def close_toasts(driver) -> None:
     WebDriverWait(driver, 10).until(lambda d: not toasts(d))
 
 
-def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> None:
-    """The reason of a failure stays on the page after its toast is gone (it used to leave only a red "Error"),
-    and the next action takes it away."""
+def mask_check_refused(browser):
+    """The Mask check tab after a face-free picture was refused (its toast up); returns the tab's panel."""
     panel = open_working_tab(browser, "Mask check")
     # the live test may have left the Live webcam sub-tab open (the first such sub-tab is this tab's)
     browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Upload or snapshot']").click()
@@ -356,6 +355,13 @@ def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> 
     upload(panel, "Picture", EXAMPLES / "no_face.jpg")
     click(panel, "Analyse")
     WebDriverWait(browser, WAIT).until(lambda d: "No face found" in toasts(d))
+    return panel
+
+
+def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> None:
+    """The reason of a failure stays on the page after its toast is gone (it used to leave only a red "Error"),
+    and the next action takes it away."""
+    panel = mask_check_refused(browser)
     close_toasts(browser)
     wait_for_text(browser, panel, "No face found")
     assert "Error" not in panel.text.split()  # Gradio's bare red badge: the line above explains instead
@@ -380,12 +386,7 @@ def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> 
 def test_a_new_picture_empties_the_last_result_and_a_new_action_closes_old_toasts(browser) -> None:
     """No answer stands beside a picture it was not given, and an earlier failure's toast does not sit over the
     next result."""
-    panel = open_working_tab(browser, "Mask check")
-    browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Upload or snapshot']").click()
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Analyse"))
-    upload(panel, "Picture", EXAMPLES / "no_face.jpg")
-    click(panel, "Analyse")
-    WebDriverWait(browser, WAIT).until(lambda d: "No face found" in toasts(d))
+    panel = mask_check_refused(browser)
     upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")  # the toast is still up (10 s)
     assert "No face found" in toasts(browser)
     click(panel, "Analyse")
