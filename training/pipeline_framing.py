@@ -62,7 +62,7 @@ def pipeline_framed(images: np.ndarray, detector: FaceDetector | None = None) ->
         faces = detector.detect(rgb, config)  # with the app's border retry
         if not faces:
             continue
-        out[i] = _as_uint8(cut_and_resize(align_faces(rgb, faces[:1]), FER_CROP, FER_SIZE, gray=True)[0, 0])
+        out[i] = _fer_framed(rgb, faces[0])
         found[i] = True
     return out, found
 
@@ -88,17 +88,26 @@ def fer_scene_framed(images: np.ndarray, seed: int = FER_SCENE_SEED,
         scene, _ = paste_on_canvas(Image.fromarray(img), background, rng, face_side=UPSCALE * FER_SIZE)
         faces = detector.detect(scene)
         if faces:
-            out[i] = _as_uint8(cut_and_resize(align_faces(scene, faces[:1]), FER_CROP, FER_SIZE, gray=True)[0, 0])
+            out[i] = _fer_framed(scene, faces[0])
             found[i] = True
     return out, found
 
 
 def load_scene_framed(name: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cached `fer_scene_framed` of a named image set (its row order)."""
-    recipe = (len(images), hashlib.sha1(images.tobytes()).hexdigest(), FER_SCENE_SEED, UPSCALE, DetectorConfig(),
-              FER_CROP, OBJECT_PICTURES)
+    recipe = (*_rows_key(images), FER_SCENE_SEED, UPSCALE, DetectorConfig(), FER_CROP, OBJECT_PICTURES)
     z = _cached(f"{name}_scene_framed", recipe, lambda: dict(zip(("images", "found"), fer_scene_framed(images))))
     return z["images"], z["found"]
+
+
+def _fer_framed(picture: np.ndarray, face: Detection) -> np.ndarray:
+    """The face aligned and cut at FER_CROP, back to FER_SIZE px gray uint8: what the emotion head is served."""
+    return _as_uint8(cut_and_resize(align_faces(picture, [face]), FER_CROP, FER_SIZE, gray=True)[0, 0])
+
+
+def _rows_key(images: np.ndarray) -> tuple[int, str]:
+    """The row count and a digest of the pixels: the part of a cache recipe that names its images."""
+    return len(images), hashlib.sha1(images.tobytes()).hexdigest()
 
 
 def _as_uint8(x: torch.Tensor) -> np.ndarray:
@@ -129,7 +138,7 @@ def _cached(stem: str, recipe: object, build: Callable[[], dict[str, np.ndarray]
 
 
 def _framing_recipe(images: np.ndarray) -> tuple:
-    return len(images), hashlib.sha1(images.tobytes()).hexdigest(), UPSCALE, FER_FRAMING_DETECTOR, FER_CROP
+    return (*_rows_key(images), UPSCALE, FER_FRAMING_DETECTOR, FER_CROP)
 
 
 def load_framed(name: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
