@@ -6,8 +6,9 @@ benchmarks/latency.py:
 - the image pyramid is resized from uint8 with antialiased bilinear interpolation, about 7x faster
   than the reference's float "area" resize, which took a third of the detection time;
 - the networks run channels-last (max-pooling was half of their time in the reference layout);
-- R-Net and O-Net run in chunks of 32 crops, padded to powers of two, so oneDNN's kernels and the
+- R-Net and O-Net run in chunks of 32 crops, padded to a few fixed sizes, so oneDNN's kernels and the
   activations stay cached;
+- P-Net's 10-channel first layer and 6-channel heads run zero-padded to 16 channels (models/mtcnn_nets.py);
 - it needs only torch and numpy (no torchvision import at start-up).
 The P-Net pass (most of the cost) is kept in a `Pyramid`, with the R-Net and O-Net outputs of each
 crop already run, so several threshold sets can be tried on one picture for little more than the
@@ -30,6 +31,7 @@ SMALLEST_INPUT = 12  # P-Net's receptive field: the smallest level's shorter sid
 PNET_STRIDE = 2
 NMS_BLOCK = 256  # rows of the overlap matrix computed at once
 NET_CHUNK = 32  # crops per R-Net / O-Net run (see _run_padded)
+PADDING_STEP = 8  # see padded_batch_size
 
 
 @dataclass(frozen=True)
@@ -121,16 +123,25 @@ def _resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.nn.functional.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def padded_batch_size(count: int) -> int:
+    """The batch size a chunk of `count` crops is zero-padded to: a power of two up to PADDING_STEP, then a
+    multiple of it (1, 2, 4, 8, 16, 24, 32), so that oneDNN meets only a few batch sizes while a chunk of
+    17-24 crops is not run as 32 (R-Net on a 640x480 frame's 23 candidates)."""
+    if count <= PADDING_STEP:
+        return 1 << max(count - 1, 0).bit_length()
+    return -(-count // PADDING_STEP) * PADDING_STEP
+
+
 def _run_padded(net: torch.nn.Module, batch: torch.Tensor) -> tuple[np.ndarray, ...]:
-    """Run `net` on the batch in chunks of at most NET_CHUNK crops, the last one zero-padded to a power
-    of two: oneDNN rebuilds its kernels for every new batch size (2-4x the cost of the run), so a few
-    fixed sizes keep them cached; and a chunk's activations stay in the CPU's cache (R-Net on 512 crops
-    ran 1.25x faster in chunks of 32, O-Net on 64 crops 1.4x)."""
+    """Run `net` on the batch in chunks of at most NET_CHUNK crops, the last one zero-padded
+    (`padded_batch_size`): oneDNN rebuilds its kernels for every new batch size (2-4x the cost of the
+    run), so a few fixed sizes keep them cached; and a chunk's activations stay in the CPU's cache (R-Net
+    on 512 crops ran 1.25x faster in chunks of 32, O-Net on 64 crops 1.4x)."""
     parts = []
     for start in range(0, len(batch), NET_CHUNK):
         chunk = batch[start : start + NET_CHUNK]
         count = len(chunk)
-        padded = 1 << max(count - 1, 0).bit_length()
+        padded = padded_batch_size(count)
         if padded > count:
             chunk = torch.cat([chunk, chunk.new_zeros((padded - count, *chunk.shape[1:]))])
             chunk = chunk.contiguous(memory_format=torch.channels_last)

@@ -112,3 +112,14 @@ def test_pnet_pooling_matches_torch_max_pool_with_ceil_mode(height: int, width: 
     x = torch.randn(1, 10, height, width).contiguous(memory_format=torch.channels_last)
     expected = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True)
     assert torch.equal(_max_pool_2x2(x), expected)
+
+
+def test_crop_batches_are_padded_to_few_sizes_and_never_shrunk() -> None:
+    """oneDNN rebuilds its kernels for each new batch size: R-Net and O-Net chunks (at most NET_CHUNK crops) are
+    zero-padded to a handful of sizes, the smallest that holds them."""
+    from pipeline.mtcnn import NET_CHUNK, padded_batch_size
+
+    sizes = [padded_batch_size(count) for count in range(1, NET_CHUNK + 1)]
+    assert all(size >= count for count, size in zip(range(1, NET_CHUNK + 1), sizes))
+    assert sorted(set(sizes)) == [1, 2, 4, 8, 16, 24, 32]
+    assert padded_batch_size(23) == 24 and padded_batch_size(5) == 8
