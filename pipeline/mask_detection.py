@@ -11,7 +11,10 @@ found nothing (benchmarks/mask.py measures the result: no_face_rate, phantom_box
    `DetectorConfig.retry_with_border`);
 3. the relaxed pass once more on an interleaved pyramid, whose scales fall between the first pyramid's
    (`MaskedFaceSearch.interleaved_pass`), its faces confirmed as the second pass's are;
-4. the centre-crop fallback: the largest centred square of the picture taken as one face, with landmarks
+4. in a picture that is not square, steps 1 and 2 once more on its centred square alone when the face check
+   finds that square face-like (`MaskedFaceSearch.centre_square_min_face_probability`): a face that fills a
+   tall or wide picture's middle is often missed beside the rest of the picture;
+5. the centre-crop fallback: the largest centred square of the picture taken as one face, with landmarks
    at the mean positions measured on face-crop datasets, when O-Net, run on that square, rates it as
    face-like enough (`MaskedFaceSearch.fallback_min_score`), or the face check alone is sure of it
    (`fallback_min_face_probability`); the face is marked as assumed (`is_assumed`), so callers can say
@@ -97,6 +100,14 @@ class MaskedFaceSearch:
     # more; without the border retry 2 / 1 / 3, with lower P-Net and R-Net bars (0.3) the same. Costs three more
     # pyramids, only on pictures where nothing was found: the misc/ face-free photos take about 1.65x as long.
     interleaved_pass: bool = True
+    # When nothing was found in a picture that is not square and the face check gives its centred square at
+    # least this P(face) (None: never): the two passes (with the border retry) once more on that square alone,
+    # before the centre-crop fallback. On the dev close-ups of benchmarks/mask_search.py, tall and wide canvases
+    # of pictures found as they are were missed beside their streaked edges and located in their square. The
+    # face check keeps the cost off most face-free pictures: run on every one, the search took the misc/ photos
+    # 1.4-3.2x as long (the random-noise picture 1.6 -> 5.0 s); of their squares only the coffee cup's reaches
+    # 0.5 (0.90; the others 0.001-0.18), so only it still takes about 1.3x as long.
+    centre_square_min_face_probability: float | None = 0.5
 
     def passes(self, config: DetectorConfig) -> list[DetectorConfig]:
         """The detector passes of the search: `config`, then the relaxed second pass when there is one."""
@@ -191,9 +202,26 @@ def detect_faces_masked(detector: FaceDetector, image: np.ndarray, search: Maske
     interleaved = search.interleaved(config)
     if not found and interleaved is not None:
         found = confirmed_faces(detector, image, detector.detect(image, interleaved), [], search, face_check)
+    if not found:
+        found = _in_centre_square(detector, image, search, config, face_check)
     if not found and search.fallback_min_score is not None:
         found = _centre_square_if_face(detector, image, search, face_check)
     return sorted(found, key=lambda d: d.area, reverse=True)
+
+
+def _in_centre_square(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch, config: DetectorConfig,
+                      face_check: FaceCheck | None) -> list[Detection]:
+    """The two passes on the picture's centred square alone, in picture pixels, when the picture is not square
+    and the face check finds the square face-like enough (`MaskedFaceSearch.centre_square_min_face_probability`)."""
+    h, w = image.shape[:2]
+    side, least = min(h, w), search.centre_square_min_face_probability
+    if side == max(h, w) or least is None or face_check is None or face_check(image, [centre_square_face(image)])[0] < least:
+        return []
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    square = np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
+    offset = np.array([x0, y0], np.float32)
+    return [Detection(box=d.box + np.tile(offset, 2), landmarks=d.landmarks + offset, score=d.score)
+            for d in _two_passes(detector, square, search, config, face_check)]
 
 
 def _centre_square_if_face(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch,
