@@ -37,9 +37,12 @@ COLOUR_AUG = False  # --colour-aug: colour casts + pixelation (tried; lower val 
 
 
 def appended(base: ImageSet, images: np.ndarray, labels: np.ndarray, files: list[str] | None = None) -> ImageSet:
-    """`base` with more rows (files: their sources, if known)."""
-    return ImageSet(np.concatenate([base.images, images]), np.concatenate([base.labels, labels]),
-                    base.files + (files or []))
+    """`base` with more rows. `files`: their sources, if known; otherwise they are named "<added N>", so that
+    `files` keeps one entry per row."""
+    added = files if files is not None else [f"<added {index}>" for index in range(len(images))]
+    if not len(added) == len(images) == len(labels):
+        raise ValueError(f"{len(images)} images, {len(labels)} labels and {len(added)} files to append")
+    return ImageSet(np.concatenate([base.images, images]), np.concatenate([base.labels, labels]), base.files + added)
 
 
 def prepare_train(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
