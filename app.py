@@ -565,6 +565,9 @@ TABS = tuple(TAB_NEEDS)
 # after a failure the tab's "Not done: ..." line explains it, so Gradio's bare red "Error" badge on the
 # emptied outputs is hidden; on a phone the tabs wrap (see build_demo) and the About tables scroll sideways
 # instead of squeezing a column to a letter a line; the step headings are compact.
+#
+# Browser pass: the identify table of faces in the page's font, with narrower cells, so its six columns fit under
+# the result on a laptop (the box column was cut).
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
@@ -573,6 +576,8 @@ CSS = """
 .prose table { display: block; max-width: 100%; overflow-x: auto; }
 .prose td, .prose th { min-width: 8em; overflow-wrap: break-word; }
 .facelab-step h3 { margin: 0 !important; }
+#identify-faces .header-table, #identify-faces .virtual-row { font-family: var(--font); font-size: var(--text-sm); }
+#identify-faces .cell-wrap { padding-left: var(--size-1); padding-right: var(--size-1); }
 """
 
 
@@ -705,8 +710,9 @@ def _examples(rows, inputs, fn=None, outputs=None, label: str = "Examples"):
 
 def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
     # Every result picture is a file in Gradio's cache (a live stream writes one per frame): sweep files
-    # older than 15 minutes every 5 minutes so a long class session cannot fill the disk.
-    with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900)) as demo:
+    # older than 15 minutes every 5 minutes so a long class session cannot fill the disk. The page takes the
+    # window's width (Gradio caps it at 1280 px, so a 1366-px laptop lost 86 px the identify result needs).
+    with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900), fill_width=True) as demo:
         gr.Markdown("# Face Lab\nMask check, emotion, enroll & identify, verify: upload a picture or use your webcam.")
         status_line, timer = gr.Markdown(), gr.Timer(2)
         # A visitor's gallery expires an hour after its last change, also for API clients, whose
@@ -769,25 +775,28 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             live.stream(emotion_live_with_timeline, [live, tracker, timeline_on, timeline],
                         [result, tracker, table, bars, plot, timeline], api_name="emotion_live", **LIVE)
 
+        # Identify's result gets the width, for a group photo's names (browser pass: its tags were 6-7 px tall and
+        # its table cut, below the fold): enroll keeps what its photo's label needs on one line, the picture to
+        # identify 240 px with the operating point under it, and the table of faces sits under the result.
         with gr.Tab("Enroll & identify", id="identify"):
             _off_note("identify")
             with gr.Row():
-                with gr.Column():
+                with gr.Column(scale=1, min_width=470):
                     gr.Markdown("### 1. Enroll someone", elem_classes="facelab-step")
                     with gr.Row(equal_height=False):
                         # No max_length: the browser would cut a longer name without a word; enroll refuses it, saying why.
-                        with gr.Column(min_width=180):
+                        with gr.Column(scale=2, min_width=180):
                             name = gr.Textbox(label="Name", placeholder="e.g. Ada Lovelace",
                                               info=f"up to {MAX_NAME_LENGTH} characters")
                             anyway = gr.Checkbox(False, label="Enroll anyway",
                                                  info="even if this face already matches someone else in the gallery")
                         enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
-                                                label="Photo of this person (one face)", height=210, min_width=180)
+                                                label="Photo of this person (one face)", height=210, min_width=180, scale=3)
                     _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image],
                               label="Example: fills the name and photo, then press Enroll")
                     enroll_button = gr.Button("Enroll", variant="primary")
                     gallery_message = _message_line()
-                    grid = gr.Gallery(label="Enrolled people", columns=5, height=170, allow_preview=False,
+                    grid = gr.Gallery(label="Enrolled people", columns=4, height=170, allow_preview=False,
                                       fit_columns=False, object_fit="contain", elem_id="enrolled")
                     if not settings.gallery:  # a visitor's own gallery: say how easily it is lost
                         gr.Markdown(f"Your enrolled people stay in this browser tab only: **reloading or closing "
@@ -806,22 +815,22 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     # need the operator's token (serving/access.py).
                     token = gr.Textbox(label="Operator token (shared gallery)", type="password", value="",
                                        visible=OPERATOR.shared)
-                with gr.Column():
+                with gr.Column(scale=2):
                     gr.Markdown("### 2. Identify the people in a picture", elem_classes="facelab-step")
-                    point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
-                                     info=OPERATING_POINT_INFO)
                     with gr.Row(equal_height=False):
-                        with gr.Column(min_width=200):
+                        with gr.Column(scale=1, min_width=240):
                             still, button, live = _image_inputs(
                                 "Picture to identify", settings, height=210, examples=lambda picture: _examples(
                                     [["astronaut_mirror.jpg"]], picture, label="Example: fills the picture, then press Analyse"))
-                        with gr.Column(min_width=200):
+                            point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
+                                             info=OPERATING_POINT_INFO)
+                        with gr.Column(scale=3, min_width=300):
                             message = _message_line()
-                            result = gr.Image(label="Result", format="jpeg", interactive=False, height=300,
+                            result = gr.Image(label="Result", format="jpeg", interactive=False, height=320,
                                               elem_classes="facelab-result")
+                            table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"],
+                                                 label="Faces", interactive=False, elem_id="identify-faces")
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
-                    table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"], label="Faces",
-                                         interactive=False)
             # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
             people_outputs = [grid, who, gallery]  # the gallery's view is never emptied before a change
             _run(enroll_button, enroll, [name, enroll_image, token, anyway, gallery], [*people_outputs, gallery_message],

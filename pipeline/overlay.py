@@ -26,6 +26,9 @@ BLUE = (37, 99, 235)
 AMBER = (180, 83, 9)  # dark enough for white text
 WHITE = (255, 255, 255)
 FONT_PER_FACE_WIDTH = 0.22  # label text height per pixel of face width (a label spans about 1.4 faces)
+# Smallest label text, as a share of the picture's longer side: the page shrinks a picture to its result box
+# (a 1200-px group photo to about 550 px on a laptop), so 1/40 keeps a tag about 17 px tall there.
+MIN_FONT_SHARE = 1 / 40
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,10 @@ def layout_tags(size: tuple[int, int], boxes: Sequence[Box], numbered: bool = Tr
         if not (item.text or label):
             tags.append(None)
             continue
-        # Text sized from the face, not the picture: in a group photo neighbours' labels stay apart.
-        font_size = max(12, min(48, max(size) // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH)))
+        # Text sized from the face, not the picture: in a group photo neighbours' labels stay apart; but never
+        # under MIN_FONT_SHARE of the picture, which the page shows shrunk to fit (small faces' tags were 6 px).
+        font_size = max(12, int(max(size) * MIN_FONT_SHARE),
+                        min(48, max(size) // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH)))
         font = _font(font_size)
         line = measure.textbbox((0, 0), "0Ag", font=font)
         number_w = (measure.textbbox((0, 0), label, font=font)[2] + 2 * pad) if label else 0

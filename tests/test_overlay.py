@@ -115,3 +115,18 @@ def test_a_small_picture_is_drawn_enlarged_so_its_whole_tag_fits() -> None:
     # and the tag is drawn there: its green fill covers much of its rectangle
     fill = picture[int(y1) + 2:int(y2) - 1, int(x1 + tag.number_width) + 2:int(x2) - 1].astype(int)
     assert (np.abs(fill - overlay.GREEN).sum(axis=2) < 60).mean() > 0.5
+
+
+def test_tags_on_a_large_group_picture_stay_legible_when_the_page_shrinks_it() -> None:
+    # A group photo's faces are small against the picture, and the page shows the picture shrunk to its result
+    # box (about 560 px wide for identify on a laptop): the tags, sized from the faces, were 6-7 px tall there.
+    faces = [(859, 439, 952, 558), (425, 134, 505, 242), (553, 48, 629, 152), (228, 251, 304, 354),
+             (623, 197, 695, 297), (728, 471, 798, 574)]  # the 1200x630 group photo's faces, 70-93 px wide
+    for factor in (1, 4):  # and the same picture at 4800x2520
+        size = (1200 * factor, 630 * factor)
+        boxes = [overlay.Box([v * factor for v in face], f"unknown (0.{i}2)", overlay.GREY) for i, face in enumerate(faces)]
+        shown = 560 / size[0]
+        heights = [(tag.rect[3] - tag.rect[1]) * shown for tag in overlay.layout_tags(size, boxes)]
+        assert min(heights) >= 14, (size, heights)
+    # a small picture's tags keep the size their faces give them (the floor is a share of the picture)
+    assert {tag.size for tag in overlay.layout_tags((400, 300), crowd())} == {int(60 * overlay.FONT_PER_FACE_WIDTH)}
