@@ -568,6 +568,7 @@ TABS = tuple(TAB_NEEDS)
 #
 # Browser pass: the identify table of faces in the page's font, with narrower cells, so its six columns fit under
 # the result on a laptop (the box column was cut).
+# On a phone the examples' headings wrap, so that their table fits the screen (Verify's third column was cut).
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
@@ -578,6 +579,7 @@ CSS = """
 .facelab-step h3 { margin: 0 !important; }
 #identify-faces .header-table, #identify-faces .virtual-row { font-family: var(--font); font-size: var(--text-sm); }
 #identify-faces .cell-wrap { padding-left: var(--size-1); padding-right: var(--size-1); }
+@media (max-width: 640px) { .facelab-examples th { white-space: normal; } }
 """
 
 
@@ -704,6 +706,7 @@ def _examples(rows, inputs, fn=None, outputs=None, label: str = "Examples"):
     rows = [[str(EXAMPLES / v) if str(v).endswith(".jpg") else v for v in row] for row in rows]
     examples = gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False,
                            preprocess=False, label=label)
+    examples.dataset.elem_classes = ["facelab-examples"]  # CSS: their table fits a phone
     EXAMPLE_FILES.update(value["path"] for row in examples.non_none_processed_examples.values()
                          for value in row if isinstance(value, dict) and isinstance(value.get("path"), str))
 

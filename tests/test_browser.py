@@ -657,6 +657,16 @@ def test_on_a_phone_every_tab_is_one_tap_away_and_tables_stay_readable(browser) 
         assert cells and min(cells) >= 80, f"About's first column is {min(cells or [0]):.0f} px wide"
         height = browser.execute_script("return document.documentElement.scrollHeight")
         assert height < 9000, f"About is {height} px tall at 390 px"
+        # Verify's example (two photos and the operating point) fits the screen: its third column was cut.
+        ui.open_tab(browser, "Verify")
+        example = browser.execute_script(
+            "const table = facelab.panel().querySelector('.facelab-examples table');"
+            "table.scrollIntoView({block: 'center'}); const r = table.getBoundingClientRect();"
+            "return {left: r.left, right: r.right, cut: table.parentElement.scrollWidth - table.parentElement.clientWidth,"
+            " text: table.innerText}")
+        assert example["left"] >= 0 and example["right"] <= ui.PHONE[0] and example["cut"] <= 1, example
+        assert "balanced" in example["text"]
+        screenshot(browser, "phone_verify_example")
         ui.open_tab(browser, "Mask check")
         browser.execute_script("window.scrollTo(0, 0)")
         screenshot(browser, "phone")
