@@ -569,6 +569,7 @@ TABS = tuple(TAB_NEEDS)
 # Browser pass: the identify table of faces in the page's font, with narrower cells, so its six columns fit under
 # the result on a laptop (the box column was cut).
 # On a phone the examples' headings wrap, so that their table fits the screen (Verify's third column was cut).
+# The "Why?" pictures' buttons sit in a bar above the picture, not over it (they covered the colour bar's label).
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
@@ -580,6 +581,8 @@ CSS = """
 #identify-faces .header-table, #identify-faces .virtual-row { font-family: var(--font); font-size: var(--text-sm); }
 #identify-faces .cell-wrap { padding-left: var(--size-1); padding-right: var(--size-1); }
 @media (max-width: 640px) { .facelab-examples th { white-space: normal; } }
+.facelab-why .image-container > .icon-button-wrapper { position: static; justify-content: flex-end;
+                                                       margin: var(--spacing-sm) var(--spacing-sm) 0 0; }
 """
 
 

@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from benchmarks.app_server import EXAMPLES
-from shared_data import distinct_people
+from shared_data import MISC_DIR, distinct_people
 from tests.test_browser import (SHOTS, WAIT, browser, click, has_button,  # noqa: F401 (fixture)
                                 open_working_tab, toasts, type_name, upload)
 
@@ -62,6 +62,28 @@ def test_mask_why_shows_the_map_on_the_picture_and_on_each_face(browser) -> None
     upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
     box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
     shot(browser, box, "why_mask")
+
+
+# How many of the buttons of the "Why?" pictures (fullscreen, download) lie over a picture.
+BUTTONS_OVER_PICTURES = """
+return [...arguments[0].querySelectorAll('img')].filter(i => i.naturalWidth).flatMap(img => {
+  const r = img.getBoundingClientRect();
+  return [...img.closest('.block').querySelectorAll('button')].filter(b => !b.contains(img)).filter(b => {
+    const q = b.getBoundingClientRect();
+    return q.width > 0 && q.left < r.right && q.right > r.left && q.top < r.bottom && q.bottom > r.top; });
+}).length;
+"""
+
+
+def test_why_maps_of_a_wide_picture_keep_their_colour_bar_clear(browser) -> None:
+    """A wide picture's map fills the width, its colour bar at the right edge: the picture's buttons covered
+    the bar's "more evidence"; they sit above the picture, and the map is still shown."""
+    panel = open_working_tab(browser, "Mask check")
+    upload(panel, "Picture", MISC_DIR / "multiple_faces_group_photo.jpg")
+    box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
+    assert browser.execute_script(BUTTONS_OVER_PICTURES, box) == 0
+    assert box.find_elements(By.XPATH, ".//button[@aria-label='Fullscreen' or @title='Fullscreen']")  # not taken away
+    shot(browser, box, "why_mask_group")
 
 
 def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) -> None:
