@@ -505,16 +505,15 @@ def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str
 # About
 
 def running_now() -> str:
-    """Which models answer right now, for About: the backbone that actually loaded (the preferred one may be
-    unavailable), its precision and the device; visitor-safe reasons for any that did not load."""
+    """Which models answer right now, for About: the backbone that actually loaded, its precision and the
+    device; visitor-safe reasons for any that did not load. Which backbone was preferred and why it is not
+    the one running is for the operator: pipeline.analysis logs it."""
     lines = []
     for name, state in STATUS.items():
         if name == "face embedder" and state == "ready":
             lab = get_facelab()
             embedder = lab.embedder
-            fallback = (f" ({lab.preferred_backbone} was preferred; its weights are not on this server)"
-                        if embedder.backbone != lab.preferred_backbone else "")
-            state = f"FaceNet trained on {embedder.backbone}, {embedder.precision} on the {lab.device.type}{fallback}"
+            state = f"FaceNet trained on {embedder.backbone}, {embedder.precision} on the {lab.device.type}"
         lines.append(f"- **{html.escape(name)}**: {html.escape(state)}")
     return "## Running now\n" + "\n".join(lines)
 
