@@ -154,7 +154,7 @@ def test_page_loads_with_all_tabs(browser) -> None:
     assert "masked close-ups where no face is found" in panel.text and "CK+" in panel.text
     assert "rmfd_dev" in panel.text and "never shown above 99 %" in panel.text
     # The model that answers, in a visitor's words: which one was preferred and why not is the server log's.
-    WebDriverWait(browser, WAIT).until(lambda d: "face embedder: loading" not in panel.text)
+    WebDriverWait(browser, WAIT).until(lambda d: "face embedder:" in panel.text and "embedder: loading" not in panel.text)
     assert "FaceNet trained on" in panel.text or "face embedder: unavailable" in panel.text
     assert "preferred" not in panel.text and "not on this server" not in panel.text
     screenshot(browser, "about")
