@@ -35,7 +35,7 @@ from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.settings import current as current_settings  # noqa: E402
-from pipeline.gallery import MAX_NAME_LENGTH, open_gallery  # noqa: E402
+from pipeline.gallery import MAX_NAME_LENGTH, Gallery, open_gallery  # noqa: E402
 from pipeline.heads import EMOTIONS  # noqa: E402
 from pipeline.mask_detection import is_assumed  # noqa: E402
 from pipeline.tracking import FaceTracker  # noqa: E402
@@ -214,25 +214,28 @@ def mask_check(image):
 LIVE_TABLE_SECONDS = 0.5  # a live stream refreshes its table of faces (and emotion bars) at most twice a second
 
 
-def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False):
+def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: Callable[..., str] | None = None):
     """A stream handler: follow faces with the session's tracker, label them, draw. With `reuse`, a face
     keeps its label while it is tracked (recomputed at each full detection); without, every frame is
     labelled afresh (expressions change). `label_faces` gives each face (text, colour, table cells); the
     handler returns the frame, the tracker and the table of faces (numbered as the boxes), plus, with
-    `bars`, the emotions of the largest face; table and bars at most every LIVE_TABLE_SECONDS (gr.skip()
-    between), so the page is not redrawn at every frame. Never raises: a bad frame, or a frame for a tab
-    that is off, comes back empty and the stream goes on."""
-    def outputs(image, tracker, tracks=None):
+    `bars`, the emotions of the largest face, and with `hint`, the tab's message line (`hint` of the stream's
+    extra inputs: "enroll someone first"); these at most every LIVE_TABLE_SECONDS (gr.skip() between), so the
+    page is not redrawn at every frame. Never raises: a bad frame, or a frame for a tab that is off, comes
+    back empty and the stream goes on."""
+    def outputs(image, tracker, tracks=None, extra=()):
         now = time.monotonic()
         if tracks is None or now - getattr(tracker, "table_shown_at", 0.0) < LIVE_TABLE_SECONDS:
-            summary = [gr.skip()] * (2 if bars else 1)
-        else:
-            tracker.table_shown_at = now
-            rows = [[i + 1, *t.memo["label"][2], box_text(t.face.box)] for i, t in enumerate(tracks)]
+            return image, tracker, *[gr.skip()] * (1 + bars + (hint is not None))
+        tracker.table_shown_at = now
+        summary = [[[i + 1, *t.memo["label"][2], box_text(t.face.box)] for i, t in enumerate(tracks)]]
+        if bars:
             largest = max(tracks, key=lambda t: (t.face.box[2] - t.face.box[0]) * (t.face.box[3] - t.face.box[1]),
                           default=None)
-            summary = [rows] + ([overlay.capped_all(largest.face.emotion.probabilities)
-                                 if largest is not None and largest.face.emotion is not None else gr.skip()] if bars else [])
+            summary.append(overlay.capped_all(largest.face.emotion.probabilities)
+                           if largest is not None and largest.face.emotion is not None else gr.skip())
+        if hint is not None:
+            summary.append(hint(*extra))
         return image, tracker, *summary
 
     @gpu
@@ -250,7 +253,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False):
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
             drawn = overlay.draw_boxes(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks])
-            return outputs(drawn, tracker, tracks)
+            return outputs(drawn, tracker, tracks, extra)
         except Exception:
             log.exception("live frame failed")
             return outputs(rgb, tracker)
@@ -366,14 +369,23 @@ def clear(token, gallery):
 def identify(image, operating_point, gallery):
     require(unavailable("identify"))
     rgb = picture(image)
-    if not len(gallery):
-        gr.Warning("No one is enrolled yet: every face will be unknown. Enroll someone first.")
+    if hint := enroll_first(gallery):
+        gr.Warning(hint)
     matches = identity.identify(get_facelab(), gallery, rgb, operating_point_of(operating_point))
     if not matches:
         raise gr.Error(NO_FACE, print_exception=False)
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
     rows = [[i + 1, *_match_cells(m), box_text(m.box)] for i, m in enumerate(matches)]
     return overlay.draw_boxes(rgb, boxes), rows
+
+
+NO_ONE_ENROLLED = "No one is enrolled yet: every face will be unknown. Enroll someone first."
+
+
+def enroll_first(gallery: Gallery) -> str:
+    """NO_ONE_ENROLLED while the gallery is empty, else "": Analyse says it in a toast, the live stream in the
+    tab's message line (a toast at every refresh would pile up)."""
+    return "" if len(gallery) else NO_ONE_ENROLLED
 
 
 def _match_cells(m) -> list:
@@ -386,7 +398,7 @@ def _identify_faces(faces, operating_point, gallery):
     return [(*overlay.identity_text(m.name, m.similarity, m.possible), _match_cells(m)) for m in matches]
 
 
-identify_live = _live("identify", _identify_faces)
+identify_live = _live("identify", _identify_faces, hint=lambda operating_point, gallery: enroll_first(gallery))
 
 
 @gpu
@@ -850,8 +862,8 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                                                   api_name="people", **UPLOAD)
             _run(button, identify, [still, point, gallery], [result, table], "identify", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)
-            live.stream(identify_live, [live, tracker, point, gallery], [result, tracker, table], api_name="identify_live",
-                        **LIVE)
+            live.stream(identify_live, [live, tracker, point, gallery], [result, tracker, table, message],
+                        api_name="identify_live", **LIVE)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(identify_why, [still, point, gallery], "identify_why", message,
                      ("Similarity to each enrolled person (top 10) and the thresholds",), "identify")

@@ -218,6 +218,24 @@ def test_live_mask_stream_follows_the_face_and_survives_bad_frames(capsys) -> No
               f"({tracker.full_detections} full detections in {len(times)} frames)")
 
 
+def test_live_identify_tells_the_visitor_to_enroll_someone_first(monkeypatch) -> None:
+    """With an empty gallery every face is "unknown": the live stream says why in the tab's message line (the
+    words of Analyse's toast), and no longer once someone is enrolled."""
+    import app
+    from benchmarks.security import frame_payload
+    from pipeline import identity, load_rgb
+    from pipeline.gallery import open_gallery
+
+    if app.unavailable("identify"):
+        pytest.skip(app.unavailable("identify"))
+    monkeypatch.setattr(app, "LIVE_TABLE_SECONDS", 0.0)  # every frame refreshes the table and the message line
+    gallery, frames = open_gallery(None), moving_frames(2)
+    _, tracker, table, hint = app.identify_live(frame_payload(next(frames)), None, "balanced", gallery)
+    assert table[0][1] == "unknown" and hint == app.NO_ONE_ENROLLED and "Enroll someone first" in hint
+    identity.enroll(app.get_facelab(), gallery, "Eileen Collins", load_rgb((EXAMPLES / "astronaut.jpg").read_bytes()))
+    assert app.identify_live(frame_payload(next(frames)), tracker, "balanced", gallery)[3] == ""
+
+
 @pytest.mark.slow
 def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path: Path) -> None:
     """A tampered copy of the mask weights first on the search path: its sha256 does not match, so the

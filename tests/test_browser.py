@@ -562,6 +562,26 @@ def test_identify_on_a_laptop_shows_the_names_on_screen_whole_and_legible(browse
     assert tag >= 14, f"the name's tag is {tag:.1f} px tall on screen"
 
 
+def test_live_identify_with_no_one_enrolled_says_to_enroll_first(browser) -> None:
+    """The live stream labels every face "unknown" while the gallery is empty; the tab says why, as Analyse does."""
+    browser.refresh()  # a new visitor: an empty gallery
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
+    panel = open_working_tab(browser, "Enroll & identify")
+    ui.helpers(browser)
+    browser.execute_script("facelab.button('Live webcam').click()")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Click to Access Webcam") or has_button(panel, "Record"))
+    if has_button(panel, "Click to Access Webcam"):
+        click(panel, "Click to Access Webcam")
+    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
+    click(panel, "Record")
+    try:
+        wait_for_text(browser, panel, "No one is enrolled yet: every face will be unknown. Enroll someone first.")
+        screenshot(browser, "identify_live_empty")
+    finally:
+        click(panel, "Stop")
+        browser.execute_script("facelab.button('Upload or snapshot').click()")
+
+
 def test_examples_are_labelled_and_sit_under_their_inputs(browser) -> None:
     """Each tab's examples say what a click does and are on the first screen, under the inputs they fill (the
     enroll example used to be an unlabelled block 900 px below the form it filled)."""
