@@ -112,6 +112,15 @@ def click(panel, label: str) -> None:
     assert panel.parent.execute_script(FIND_BUTTON, panel, label, True), f"no visible {label!r} button"
 
 
+def start_recording(panel) -> None:
+    """In a tab's live webcam sub-tab (already shown): allow the (fake) webcam if asked, then Record."""
+    WebDriverWait(panel.parent, 30).until(lambda d: has_button(panel, "Click to Access Webcam") or has_button(panel, "Record"))
+    if has_button(panel, "Click to Access Webcam"):
+        click(panel, "Click to Access Webcam")
+    WebDriverWait(panel.parent, 30).until(lambda d: has_button(panel, "Record"))
+    click(panel, "Record")
+
+
 def wait_for_text(driver, panel, text: str) -> None:
     try:
         WebDriverWait(driver, WAIT, poll_frequency=0.5).until(lambda d: text in panel.text)
@@ -275,9 +284,7 @@ def test_live_webcam_stream_labels_the_face_frame_after_frame(browser) -> None:
 
     panel = open_working_tab(browser, "Mask check")
     browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Live webcam']").click()
-    click(panel, "Click to Access Webcam")
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
-    click(panel, "Record")
+    start_recording(panel)
     frames, labelled, started = set(), 0, time.monotonic()
     while time.monotonic() - started < 20 and labelled < 5:
         picture = result_image(panel)
@@ -569,11 +576,7 @@ def test_live_identify_with_no_one_enrolled_says_to_enroll_first(browser) -> Non
     panel = open_working_tab(browser, "Enroll & identify")
     ui.helpers(browser)
     browser.execute_script("facelab.button('Live webcam').click()")
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Click to Access Webcam") or has_button(panel, "Record"))
-    if has_button(panel, "Click to Access Webcam"):
-        click(panel, "Click to Access Webcam")
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
-    click(panel, "Record")
+    start_recording(panel)
     try:
         wait_for_text(browser, panel, "No one is enrolled yet: every face will be unknown. Enroll someone first.")
         screenshot(browser, "identify_live_empty")
@@ -613,11 +616,7 @@ def test_live_stream_fills_the_numbered_table_and_the_emotion_bars(browser) -> N
         By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
                   "'Emotions of the')]]")
     browser.execute_script("facelab.button('Live webcam').click()")
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Click to Access Webcam") or has_button(panel, "Record"))
-    if has_button(panel, "Click to Access Webcam"):
-        click(panel, "Click to Access Webcam")
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
-    click(panel, "Record")
+    start_recording(panel)
 
     def live_rows():
         table = panel.text.split("box", 1)[-1]

@@ -12,7 +12,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from benchmarks.app_server import EXAMPLES
 from shared_data import MISC_DIR, distinct_people
-from tests.test_browser import (SHOTS, WAIT, browser, click, has_button,  # noqa: F401 (fixture)
+from tests.test_browser import (SHOTS, WAIT, browser, click, has_button, start_recording,  # noqa: F401 (fixture)
                                 open_working_tab, toasts, type_name, upload)
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.browser, pytest.mark.slow]
@@ -95,11 +95,7 @@ def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) 
     box.find_element(By.XPATH, ".//label[contains(., 'Plot the live webcam')]//input").click()
     next(b for b in panel.find_elements(By.XPATH, ".//button[@role='tab'][normalize-space()='Live webcam']")
          if b.is_displayed()).click()
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Click to Access Webcam") or has_button(panel, "Record"))
-    if has_button(panel, "Click to Access Webcam"):
-        click(panel, "Click to Access Webcam")
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Record"))
-    click(panel, "Record")
+    start_recording(panel)
     try:  # the plot's legend appears once it holds points (the empty plot has axes only)
         WebDriverWait(browser, 60, poll_frequency=0.5).until(lambda d: "happy" in plot.text and plot.text != empty)
     except Exception:
