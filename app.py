@@ -577,8 +577,8 @@ TABS = tuple(TAB_NEEDS)
 # emptied outputs is hidden; on a phone the tabs wrap (see build_demo) and the About tables scroll sideways
 # instead of squeezing a column to a letter a line; the step headings are compact.
 #
-# Browser pass: the identify table of faces in the page's font, with narrower cells, so its six columns fit under
-# the result on a laptop (the box column was cut).
+# Browser pass: the tables of faces in the page's font (not a monospace one), with narrower cells, so identify's
+# six columns fit under the result on a laptop (the box column was cut) and every tab's table reads alike.
 # On a phone the examples' headings wrap, so that their table fits the screen (Verify's third column was cut).
 # The "Why?" pictures' buttons sit in a bar above the picture, not over it (they covered the colour bar's label).
 CSS = """
@@ -589,8 +589,8 @@ CSS = """
 .prose table { display: block; max-width: 100%; overflow-x: auto; }
 .prose td, .prose th { min-width: 8em; overflow-wrap: break-word; }
 .facelab-step h3 { margin: 0 !important; }
-#identify-faces .header-table, #identify-faces .virtual-row { font-family: var(--font); font-size: var(--text-sm); }
-#identify-faces .cell-wrap { padding-left: var(--size-1); padding-right: var(--size-1); }
+.facelab-faces .header-table, .facelab-faces .virtual-row { font-family: var(--font); font-size: var(--text-sm); }
+.facelab-faces .cell-wrap { padding-left: var(--size-1); padding-right: var(--size-1); }
 @media (max-width: 640px) { .facelab-examples th { white-space: normal; } }
 .facelab-why .image-container > .icon-button-wrapper { position: static; justify-content: flex-end;
                                                        margin: var(--spacing-sm) var(--spacing-sm) 0 0; }
@@ -748,7 +748,8 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     message = _message_line()
                     result = gr.Image(label="Result", format="jpeg", interactive=False, height=RESULT_HEIGHT,
                                       elem_classes="facelab-result")
-                    table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False)
+                    table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False,
+                                         elem_classes="facelab-faces")
             _run(button, mask_check, still, [result, table], "mask", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
@@ -774,7 +775,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     bars = gr.Label(num_top_classes=7, show_heading=False,
                                     label="Emotions of the largest face (click a face for its own)")
                     table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
-                                         interactive=False)
+                                         interactive=False, elem_classes="facelab-faces")
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
@@ -846,7 +847,8 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                             result = gr.Image(label="Result", format="jpeg", interactive=False, height=320,
                                               elem_classes="facelab-result")
                             table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"],
-                                                 label="Faces", interactive=False, elem_id="identify-faces")
+                                                 label="Faces", interactive=False, elem_id="identify-faces",
+                                                 elem_classes="facelab-faces")
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
             # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
             people_outputs = [grid, who, gallery]  # the gallery's view is never emptied before a change
