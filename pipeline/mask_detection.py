@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Callable, Protocol
 
 import numpy as np
@@ -203,34 +204,39 @@ def detect_faces_masked(detector: FaceDetector, image: np.ndarray, search: Maske
     if not found and interleaved is not None:
         found = confirmed_faces(detector, image, detector.detect(image, interleaved), [], search, face_check)
     if not found:
-        found = _in_centre_square(detector, image, search, config, face_check)
-    if not found and search.fallback_min_score is not None:
-        found = _centre_square_if_face(detector, image, search, face_check)
+        guess = centre_square_face(image)
+        # The face check's P(face) for the centre square, computed once for both steps that read it.
+        square_probability = cache(lambda: face_check(image, [guess])[0]) if face_check is not None else None
+        found = _in_centre_square(detector, image, guess, square_probability, search, config, face_check)
+        if not found and search.fallback_min_score is not None:
+            found = _centre_square_if_face(detector, image, guess, square_probability, search)
     return sorted(found, key=lambda d: d.area, reverse=True)
 
 
-def _in_centre_square(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch, config: DetectorConfig,
+def _in_centre_square(detector: FaceDetector, image: np.ndarray, guess: Detection,
+                      square_probability: Callable[[], float] | None, search: MaskedFaceSearch, config: DetectorConfig,
                       face_check: FaceCheck | None) -> list[Detection]:
-    """The two passes on the picture's centred square alone, in picture pixels, when the picture is not square
-    and the face check finds the square face-like enough (`MaskedFaceSearch.centre_square_min_face_probability`)."""
-    h, w = image.shape[:2]
-    side, least = min(h, w), search.centre_square_min_face_probability
-    if side == max(h, w) or least is None or face_check is None or face_check(image, [centre_square_face(image)])[0] < least:
+    """The two passes on the picture's centred square (`guess`) alone, in picture pixels, when the picture is not
+    square and the face check finds the square face-like enough (`MaskedFaceSearch.centre_square_min_face_probability`)."""
+    least = search.centre_square_min_face_probability
+    if guess.width == image.shape[1] and guess.height == image.shape[0]:
+        return []  # a square picture: its centred square is the picture, already searched
+    if least is None or square_probability is None or square_probability() < least:
         return []
-    x0, y0 = (w - side) // 2, (h - side) // 2
+    x0, y0 = int(guess.box[0]), int(guess.box[1])
+    side = int(guess.width)
     square = np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
     offset = np.array([x0, y0], np.float32)
     return [Detection(box=d.box + np.tile(offset, 2), landmarks=d.landmarks + offset, score=d.score)
             for d in _two_passes(detector, square, search, config, face_check)]
 
 
-def _centre_square_if_face(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch,
-                           face_check: FaceCheck | None) -> list[Detection]:
-    """The centre square as the one face when O-Net rates it a face and the face check agrees, or when the
-    face check alone is sure enough (`MaskedFaceSearch.fallback_min_face_probability`)."""
-    guess = centre_square_face(image)
-    if face_check is not None:
-        face_probability = face_check(image, [guess])[0]
+def _centre_square_if_face(detector: FaceDetector, image: np.ndarray, guess: Detection,
+                           square_probability: Callable[[], float] | None, search: MaskedFaceSearch) -> list[Detection]:
+    """The centre square (`guess`) as the one face when O-Net rates it a face and the face check agrees, or when
+    the face check alone is sure enough (`MaskedFaceSearch.fallback_min_face_probability`)."""
+    if square_probability is not None:
+        face_probability = square_probability()
         sure = search.fallback_min_face_probability
         if sure is not None and face_probability >= sure:
             return [guess]
