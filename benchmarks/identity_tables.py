@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import json
 
-from shared_data import REPO_ROOT
 from pipeline.weights import MANIFEST_PATH
-
-RESULTS = REPO_ROOT / "benchmarks" / "results"
-
-
-def _load(name: str) -> dict | None:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+from benchmarks.tables import from_results
 
 
 def _provisional(data: dict) -> list[str]:
     return ["", f"**Provisional:** {data['provisional']}"] if data.get("provisional") else []
 
 
-def lfw_table() -> str:
-    data = _load("lfw")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.lfw`_"
+@from_results("lfw")
+def lfw_table(data: dict) -> str:
     rows = ["| backbone | precision | alignment | accuracy (10-fold) | TAR @ FAR 1e-3 | ROC AUC | pairs without a face |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in data["results"]:
@@ -44,10 +35,8 @@ def lfw_table() -> str:
     return "\n".join(rows + _provisional(data))
 
 
-def lfw_ablation_table() -> str:
-    data = _load("lfw_crop_ablation")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.lfw_crop_ablation`_"
+@from_results("lfw_crop_ablation")
+def lfw_ablation_table(data: dict) -> str:
     rows = ["| variant (casia-webface, box crops) | accuracy (10-fold) |", "| --- | --- |"]
     rows += [f"| {v['variant']} | {v['accuracy_mean']:.4f} ± {v['accuracy_std']:.4f} |" for v in data["variants"]]
     return "\n".join(rows + ["", f"{data['protocol']}; detections: {data['detections']}."])
@@ -73,10 +62,8 @@ def thresholds_table() -> str:
     return "\n".join(rows)
 
 
-def identification_table() -> str:
-    data = _load("identification")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.identification`_"
+@from_results("identification")
+def identification_table(data: dict) -> str:
     rows = ["| precision | alignment | people | probes | top-1 (closed set) | open-set DIR @ FAR 1e-3 | DIR / FAR at balanced | DIR / FAR at strict |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in data["results"]:
@@ -88,10 +75,8 @@ def identification_table() -> str:
     return "\n".join(rows + _provisional(data))
 
 
-def gallery_search_table() -> str:
-    data = _load("gallery_search")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.gallery_search`_"
+@from_results("gallery_search")
+def gallery_search_table(data: dict) -> str:
     first = data["results"][0]
     rows = [f"| embeddings | search ms (median, {first.get('torch_threads', 1)} thread) "
             f"| on {first.get('all_cores', '')} threads (FACELAB_THREADS=auto) | streaming read of the matrix ms | ratio "
@@ -106,10 +91,8 @@ def gallery_search_table() -> str:
     return "\n".join(rows)
 
 
-def quality_table() -> str:
-    data = _load("quality_thresholds")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.quality_thresholds`_"
+@from_results("quality_thresholds")
+def quality_table(data: dict) -> str:
     size = ", ".join(f"{px} px {v['median']}" for px, v in data["face_width_px"].items())
     blur = ", ".join(f"σ {sigma}: {v['laplacian_variance']['median']} / {v['similarity_to_sharp']['median']}"
                      for sigma, v in data["gaussian_blur_sigma"].items())
@@ -122,10 +105,8 @@ def quality_table() -> str:
     return "\n".join(rows)
 
 
-def identity_domains_table() -> str:
-    data = _load("identity_domains")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.identity_domains`_"
+@from_results("identity_domains")
+def identity_domains_table(data: dict) -> str:
     default = data["default_operating_point"]
     rows = ["| population | enrolled | operating point | right name | wrong name | stranger named | possible match | no face | threshold (mean) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -6,26 +6,18 @@ renderer below. Run after any benchmark:  python -m benchmarks.readme_tables
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Callable
 
 from shared_data import REPO_ROOT
+from benchmarks.tables import RESULTS, from_results, load, not_measured
 
-RESULTS = REPO_ROOT / "benchmarks" / "results"
 README = REPO_ROOT / "README.md"
 DOCUMENTS = (README, *sorted((REPO_ROOT / "docs").glob("*.md")))
 
 
-def _load(name: str) -> dict | None:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def latency_table() -> str:
-    data = _load("latency")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.latency`_"
+@from_results("latency")
+def latency_table(data: dict) -> str:
     rows = ["| picture | faces | pipeline ms | naive ms | speed-up |", "| --- | --- | --- | --- | --- |"]
     for name, case in data["cases"].items():
         rows.append(
@@ -41,10 +33,8 @@ def latency_table() -> str:
     return "\n".join(rows)
 
 
-def speed_table() -> str:
-    data = _load("speed")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.speed`_"
+@from_results("speed")
+def speed_table(data: dict) -> str:
     embedding = data["embedding"]
     peaks = {k: v for k, v in embedding.items() if k.startswith("matmul_peak")}
     rows = [
@@ -78,9 +68,9 @@ def speed_table() -> str:
 
 
 def heads_table() -> str:
-    emotion, mask = _load("emotion"), _load("mask")
+    emotion, mask = load("emotion"), load("mask")
     if emotion is None or mask is None:
-        return "_not measured yet: run `python -m benchmarks.emotion` and `python -m benchmarks.mask`_"
+        return not_measured("emotion", "mask")
     baseline_emotion = emotion.get("baseline_mini_xception", {})
     baseline_mask = mask.get("baseline_mobilenetv2", {})
 
@@ -129,9 +119,9 @@ def heads_table() -> str:
 
 
 def security_table() -> str:
-    data = (_load("reliability") or {}).get("security")
+    data = (load("reliability") or {}).get("security")
     if data is None:
-        return "_not measured yet: run `python -m benchmarks.security`_"
+        return not_measured("security")
     findings: dict[int, list[dict]] = {}
     for row in data["attacks"]:
         findings.setdefault(row["item"], []).append(row)
@@ -146,10 +136,8 @@ def security_table() -> str:
     return "\n".join(rows)
 
 
-def ui_table() -> str:
-    data = _load("ui")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.ui`_"
+@from_results("ui")
+def ui_table(data: dict) -> str:
     rows = ["| tab | action | click to result on the page (median) | result and its button on the first screen |",
             "| --- | --- | --- | --- |"]
     rows += [f"| {a['tab']} | {a['action']} | {a['ms_median']} ms | {'yes' if a['result_in_first_viewport'] else '**no**'} |"
@@ -164,11 +152,9 @@ def ui_table() -> str:
     return "\n".join(rows)
 
 
-def ui_line() -> str:
+@from_results("ui")
+def ui_line(data: dict) -> str:
     """The README's one line on the browser figures (the table is in docs/benchmarks.md, "In the browser")."""
-    data = _load("ui")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.ui`_"
     actions, live = data["actions"], data["live"]
     ms = [a["ms_median"] for a in actions]
     fps = [row["result_fps"] for row in live]
@@ -177,11 +163,9 @@ def ui_line() -> str:
             f"live {min(fps)}-{max(fps)} frames/s (target 10).")
 
 
-def explain_table() -> str:
+@from_results("explain")
+def explain_table(data: dict) -> str:
     """Issue 18's figures: are the "Why?" maps faithful, fast, and about what the model learnt?"""
-    data = _load("explain")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.explain`_"
     deletion, ms, sanity, targets = data["deletion"], data["ms"], data["sanity"], data["targets"]
     words = {"grad-cam": "Grad-CAM", "occlusion": "occlusion", "feature occlusion": "occlusion of the similarity, feature maps",
              "pixel occlusion": "occlusion of the similarity, pixels"}
@@ -212,11 +196,9 @@ def explain_table() -> str:
     return "\n".join(rows)
 
 
-def explain_line() -> str:
+@from_results("explain")
+def explain_line(data: dict) -> str:
     """The README's one line on the "Why?" maps (the table is in docs/benchmarks.md)."""
-    data = _load("explain")
-    if data is None:
-        return "_not measured yet: run `python -m benchmarks.explain`_"
     ratios = [row["salient_drop_10"] / row["random_drop_10"] if row["random_drop_10"] > 0 else float("inf")
               for row in data["deletion"].values()]
     ms = data["ms"]
