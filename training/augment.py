@@ -33,6 +33,13 @@ def center_crop(x: torch.Tensor, out_size: int) -> torch.Tensor:
     return x[..., top:top + out_size, left:left + out_size]
 
 
+def center_crop_and_mirror(x: torch.Tensor, out_size: int) -> torch.Tensor:
+    """(N,C,H,W) -> (2,N,C,out,out): the centre crop and its mirror, the flip TTA the heads (pipeline.heads)
+    use at serve time, so that validation and the benchmarks score the views the app scores."""
+    x = center_crop(x, out_size)
+    return torch.stack([x, x.flip(-1)])
+
+
 def brightness_contrast(x: torch.Tensor, g: torch.Generator, b: float = 0.25, c: float = 0.3) -> torch.Tensor:
     """x in [-1,1]: contrast scales around each image's mean, brightness shifts."""
     n = x.shape[0]

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from pipeline.heads import EMOTION_INPUT, EMOTIONS, FER_SIZE, EmotionNet
 from pipeline.weights import load_state_dict
-from .augment import brightness_contrast, center_crop, random_affine, random_blur, random_erase, random_pixelate
+from .augment import (brightness_contrast, center_crop_and_mirror, random_affine, random_blur, random_erase,
+                      random_pixelate)
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything, write_metrics
 from .datasets import fer_blank_mask, fer_train_val_split, load_fer, load_not_faces
@@ -105,8 +106,7 @@ class Surroundings:
 
 def prepare_eval(x: torch.Tensor) -> torch.Tensor:
     """Centre crop + its mirror (the same flip TTA that EmotionHead uses at serve time)."""
-    x = center_crop(to_float(x), EMOTION_INPUT)
-    return torch.stack([x, x.flip(-1)])
+    return center_crop_and_mirror(to_float(x), EMOTION_INPUT)
 
 
 def main() -> None:

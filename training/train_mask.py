@@ -17,8 +17,8 @@ import torch
 
 from pipeline.heads import MASK_INPUT, MASK_LABELS, NOT_A_FACE, MaskNet
 from pipeline.weights import load_state_dict
-from .augment import (brightness_contrast, center_crop, colour_cast, random_affine, random_blur, random_erase,
-                      random_pixelate)
+from .augment import (brightness_contrast, center_crop_and_mirror, colour_cast, random_affine, random_blur,
+                      random_erase, random_pixelate)
 from .calibration import softmax
 from .common import FitConfig, calibrate, export, fit, predict_logits, seed_everything, write_metrics
 from .datasets import ImageSet, load_mask, load_not_faces, load_object_not_faces
@@ -62,8 +62,7 @@ def prepare_train(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def prepare_eval(x: torch.Tensor) -> torch.Tensor:
     """Centre crop + its mirror (the flip TTA that MaskHead uses at serve time)."""
-    x = center_crop(to_float(x), MASK_INPUT)
-    return torch.stack([x, x.flip(-1)])
+    return center_crop_and_mirror(to_float(x), MASK_INPUT)
 
 
 def main() -> None:
