@@ -56,6 +56,21 @@ class Detection:
     def area(self) -> float:
         return box_area(self.box)
 
+    def in_picture(self, width: int, height: int, scale: float = 1.0, offset: np.ndarray | None = None) -> Detection:
+        """This detection, found on a copy of a picture, in that picture's pixels (float32): `offset` (x, y)
+        subtracted, then divided by `scale`, its box clipped to the picture's `width` x `height`.
+
+        The detector looks at copies: the picture shrunk by `scale` (DetectorConfig.max_side), framed by a border
+        at `offset` (the tight-crop retry), or cut out of it (the mask search's centre square: a negative
+        `offset`). One mapping back keeps boxes and landmarks in step and every box inside the picture."""
+        box, landmarks = self.box, self.landmarks
+        if offset is not None:
+            box, landmarks = box - np.tile(offset, 2), landmarks - offset
+        box = (box / scale).astype(np.float32)
+        box[[0, 2]] = box[[0, 2]].clip(0, width)
+        box[[1, 3]] = box[[1, 3]].clip(0, height)
+        return Detection(box=box, landmarks=(landmarks / scale).astype(np.float32), score=self.score)
+
 
 class FaceDetector:
     """Finds every face in an RGB uint8 picture. Safe to call from several threads."""
@@ -82,10 +97,7 @@ class FaceDetector:
                 break
             framed, offset, scale = framed_small(image, share, max(configs[i].max_side for i in empty))
             for index, found in zip(empty, self._passes(framed, [configs[i] for i in empty])):
-                results[index] = [_clip_to_image(Detection(box=(d.box - np.tile(offset, 2)) / scale,
-                                                           landmarks=(d.landmarks - offset) / scale, score=d.score),
-                                                 image.shape[1], image.shape[0])
-                                  for d in found]
+                results[index] = [d.in_picture(image.shape[1], image.shape[0], scale, offset) for d in found]
         return results
 
     def _passes(self, image: np.ndarray, configs: Sequence[DetectorConfig]) -> list[list[Detection]]:
@@ -98,9 +110,9 @@ class FaceDetector:
                 pyramids[key] = (self._stages.pyramid(small, config.min_face_size), scale)
             pyramid, scale = pyramids[key]
             raw = self._stages.detect(pyramid, config.thresholds)
+            height, width = image.shape[:2]
             detections = [
-                _clip_to_image(Detection(box=box / scale, landmarks=points / scale, score=float(score)),
-                               image.shape[1], image.shape[0])
+                Detection(box=box, landmarks=points, score=float(score)).in_picture(width, height, scale)
                 for box, score, points in zip(raw.boxes, raw.scores, raw.landmarks)
                 if score >= config.min_score
             ]
@@ -119,7 +131,7 @@ class FaceDetector:
         known = squares(np.stack(boxes).astype(np.float32))
         found = self._stages.onet_at(self._stages.picture(image), known, pad_outside=True)
         return [
-            _clip_to_image(Detection(box=box, landmarks=points, score=float(score)), image.shape[1], image.shape[0])
+            Detection(box=box, landmarks=points, score=float(score)).in_picture(image.shape[1], image.shape[0])
             if score > 0 and score >= min_score else None  # 0: the box had no pixel in the picture
             for box, points, score in zip(found.boxes, found.landmarks, found.scores)
         ]
@@ -167,10 +179,3 @@ def _intersection(first: np.ndarray, second: np.ndarray) -> float:
     width = min(first[2], second[2]) - max(first[0], second[0])
     height = min(first[3], second[3]) - max(first[1], second[1])
     return float(width * height) if width > 0 and height > 0 else 0.0
-
-
-def _clip_to_image(detection: Detection, width: int, height: int) -> Detection:
-    box = detection.box.astype(np.float32).copy()
-    box[[0, 2]] = box[[0, 2]].clip(0, width)
-    box[[1, 3]] = box[[1, 3]].clip(0, height)
-    return Detection(box=box, landmarks=detection.landmarks.astype(np.float32), score=detection.score)

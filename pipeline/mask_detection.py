@@ -226,8 +226,8 @@ def _in_centre_square(detector: FaceDetector, image: np.ndarray, guess: Detectio
     x0, y0 = int(guess.box[0]), int(guess.box[1])
     side = int(guess.width)
     square = np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
-    offset = np.array([x0, y0], np.float32)
-    return [Detection(box=d.box + np.tile(offset, 2), landmarks=d.landmarks + offset, score=d.score)
+    picture_in_square = np.array([-x0, -y0], np.float32)  # the picture's offset in the square cut out of it
+    return [d.in_picture(image.shape[1], image.shape[0], offset=picture_in_square)
             for d in _two_passes(detector, square, search, config, face_check)]
 
 
