@@ -122,16 +122,32 @@ def _overlap(a: Rect, b: Rect) -> float:
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def _place(size: tuple[int, int], box: Rect, tag: tuple[float, float], taken: list[Rect]) -> Rect:
-    """Where a tag of size `tag` goes for `box`: the first of above the box, inside its top edge, under it
-    (each left- then right-aligned with the box, kept inside the picture) that covers no tag in `taken`;
-    when every place covers one, the place that covers least."""
+def _places(size: tuple[int, int], box: Rect, tag: tuple[float, float], slide: bool = False) -> list[Rect]:
+    """Where a tag of size `tag` may go for `box`, in order of preference: above the box, inside its top edge,
+    under it, inside its bottom edge; at each height left-aligned with the box, right-aligned, then centred on
+    it; always inside the picture. With `slide` (a number alone, in a crowd), then every half tag along those
+    heights while the tag still meets the box's columns, and down the box's inner sides."""
     (width, height), (tag_w, tag_h) = size, tag
     x1, y1, x2, y2 = box
-    xs = [min(max(0.0, x1), max(0.0, width - tag_w)), min(max(0.0, x2 - tag_w), max(0.0, width - tag_w))]
-    ys = [y for y in (y1 - tag_h, y1, y2) if 0 <= y <= height - tag_h] or [min(max(0.0, y1), max(0.0, height - tag_h))]
-    places = [(x, y, x + tag_w, y + tag_h) for y in ys for x in xs]
-    return min(places, key=lambda place: (sum(_overlap(place, other) for other in taken), places.index(place)))
+    inside_x = lambda x: min(max(0.0, x), max(0.0, width - tag_w))  # noqa: E731
+    inside_y = lambda y: min(max(0.0, y), max(0.0, height - tag_h))  # noqa: E731
+    xs = [x1, x2 - tag_w, (x1 + x2 - tag_w) / 2]
+    ys = [y for y in (y1 - tag_h, y1, y2, y2 - tag_h) if 0 <= y <= height - tag_h] or [inside_y(y1)]
+    places = [(x, y) for y in ys for x in xs]
+    if slide:
+        step = max(1.0, tag_w / 2)
+        places += [(x1 - tag_w + step * (k + 1), y) for y in ys for k in range(int((x2 - x1 + tag_w) / step))]
+        places += [(x, y1 + tag_h / 2 * k) for k in range(1, int(2 * (y2 - y1) / tag_h)) for x in (x1, x2 - tag_w)]
+    rects = dict.fromkeys((inside_x(x), inside_y(y), inside_x(x) + tag_w, inside_y(y) + tag_h) for x, y in places)
+    return list(rects)
+
+
+def _covered(place: Rect, taken: list[Rect]) -> float:
+    return sum(_overlap(place, other) for other in taken)
+
+
+def _free_place(places: list[Rect], taken: list[Rect]) -> Rect | None:
+    return next((place for place in places if not _covered(place, taken)), None)
 
 
 @dataclass(frozen=True)
@@ -150,31 +166,71 @@ def _line_width(size: tuple[int, int]) -> int:
     return max(2, max(size) // 250)
 
 
+# Font scales tried, in turn, for a picture whose tags do not all fit without covering each other (a crowd, a
+# large picture whose tags are sized from the picture): all tags a little smaller, before any loses its text.
+SHRINK = (1.0, 0.8, 0.65)
+
+
 def layout_tags(size: tuple[int, int], boxes: Sequence[Box], numbered: bool = True) -> list[Tag | None]:
     """The tag of each box in a picture of `size` (width, height), in order: its number (its place in
-    `boxes`, from 1) and text, placed by `_place` so that no tag covers one placed before it where there is
-    any room. None for a box with neither."""
+    `boxes`, from 1) and text, at the first of `_places` that covers no tag placed before it.
+
+    Tags never cover each other where there is any room: when some would, every tag is made smaller (SHRINK);
+    when even the smallest would, a tag with no free place keeps only its number (the row of the app's table of
+    faces, which gives its text), placed more freely along its box; largest faces' tags (first in `boxes`) keep
+    their text first. Only where not even a number fits does it go where it covers least. None for a box with
+    neither number nor text."""
+    for scale in SHRINK:
+        tags = _layout(size, boxes, numbered, scale, short=False)
+        if tags is not None:
+            return tags
+    return _layout(size, boxes, numbered, SHRINK[-1], short=True)
+
+
+def _layout(size: tuple[int, int], boxes: Sequence[Box], numbered: bool, scale: float,
+            short: bool) -> list[Tag | None] | None:
+    """`layout_tags` at one font scale. Without `short`: None as soon as a tag has no free place. With it, every
+    number is placed first (sliding along its box), then each tag, in order, gets its text back where the whole
+    tag has a free place."""
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     pad = _line_width(size) + 2
     taken: list[Rect] = []
     tags: list[Tag | None] = []
     for number, item in enumerate(boxes, start=1):
-        x1, y1, x2, y2 = (float(v) for v in item.box)
+        x1, y1, x2, y2 = box = tuple(float(v) for v in item.box)
         label = f"{number}" if numbered else ""
         if not (item.text or label):
             tags.append(None)
             continue
         # Text sized from the face, not the picture: in a group photo neighbours' labels stay apart; but never
         # under MIN_FONT_SHARE of the picture, which the page shows shrunk to fit (small faces' tags were 6 px).
-        font_size = max(12, int(max(size) * MIN_FONT_SHARE),
-                        min(48, max(size) // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH)))
+        font_size = max(12, int(scale * max(int(max(size) * MIN_FONT_SHARE),
+                                            min(48, max(size) // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH)))))
         font = _font(font_size)
         line = measure.textbbox((0, 0), "0Ag", font=font)
+        tag_h = line[3] - line[1] + 2 * pad
         number_w = (measure.textbbox((0, 0), label, font=font)[2] + 2 * pad) if label else 0
         text_w = (measure.textbbox((0, 0), item.text, font=font)[2] + 2 * pad) if item.text else 0
-        rect = _place(size, (x1, y1, x2, y2), (number_w + text_w, line[3] - line[1] + 2 * pad), taken)
+        if short and label:  # the number alone for now
+            places = _places(size, box, (number_w, tag_h), slide=True)
+        else:
+            places = _places(size, box, (number_w + text_w, tag_h))
+        rect = _free_place(places, taken)
+        if rect is None and not short:
+            return None
+        rect = rect or min(places, key=lambda place: _covered(place, taken))  # the first of the least covering
         taken.append(rect)
-        tags.append(Tag(rect, label, number_w, item.text, font_size))
+        tags.append(Tag(rect, label, number_w, "" if short and label else item.text, font_size))
+    if short:  # each tag, in order, gets its text back where the whole tag has a free place
+        for k, (item, tag) in enumerate(zip(boxes, tags)):
+            if tag is None or tag.text or not item.text:
+                continue
+            whole = (tag.number_width + measure.textbbox((0, 0), item.text, font=_font(tag.size))[2] + 2 * pad,
+                     tag.rect[3] - tag.rect[1])
+            others = [t.rect for t in tags if t is not None and t is not tag]
+            rect = _free_place(_places(size, tuple(float(v) for v in item.box), whole), others)
+            if rect is not None:
+                tags[k] = replace(tag, rect=rect, text=item.text)
     return tags
 
 

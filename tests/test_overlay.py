@@ -130,3 +130,45 @@ def test_tags_on_a_large_group_picture_stay_legible_when_the_page_shrinks_it() -
         assert min(heights) >= 14, (size, heights)
     # a small picture's tags keep the size their faces give them (the floor is a share of the picture)
     assert {tag.size for tag in overlay.layout_tags((400, 300), crowd())} == {int(60 * overlay.FONT_PER_FACE_WIDTH)}
+
+
+def tiled_group(copies: int) -> np.ndarray:
+    """The real group photo tiled `copies` x `copies` and resized to 4800 px wide: many small faces under tags sized
+    from the picture (1/40 of 4800 px: 120 px text), as a large crowd photo has."""
+    from PIL import Image
+
+    from shared_data import MISC_DIR
+
+    group = Image.open(MISC_DIR / "multiple_faces_group_photo.jpg").convert("RGB")
+    tiled = Image.new("RGB", (group.width * copies, group.height * copies))
+    for i in range(copies * copies):
+        tiled.paste(group, (group.width * (i % copies), group.height * (i // copies)))
+    return np.asarray(tiled.resize((4800, 4800 * tiled.height // tiled.width), Image.BICUBIC))
+
+
+def test_tags_on_a_large_crowded_picture_never_cover_each_other(lab) -> None:
+    # Before: the 2x2 picture's 24 faces with identify's longest labels had 18 pairs of tags over each other, the
+    # 3x3 one's 40 faces 21 pairs with mask labels alone. Now tags shrink, then crowded ones keep only their number.
+    for copies in (2, 3):
+        picture = tiled_group(copies)
+        faces = lab.analyze(picture).faces
+        assert len(faces) >= 20, len(faces)
+        for texts in ([overlay.mask_text("no_mask", 0.99)[0]] * len(faces),
+                      [f"possible match: Maria Magdalena ({0.40 + i / 100:.2f})" for i in range(len(faces))]):
+            boxes = [overlay.Box(f.box, text, overlay.AMBER) for f, text in zip(faces, texts)]
+            tags = overlay.layout_tags(picture.shape[1::-1], boxes)
+            assert [t.number for t in tags] == [str(i + 1) for i in range(len(faces))]  # every face keeps its number
+            for i, (box, a) in enumerate(zip(boxes, tags)):
+                x1, y1, x2, y2 = box.box
+                assert 0 <= a.rect[0] and a.rect[2] <= picture.shape[1] and 0 <= a.rect[1] and a.rect[3] <= picture.shape[0]
+                assert a.rect[0] <= x2 and a.rect[2] >= x1 and y1 - (a.rect[3] - a.rect[1]) - 1 <= a.rect[1] <= y2 + 1, (a, box)
+                for b in tags[i + 1:]:
+                    assert overlay._overlap(a.rect, b.rect) == 0, (copies, texts[0], a, b)
+            assert sum(bool(t.text) for t in tags) >= len(tags) // 3  # most with their text still
+            assert min(t.size for t in tags) >= 4800 * overlay.MIN_FONT_SHARE * overlay.SHRINK[-1] - 1
+    # and the picture as drawn: the same tags, each number on white in its cell
+    drawn = overlay.draw_boxes(picture, boxes)
+    for tag in tags:
+        x1, y1 = (int(v) for v in tag.rect[:2])
+        cell = drawn[y1 + 8:int(tag.rect[3]) - 8, x1 + 8:x1 + int(tag.number_width) - 8].astype(int)
+        assert np.all(cell > 200, axis=2).mean() > 0.4, tag
