@@ -631,6 +631,25 @@ def _image_inputs(label: str, settings: Settings, height: int = RESULT_HEIGHT,
     return still, button, live
 
 
+def _picture_and_result(tab: str, settings: Settings):
+    """Mask check's and Emotion's row: the picture (upload or live) and Analyse on the left; the tab's message line and
+    result picture on the right. Returns both columns (`with outputs:` adds the tab's own outputs under the result,
+    `with inputs:` its examples under Analyse), the picture, Analyse, the live stream, the message line, the result."""
+    with gr.Row():
+        with gr.Column() as inputs:
+            still, button, live = _image_inputs("Picture", settings)
+            TAB_BUTTONS[tab].append(button)
+        with gr.Column() as outputs:
+            message = _message_line()
+            result = _result_picture()
+    return inputs, outputs, still, button, live, message, result
+
+
+def _result_picture(height: int = RESULT_HEIGHT) -> gr.Image:
+    """A tab's annotated result picture."""
+    return gr.Image(label="Result", format="jpeg", interactive=False, height=height, elem_classes="facelab-result")
+
+
 def _off_note(tab: str) -> gr.Markdown:
     """The tab's "Not available: ..." line; status() fills it once a model it needs has failed."""
     note = gr.Markdown(visible=False)
@@ -740,16 +759,10 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
         # viewport (benchmarks/ui.py measures it), and each tab's examples sit, labelled, under their inputs.
         with gr.Tab("Mask check", id="mask"):
             _off_note("mask")
-            with gr.Row():
-                with gr.Column() as inputs:
-                    still, button, live = _image_inputs("Picture", settings)
-                    TAB_BUTTONS["mask"].append(button)
-                with gr.Column():
-                    message = _message_line()
-                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=RESULT_HEIGHT,
-                                      elem_classes="facelab-result")
-                    table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False,
-                                         elem_classes="facelab-faces")
+            inputs, outputs, still, button, live, message, result = _picture_and_result("mask", settings)
+            with outputs:
+                table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False,
+                                     elem_classes="facelab-faces")
             _run(button, mask_check, still, [result, table], "mask", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
@@ -762,20 +775,14 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
         with gr.Tab("Emotion", id="emotion"):
             _off_note("emotion")
             faces = gr.State([])
-            with gr.Row():
-                with gr.Column() as inputs:
-                    still, button, live = _image_inputs("Picture", settings)
-                    TAB_BUTTONS["emotion"].append(button)
-                with gr.Column():
-                    message = _message_line()
-                    result = gr.Image(label="Result", format="jpeg", interactive=False, height=RESULT_HEIGHT,
-                                      elem_classes="facelab-result")
-                    # No heading: a bare top word ("surprise") would drop the doubt and the caveat that the table and
-                    # the boxes show ("surprise? 51 % (mouth covered)"); the bars carry the numbers.
-                    bars = gr.Label(num_top_classes=7, show_heading=False,
-                                    label="Emotions of the largest face (click a face for its own)")
-                    table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
-                                         interactive=False, elem_classes="facelab-faces")
+            inputs, outputs, still, button, live, message, result = _picture_and_result("emotion", settings)
+            with outputs:
+                # No heading: a bare top word ("surprise") would drop the doubt and the caveat that the table and
+                # the boxes show ("surprise? 51 % (mouth covered)"); the bars carry the numbers.
+                bars = gr.Label(num_top_classes=7, show_heading=False,
+                                label="Emotions of the largest face (click a face for its own)")
+                table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
+                                     interactive=False, elem_classes="facelab-faces")
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
@@ -844,8 +851,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                                              info=OPERATING_POINT_INFO)
                         with gr.Column(scale=3, min_width=300):
                             message = _message_line()
-                            result = gr.Image(label="Result", format="jpeg", interactive=False, height=320,
-                                              elem_classes="facelab-result")
+                            result = _result_picture(height=320)
                             table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"],
                                                  label="Faces", interactive=False, elem_id="identify-faces",
                                                  elem_classes="facelab-faces")
