@@ -41,7 +41,8 @@ def chromium_paths() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser_session(tmp_path_factory):
+    """One app and one Chromium for the module (starting them takes most of a minute); tests get `browser`."""
     binary, driver_path = chromium_paths()
     folder = tmp_path_factory.mktemp("app")
     video = ui.fake_webcam_video(folder / "webcam.y4m")
@@ -55,13 +56,32 @@ def browser(tmp_path_factory):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     ui.set_viewport(driver, ui.LAPTOP)  # a laptop's page: 1366x900 CSS pixels (issue 17)
+    driver.facelab_url = url
     try:
-        driver.get(url)
-        WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
         yield driver
     finally:
         driver.quit()
         stop_app(process)
+
+
+@pytest.fixture()
+def browser(browser_session):
+    """The page as a new visitor opens it on a laptop: loaded afresh at 1366x900, so each test starts from the first
+    tab's upload sub-tab with an empty gallery and no toasts, whatever the tests before it did (a new load is a new
+    Gradio session). Any test runs alone as in the whole module."""
+    ui.set_viewport(browser_session, ui.LAPTOP)
+    browser_session.get(browser_session.facelab_url)
+    WebDriverWait(browser_session, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
+    ui.helpers(browser_session)
+    return browser_session
+
+
+def new_visitor(driver, size: tuple[int, int]) -> None:
+    """The page loaded afresh in a viewport of `size` CSS pixels (a phone's, a wide screen's)."""
+    ui.set_viewport(driver, size)
+    driver.get(driver.facelab_url)
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
+    ui.helpers(driver)
 
 
 def open_tab(driver, label: str):
@@ -169,20 +189,23 @@ def test_page_loads_with_all_tabs(browser) -> None:
     screenshot(browser, "about")
 
 
-def test_mask_tab_labels_an_uploaded_masked_face(browser) -> None:
-    panel = open_working_tab(browser, "Mask check")
-    upload(panel, "Picture", EXAMPLES / "astronaut_mask.jpg")
+def analysed(browser, tab: str, picture: Path, shows: str):
+    """The panel of Mask check or Emotion once Analyse on `picture` shows `shows`."""
+    panel = open_working_tab(browser, tab)
+    upload(panel, "Picture", picture)
     click(panel, "Analyse")
-    wait_for_text(browser, panel, " %")
+    wait_for_text(browser, panel, shows)
+    return panel
+
+
+def test_mask_tab_labels_an_uploaded_masked_face(browser) -> None:
+    panel = analysed(browser, "Mask check", EXAMPLES / "astronaut_mask.jpg", " %")
     assert re.search(r"(?<!no )mask \d+ %", panel.text) and not re.search(r"no mask \d+ %", panel.text)
     screenshot(browser, "mask")
 
 
 def test_emotion_tab_shows_the_probabilities(browser) -> None:
-    panel = open_working_tab(browser, "Emotion")
-    upload(panel, "Picture", EXAMPLES / "astronaut.jpg")
-    click(panel, "Analyse")
-    wait_for_text(browser, panel, "happy")
+    panel = analysed(browser, "Emotion", EXAMPLES / "astronaut.jpg", "happy")
     assert "neutral" in panel.text  # the 7 bars are rendered
     screenshot(browser, "emotion")
 
@@ -360,9 +383,6 @@ def close_toasts(driver) -> None:
 def mask_check_refused(browser):
     """The Mask check tab after a face-free picture was refused (its toast up); returns the tab's panel."""
     panel = open_working_tab(browser, "Mask check")
-    # the live test may have left the Live webcam sub-tab open (the first such sub-tab is this tab's)
-    browser.find_element(By.XPATH, "//button[@role='tab'][normalize-space()='Upload or snapshot']").click()
-    WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Analyse"))
     upload(panel, "Picture", EXAMPLES / "no_face.jpg")
     click(panel, "Analyse")
     WebDriverWait(browser, WAIT).until(lambda d: "No face found" in toasts(d))
@@ -504,7 +524,6 @@ def test_every_action_shows_its_result_next_to_its_button_on_a_laptop(browser) -
     off = []
     for tab, button, kind, prepare in actions:
         ui.open_tab(browser, tab)
-        browser.execute_script("const b = facelab.button('Upload or snapshot'); if (b) b.click();")
         prepare()
         assert ui.click_and_time(browser, button, kind) >= 0, f"{tab} / {button}: no result; toasts: {toasts(browser)!r}"
         if not ui.in_first_viewport(browser, button, kind):
@@ -544,10 +563,7 @@ def test_identify_on_a_laptop_shows_the_names_on_screen_whole_and_legible(browse
     picture is at least 14 px tall as shown (it was 6-7 px: a narrow result box, tags sized from small faces)."""
     from pipeline import overlay
 
-    browser.refresh()  # a new visitor: an empty gallery
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
-    panel = open_working_tab(browser, "Enroll & identify")
-    ui.helpers(browser)
+    panel = open_working_tab(browser, "Enroll & identify")  # a new visitor: an empty gallery
     type_name(panel, "Largest Face")
     upload(panel, "Photo of this person (one face)", GROUP)  # "6 faces in the picture: enrolled the largest one"
     WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
@@ -571,10 +587,7 @@ def test_identify_on_a_laptop_shows_the_names_on_screen_whole_and_legible(browse
 
 def test_live_identify_with_no_one_enrolled_says_to_enroll_first(browser) -> None:
     """The live stream labels every face "unknown" while the gallery is empty; the tab says why, as Analyse does."""
-    browser.refresh()  # a new visitor: an empty gallery
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
-    panel = open_working_tab(browser, "Enroll & identify")
-    ui.helpers(browser)
+    panel = open_working_tab(browser, "Enroll & identify")  # a new visitor: an empty gallery
     browser.execute_script("facelab.button('Live webcam').click()")
     start_recording(panel)
     try:
@@ -582,7 +595,6 @@ def test_live_identify_with_no_one_enrolled_says_to_enroll_first(browser) -> Non
         screenshot(browser, "identify_live_empty")
     finally:
         click(panel, "Stop")
-        browser.execute_script("facelab.button('Upload or snapshot').click()")
 
 
 def test_examples_are_labelled_and_sit_under_their_inputs(browser) -> None:
@@ -607,8 +619,6 @@ def test_live_stream_fills_the_numbered_table_and_the_emotion_bars(browser) -> N
     """A live stream replaces the last upload's table with its own faces (numbered as the boxes) and keeps
     the emotion bars of the largest face up to date."""
     panel = open_working_tab(browser, "Emotion")
-    ui.open_tab(browser, "Emotion")
-    browser.execute_script("facelab.button('Upload or snapshot').click()")
     upload(panel, "Picture", MISC_DIR / "multiple_faces_group_photo.jpg")
     click(panel, "Analyse")
     WebDriverWait(browser, WAIT).until(lambda d: re.search(r"\n4\n", panel.text.split("box", 1)[-1]))
@@ -629,7 +639,6 @@ def test_live_stream_fills_the_numbered_table_and_the_emotion_bars(browser) -> N
         screenshot(browser, "emotion_live")
     finally:
         click(panel, "Stop")
-        browser.execute_script("facelab.button('Upload or snapshot').click()")
 
 
 def test_result_labels_and_buttons_leave_the_result_pictures_clear(browser) -> None:
@@ -660,52 +669,44 @@ def test_result_labels_and_buttons_leave_the_result_pictures_clear(browser) -> N
 def test_on_a_phone_every_tab_is_one_tap_away_and_tables_stay_readable(browser) -> None:
     """At 390x844 every tab is on screen (not behind a '...' menu) and one tap opens it; About's tables keep
     readable columns (they squeezed the first one to a letter a line: a 13,500 px page)."""
-    ui.set_viewport(browser, ui.PHONE)
-    try:
-        browser.refresh()
-        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
-        for label in ("Mask check", "Emotion", "Enroll & identify", "Verify", "About"):
-            tab = [t for t in browser.find_elements(By.XPATH, f"//button[@role='tab'][normalize-space()='{label}']")
-                   if t.is_displayed()]
-            assert tab, f"the {label} tab is not on screen at 390 px"
-            rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", tab[0])
-            assert rect["left"] >= 0 and rect["right"] <= ui.PHONE[0] and rect["bottom"] <= ui.PHONE[1], (label, rect)
-            tab[0].click()
-            WebDriverWait(browser, 10).until(lambda d: tab[0].get_attribute("aria-selected") == "true")
-        screenshot(browser, "phone_about")
-        ui.helpers(browser)
-        cells = browser.execute_script(
-            "return [...facelab.panel().querySelectorAll('.prose table')].flatMap(t => [...t.rows].map(r =>"
-            " r.cells[0].getBoundingClientRect().width))")
-        assert cells and min(cells) >= 80, f"About's first column is {min(cells or [0]):.0f} px wide"
-        height = browser.execute_script("return document.documentElement.scrollHeight")
-        assert height < 9000, f"About is {height} px tall at 390 px"
-        # Verify's example (two photos and the operating point) fits the screen: its third column was cut.
-        ui.open_tab(browser, "Verify")
-        example = browser.execute_script(
-            "const table = facelab.panel().querySelector('.facelab-examples table');"
-            "table.scrollIntoView({block: 'center'}); const r = table.getBoundingClientRect();"
-            "return {left: r.left, right: r.right, cut: table.parentElement.scrollWidth - table.parentElement.clientWidth,"
-            " text: table.innerText}")
-        assert example["left"] >= 0 and example["right"] <= ui.PHONE[0] and example["cut"] <= 1, example
-        assert "balanced" in example["text"]
-        screenshot(browser, "phone_verify_example")
-        ui.open_tab(browser, "Mask check")
-        browser.execute_script("window.scrollTo(0, 0)")
-        screenshot(browser, "phone")
-        # After Analyse the result, below the inputs and examples, is brought into view.
-        ui.put_file(browser, "Picture", EXAMPLES / "astronaut_mask.jpg")
-        panel = open_tab(browser, "Mask check")
-        click(panel, "Analyse")
-        WebDriverWait(browser, WAIT).until(lambda d: re.search(r"mask \d+ %", panel.text))
-        result = panel.find_element(By.CSS_SELECTOR, ".facelab-result")
-        rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", result)
-        assert 0 <= rect["top"] < ui.PHONE[1] - 100, f"the result is off screen after Analyse: {rect}"
-        screenshot(browser, "phone_result")
-    finally:
-        ui.set_viewport(browser, ui.LAPTOP)
-        browser.refresh()
-        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
+    new_visitor(browser, ui.PHONE)
+    for label in ("Mask check", "Emotion", "Enroll & identify", "Verify", "About"):
+        tab = [t for t in browser.find_elements(By.XPATH, f"//button[@role='tab'][normalize-space()='{label}']")
+               if t.is_displayed()]
+        assert tab, f"the {label} tab is not on screen at 390 px"
+        rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", tab[0])
+        assert rect["left"] >= 0 and rect["right"] <= ui.PHONE[0] and rect["bottom"] <= ui.PHONE[1], (label, rect)
+        tab[0].click()
+        WebDriverWait(browser, 10).until(lambda d: tab[0].get_attribute("aria-selected") == "true")
+    screenshot(browser, "phone_about")
+    cells = browser.execute_script(
+        "return [...facelab.panel().querySelectorAll('.prose table')].flatMap(t => [...t.rows].map(r =>"
+        " r.cells[0].getBoundingClientRect().width))")
+    assert cells and min(cells) >= 80, f"About's first column is {min(cells or [0]):.0f} px wide"
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    assert height < 9000, f"About is {height} px tall at 390 px"
+    # Verify's example (two photos and the operating point) fits the screen: its third column was cut.
+    ui.open_tab(browser, "Verify")
+    example = browser.execute_script(
+        "const table = facelab.panel().querySelector('.facelab-examples table');"
+        "table.scrollIntoView({block: 'center'}); const r = table.getBoundingClientRect();"
+        "return {left: r.left, right: r.right, cut: table.parentElement.scrollWidth - table.parentElement.clientWidth,"
+        " text: table.innerText}")
+    assert example["left"] >= 0 and example["right"] <= ui.PHONE[0] and example["cut"] <= 1, example
+    assert "balanced" in example["text"]
+    screenshot(browser, "phone_verify_example")
+    ui.open_tab(browser, "Mask check")
+    browser.execute_script("window.scrollTo(0, 0)")
+    screenshot(browser, "phone")
+    # After Analyse the result, below the inputs and examples, is brought into view.
+    ui.put_file(browser, "Picture", EXAMPLES / "astronaut_mask.jpg")
+    panel = open_tab(browser, "Mask check")
+    click(panel, "Analyse")
+    WebDriverWait(browser, WAIT).until(lambda d: re.search(r"mask \d+ %", panel.text))
+    result = panel.find_element(By.CSS_SELECTOR, ".facelab-result")
+    rect = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", result)
+    assert 0 <= rect["top"] < ui.PHONE[1] - 100, f"the result is off screen after Analyse: {rect}"
+    screenshot(browser, "phone_result")
 
 
 CLICK_EXAMPLE = """
@@ -723,9 +724,7 @@ return 'clicked';
 def test_the_examples_enroll_the_astronaut_and_identify_her_mirror_image(browser) -> None:
     """A class's first try, with the app's own pictures: the enroll example, Enroll, the identify example,
     Analyse: her name on the picture and in the table. (Its screenshot is the README's.)"""
-    browser.refresh()  # a new visitor: an empty gallery
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.XPATH, "//button[@role='tab']"))
-    panel = open_working_tab(browser, "Enroll & identify")
+    panel = open_working_tab(browser, "Enroll & identify")  # a new visitor: an empty gallery
     assert browser.execute_script(CLICK_EXAMPLE, panel, "Example: fills the name and photo") == "clicked"
     WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
     click(panel, "Enroll")

@@ -12,8 +12,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from benchmarks.app_server import EXAMPLES
 from shared_data import MISC_DIR, distinct_people
-from tests.test_browser import (SHOTS, WAIT, browser, click, has_button, start_recording,  # noqa: F401 (fixture)
-                                open_working_tab, toasts, type_name, upload)
+from tests.test_browser import (SHOTS, WAIT, browser, browser_session, click, has_button,  # noqa: F401 (fixtures)
+                                open_working_tab, start_recording, toasts, type_name, upload)
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.browser, pytest.mark.slow]
 EXPLAIN = "Why? Show what the answer rests on"
