@@ -581,17 +581,34 @@ TABS = tuple(TAB_NEEDS)
 # six columns fit under the result on a laptop (the box column was cut) and every tab's table reads alike.
 # On a phone the examples' headings wrap, so that their table fits the screen (Verify's third column was cut).
 # The "Why?" pictures' buttons sit in a bar above the picture, not over it (they covered the colour bar's label).
+#
+# UI pass: a result picture's buttons sit in its label's line, not over the picture's top-right corner (they
+# covered a tag drawn there); the page is at most 1600 px wide, centred (fill_width stretched it across a 2560-px
+# screen; 1366 px keep the whole width); on a phone the tables of faces fit the screen: the box column is left out
+# (the numbered tags show where each face is; the copy button still copies it) and the headings and cells wrap
+# (identify's table was 483 px wide in a 324-px box).
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
 .facelab-result label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
+.facelab-result .image-container { position: static; }
+.facelab-result .image-container > .icon-button-wrapper { top: 3px; right: 0; }
+.gradio-container.fill_width { width: 100%; max-width: 1600px !important; margin-left: auto !important; margin-right: auto !important; }
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }
 .prose table { display: block; max-width: 100%; overflow-x: auto; }
 .prose td, .prose th { min-width: 8em; overflow-wrap: break-word; }
 .facelab-step h3 { margin: 0 !important; }
 .facelab-faces .header-table, .facelab-faces .virtual-row { font-family: var(--font); font-size: var(--text-sm); }
 .facelab-faces .cell-wrap { padding-left: var(--size-1); padding-right: var(--size-1); }
-@media (max-width: 640px) { .facelab-examples th { white-space: normal; } }
+@media (max-width: 640px) {
+  .facelab-examples th { white-space: normal; }
+  .facelab-faces table { width: 100% !important; }
+  .facelab-faces th { width: auto !important; min-width: 0 !important; max-width: none !important; }
+  .facelab-faces th span { white-space: normal !important; word-break: normal !important; overflow-wrap: normal !important; }
+  .facelab-faces th:last-child, .facelab-faces td:last-child, .facelab-faces .body-cell:last-child { display: none; }
+  .facelab-faces .virtual-body { max-width: 100%; }
+  .facelab-faces .sizing-body td { white-space: normal !important; max-width: none !important; overflow-wrap: anywhere; }
+}
 .facelab-why .image-container > .icon-button-wrapper { position: static; justify-content: flex-end;
                                                        margin: var(--spacing-sm) var(--spacing-sm) 0 0; }
 """
@@ -646,8 +663,10 @@ def _picture_and_result(tab: str, settings: Settings):
 
 
 def _result_picture(height: int = RESULT_HEIGHT) -> gr.Image:
-    """A tab's annotated result picture."""
-    return gr.Image(label="Result", format="jpeg", interactive=False, height=height, elem_classes="facelab-result")
+    """A tab's annotated result. Its buttons (fullscreen, download: no "share" of pictures of people's faces) sit
+    in its label's line above the picture (CSS .facelab-result), where they cannot cover a face's tag."""
+    return gr.Image(label="Result", format="jpeg", interactive=False, height=height, buttons=["fullscreen", "download"],
+                    elem_classes="facelab-result")
 
 
 def _off_note(tab: str) -> gr.Markdown:
@@ -747,7 +766,8 @@ def _examples(rows, inputs, fn=None, outputs=None, label: str = "Examples"):
 def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
     # Every result picture is a file in Gradio's cache (a live stream writes one per frame): sweep files
     # older than 15 minutes every 5 minutes so a long class session cannot fill the disk. The page takes the
-    # window's width (Gradio caps it at 1280 px, so a 1366-px laptop lost 86 px the identify result needs).
+    # window's width (Gradio caps it at 1280 px, so a 1366-px laptop lost 86 px the identify result needs), up to
+    # 1600 px (CSS).
     with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900), fill_width=True) as demo:
         gr.Markdown("# Face Lab\nMask check, emotion, enroll & identify, verify: upload a picture or use your webcam.")
         status_line, timer = gr.Markdown(), gr.Timer(2)
@@ -762,7 +782,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
             inputs, outputs, still, button, live, message, result = _picture_and_result("mask", settings)
             with outputs:
                 table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False,
-                                     elem_classes="facelab-faces")
+                                     elem_classes="facelab-faces", wrap=True)
             _run(button, mask_check, still, [result, table], "mask", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
@@ -782,7 +802,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                 bars = gr.Label(num_top_classes=7, show_heading=False,
                                 label="Emotions of the largest face (click a face for its own)")
                 table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
-                                     interactive=False, elem_classes="facelab-faces")
+                                     interactive=False, elem_classes="facelab-faces", wrap=True)
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
@@ -854,7 +874,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                             result = _result_picture(height=320)
                             table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"],
                                                  label="Faces", interactive=False, elem_id="identify-faces",
-                                                 elem_classes="facelab-faces")
+                                                 elem_classes="facelab-faces", wrap=True)
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
             # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
             people_outputs = [grid, who, gallery]  # the gallery's view is never emptied before a change
