@@ -14,6 +14,7 @@ import functools
 import html
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -124,6 +125,19 @@ OPERATOR = OperatorGate.from_settings(SETTINGS)
 
 # ----------------------------------------------------------------------------------------------
 # Handler helpers: friendly errors, picture payloads, tables.
+
+# Every ASCII punctuation mark Markdown (Gradio's marked, with GFM autolinks and $ for LaTeX) or HTML could read
+# as markup: only , ; ? ' % / are left, which start nothing.
+_MARKUP = re.compile(r"[!\"#$&()*+\-.:<=>@\[\\\]^_`{|}~]")
+
+
+def literal(text: str) -> str:
+    """`text` (a name, or a message that may quote one) as itself in a gr.Markdown: every character that could be
+    markup becomes a numeric character reference, which Markdown never reads as markup and the browser shows as
+    the character. A name such as ``![](https://evil/p.png)`` or ``[log in](https://evil)`` is shown as typed,
+    not as a picture or a link on another visitor's page. Use it wherever a name or a message reaches Markdown."""
+    return _MARKUP.sub(lambda m: f"&#{ord(m.group())};", str(text))
+
 
 def friendly(fn):
     """Show pipeline errors as their visitor message and anything unexpected as a short apology: never a traceback."""
@@ -325,15 +339,15 @@ def enroll(name, image, token, enroll_anyway, gallery):
         raise gr.Error("Type the person's name first.", print_exception=False)
     result = identity.enroll(get_facelab(), gallery, name, picture(image, "a photo of the person"),
                              enroll_anyway=enroll_anyway is True)
-    notes = [html.escape(note, quote=False) for note in [*result.notes, *result.warnings]]
+    notes = [*result.notes, *result.warnings]
     for note in notes:
-        gr.Warning(note)
+        gr.Warning(html.escape(note, quote=False))  # toasts render HTML (not Markdown)
     photos = f" ({result.person.embeddings} photos)" if result.person.embeddings > 1 else ""
     done = f"Enrolled {html.escape(result.person.name, quote=False)}{photos}."
     gr.Info(done)
     # The toasts go after 10 s; a doubt about what was enrolled ("6 faces in the picture: enrolled the largest
     # one") stays on the page until the next action (the thumbnail in the gallery says that it was).
-    return (*_people(gallery), gallery, " ".join(notes))
+    return (*_people(gallery), gallery, " ".join(literal(note) for note in notes))
 
 
 @friendly
@@ -408,11 +422,11 @@ def verify(image_a, image_b, operating_point):
     result = identity.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
                              operating_point_of(operating_point))
     verdict = "Same person" if result.same_person else "Possibly the same person" if result.possible else "Different people"
-    notes = "".join(f"\n- {html.escape(note)}" for note in result.notes)
+    notes = "".join(f"\n- {literal(note)}" for note in result.notes)
     margin = (f" It lies between {result.possible_threshold:.3f} and the threshold: too close to tell, so treat it as "
               "unconfirmed.") if result.possible else ""
     text = (f"## {verdict}\nSimilarity **{result.similarity:.3f}**, threshold {result.threshold:.3f} "
-            f"({html.escape(result.operating_point)} operating point: {'at or above' if result.same_person else 'below'} "
+            f"({literal(result.operating_point)} operating point: {'at or above' if result.same_person else 'below'} "
             f"the threshold means {'same person' if result.same_person else 'not confirmed as the same person'}).{margin}{notes}")
     scale = overlay.similarity_scale(result.similarity, identity.verify_thresholds(get_facelab().embedder.backbone),
                                      result.operating_point)
@@ -526,7 +540,7 @@ def running_now() -> str:
             lab = get_facelab()
             embedder = lab.embedder
             state = f"FaceNet trained on {embedder.backbone}, {embedder.precision} on the {lab.device.type}"
-        lines.append(f"- **{html.escape(name)}**: {html.escape(state)}")
+        lines.append(f"- **{literal(name)}**: {literal(state)}")
     return "## Running now\n" + "\n".join(lines)
 
 
@@ -619,9 +633,9 @@ def status():
     model has loaded or failed (then the timer stops). Every state it shows is visitor-safe."""
     loading = any(state == "loading" for state in STATUS.values())
     problems = [f"{name}: {state}" for name, state in STATUS.items() if state != "ready"]
-    text = ("Loading models... " if loading else "") + "; ".join(html.escape(p) for p in problems)
+    text = ("Loading models... " if loading else "") + "; ".join(literal(p) for p in problems)
     reasons = [unavailable(tab) for tab in TABS]
-    notes = [gr.Markdown(f"**{html.escape(reason)}**" if reason else "", visible=bool(reason)) for reason in reasons]
+    notes = [gr.Markdown(f"**{literal(reason)}**" if reason else "", visible=bool(reason)) for reason in reasons]
     buttons = [gr.Button(interactive=reason is None) for tab, reason in zip(TABS, reasons) for _ in TAB_BUTTONS[tab]]
     return text, gr.Timer(active=loading), running_now(), *notes, *buttons
 
@@ -721,7 +735,8 @@ def _failure_line(action: str) -> Callable[[gr.Request], str]:
     """The page's step after `action` failed: the message `_remembering` kept for this session."""
     def show(request: gr.Request) -> str:
         message = FAILURES.pop((request.session_hash, action), UNEXPLAINED)
-        return f"**Not done:** {message}"
+        # The toast's text was HTML-escaped (friendly); here it is Markdown, which a name in it must not drive.
+        return f"**Not done:** {literal(html.unescape(message))}"
     return show
 
 

@@ -7,6 +7,7 @@ asserted is what a visitor would see: labels, names, verdicts and the friendly e
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -234,6 +235,64 @@ def test_live_identify_tells_the_visitor_to_enroll_someone_first(monkeypatch) ->
     assert table[0][1] == "unknown" and hint == app.NO_ONE_ENROLLED and "Enroll someone first" in hint
     identity.enroll(app.get_facelab(), gallery, "Eileen Collins", load_rgb((EXAMPLES / "astronaut.jpg").read_bytes()))
     assert app.identify_live(frame_payload(next(frames)), tracker, "balanced", gallery)[3] == ""
+
+
+IMAGE_NAME, LINK_NAME = "![](https://evil.example/p.png)", "[log in](https://evil.example) *now*"
+
+
+def rendered(markdown: str) -> str:
+    """The HTML a Markdown line becomes (CommonMark, as the page's renderer reads links, pictures and emphasis)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").render(markdown)
+
+
+def test_a_name_in_a_message_line_is_shown_as_typed_never_as_a_link_or_picture(tmp_path: Path) -> None:
+    """A shared gallery's name written as Markdown (a picture, a link) reaches another visitor in the enroll tab's
+    "Not done:" line, when their photo of the same face is refused as already enrolled: it must read as the
+    characters typed, with no picture, link or emphasis, and no address a GFM autolinker could pick up."""
+    import html
+
+    import app
+    from gradio.context import LocalContext
+    from benchmarks.security import frame_payload
+    from pipeline import load_rgb
+    from pipeline.gallery import open_gallery
+
+    if app.unavailable("identify"):
+        pytest.skip(app.unavailable("identify"))
+    shared = open_gallery(str(tmp_path / "shared.db"))  # an operator's gallery: every visitor's names meet here
+    photo = lambda name: frame_payload(load_rgb((EXAMPLES / name).read_bytes()))  # noqa: E731
+    app.enroll(IMAGE_NAME, photo("astronaut.jpg"), "", False, shared)  # visitor A
+    assert [p.name for p in shared.people()] == [IMAGE_NAME]
+
+    visitor_b = LocalContext.request.set(app.gr.Request(session_hash="visitor-b"))
+    try:
+        with pytest.raises(app.gr.Error) as refused:
+            app._remembering(app.enroll, "enroll")(LINK_NAME, photo("astronaut_mirror.jpg"), "", False, shared)
+    finally:
+        LocalContext.request.reset(visitor_b)
+    toast = str(refused.value.message)  # rendered as HTML by the browser: no tag can be made of it
+    assert "already matches" in toast and "<" not in toast
+    line = app._failure_line("enroll")(app.gr.Request(session_hash="visitor-b"))
+    page = rendered(line)
+    assert "<img" not in page and "<a " not in page and "<em>" not in page and "<code>" not in page
+    assert page.count("<strong>") == 1  # "Not done:" alone
+    assert "://" not in line and "www." not in line  # nothing for marked's GFM autolinks either
+    shown = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert f"already matches {IMAGE_NAME} in the gallery" in shown and f"not enrolled as {LINK_NAME}." in shown
+    assert [p.name for p in shared.people()] == [IMAGE_NAME]
+
+
+def test_literal_leaves_no_markup_and_changes_no_character() -> None:
+    import html
+
+    import app
+
+    text = "<b>Ada</b> & [x](y) ![i](j) `c` *e* _u_ ~s~ # h | t $m$ www.x.org a@b.org \\ {} + - = ! > O'Brien, 50% ?"
+    page = rendered(app.literal(text))
+    assert re.fullmatch(r"<p>[^<>]*</p>\n", page)
+    assert html.unescape(page[3:-5]) == text
 
 
 @pytest.mark.slow
