@@ -544,7 +544,41 @@ def running_now() -> str:
     return "## Running now\n" + "\n".join(lines)
 
 
-def about() -> str:
+# Gradio's cache of uploads and result pictures: every CACHE_SWEEP_SECONDS, files older than CACHE_MAX_AGE_SECONDS
+# are deleted (gr.Blocks(delete_cache=...)), and all of them when the server stops.
+CACHE_SWEEP_SECONDS, CACHE_MAX_AGE_SECONDS = 300, 900
+
+
+def duration(seconds: int) -> str:
+    """`seconds` in words for a visitor: "45 seconds", "20 minutes", "1 hour", "90 minutes"."""
+    if seconds < 120:
+        return f"{seconds} seconds"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hour{'' if seconds == 3600 else 's'}"
+    return f"{round(seconds / 60)} minutes"
+
+
+def privacy(settings: Settings) -> list[str]:
+    """About's privacy section: what this server keeps and for how long, from the settings it runs with."""
+    cache = (f"Pictures you upload, snap or stream, and the result pictures, are kept in the server's cache so your "
+             f"browser can fetch them: every {duration(CACHE_SWEEP_SECONDS)} the files older than "
+             f"{duration(CACHE_MAX_AGE_SECONDS)} are deleted (so a picture stays at most about "
+             f"{duration(CACHE_SWEEP_SECONDS + CACHE_MAX_AGE_SECONDS)}), and all of them when the server stops.")
+    if settings.gallery:
+        people = ("Enrolled people (a name, face embeddings and a small thumbnail, never the photo) go into this "
+                  "server's shared gallery, set up by its operator (`FACELAB_GALLERY`): they are kept on the server "
+                  "until deleted, and every visitor can see their names and be identified against them.")
+    else:
+        people = ("Enrolled people (a name, face embeddings and a small thumbnail, never the photo) are kept in the "
+                  "server's memory, for your session only: no other visitor can see them. Reloading or closing the "
+                  "page empties your gallery for you, but the server keeps it for up to "
+                  f"{duration(settings.session_seconds)} after its last change (`FACELAB_SESSION_SECONDS`), unless "
+                  "you **Delete** each person or **Clear all** first.")
+    return ["", "## Privacy", people, "", cache, "",
+            "Nothing is sent anywhere else: the models run on this server."]
+
+
+def about(settings: Settings = SETTINGS) -> str:
     models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
     lines = ["## How well it works",
              "Measured by the scripts in `benchmarks/` on labelled photos (the full tables are in docs/benchmarks.md). "
@@ -566,10 +600,7 @@ def about() -> str:
         "- Percentages are the models' calibrated confidence, never shown above 99 %; a word with \"?\" is a guess.",
         "- Mask check: a face that no detection step finds gets no verdict; where the picture's centre was taken "
         "as the face, the label says \"whole picture judged\".",
-        "", "## Privacy",
-        "By default nothing is stored beyond your session: enrolled people (a name, face embeddings and a small "
-        "thumbnail, never the photo) live in this browser tab's session and are gone when you close it. "
-        "Only when the operator sets `FACELAB_GALLERY` is a shared gallery kept on the server.",
+        *privacy(settings),
     ]
     return "\n".join(lines)
 
@@ -780,10 +811,11 @@ def _examples(rows, inputs, fn=None, outputs=None, label: str = "Examples"):
 
 def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
     # Every result picture is a file in Gradio's cache (a live stream writes one per frame): sweep files
-    # older than 15 minutes every 5 minutes so a long class session cannot fill the disk. The page takes the
-    # window's width (Gradio caps it at 1280 px, so a 1366-px laptop lost 86 px the identify result needs), up to
+    # older than CACHE_MAX_AGE_SECONDS every CACHE_SWEEP_SECONDS (About says so), so a long class session cannot
+    # fill the disk. The page takes the window's width (Gradio caps it at 1280 px, so a 1366-px laptop lost 86 px the identify result needs), up to
     # 1600 px (CSS).
-    with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(300, 900), fill_width=True) as demo:
+    with gr.Blocks(title="Face Lab", analytics_enabled=False, delete_cache=(CACHE_SWEEP_SECONDS, CACHE_MAX_AGE_SECONDS),
+                   fill_width=True) as demo:
         gr.Markdown("# Face Lab\nMask check, emotion, enroll & identify, verify: upload a picture or use your webcam.")
         status_line, timer = gr.Markdown(), gr.Timer(2)
         # A visitor's gallery expires an hour after its last change, also for API clients, whose
@@ -861,7 +893,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
                     if not settings.gallery:  # a visitor's own gallery: say how easily it is lost
                         gr.Markdown(f"Your enrolled people stay in this browser tab only: **reloading or closing "
                                     f"the page empties the gallery** (and it is forgotten "
-                                    f"{settings.session_seconds // 60} minutes after your last change).")
+                                    f"{duration(settings.session_seconds)} after your last change).")
                     with gr.Row():
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
@@ -945,7 +977,7 @@ def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
 
         with gr.Tab("About", id="about"):
             running = gr.Markdown()  # status() fills it: the backbone that actually loaded, its precision
-            gr.Markdown(about())
+            gr.Markdown(about(settings))
 
         shown = [status_line, timer, running, *(TAB_NOTES[tab] for tab in TABS),
                  *(b for tab in TABS for b in TAB_BUTTONS[tab])]

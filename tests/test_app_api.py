@@ -295,6 +295,27 @@ def test_literal_leaves_no_markup_and_changes_no_character() -> None:
     assert html.unescape(page[3:-5]) == text
 
 
+def test_the_about_tab_says_how_long_this_server_keeps_people_and_pictures() -> None:
+    """About's privacy text, as a visitor reads it, follows the settings the server runs with: a session gallery
+    kept FACELAB_SESSION_SECONDS after its last change (not "gone when you close it"), the cache's real sweep."""
+    import app
+    from pipeline.settings import Settings
+
+    def privacy(settings: Settings) -> str:
+        page = rendered(app.about(settings))
+        return re.sub(r"<[^>]+>", "", page.split("<h2>Privacy</h2>", 1)[1])
+
+    text = privacy(Settings(session_seconds=1800))
+    assert "for up to 30 minutes after its last change" in text and "no other visitor can see them" in text
+    assert "gone when you close it" not in text and "nothing is stored" not in text.lower()
+    assert ("every 5 minutes the files older than 15 minutes are deleted (so a picture stays at most about "
+            "20 minutes)") in text and app.demo.delete_cache == (300, 900)  # what the app's Blocks really does
+    assert "for up to 1 hour after its last change" in privacy(Settings())  # the default, as the README says
+    shared = privacy(Settings(gallery="/srv/facelab/gallery.db"))
+    assert "kept on the server until deleted" in shared and "every visitor can see their names" in shared
+    assert "for your session only" not in shared and "/srv/facelab" not in shared
+
+
 @pytest.mark.slow
 def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path: Path) -> None:
     """A tampered copy of the mask weights first on the search path: its sha256 does not match, so the
