@@ -32,6 +32,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from pipeline import FaceLabError, WeightsError, get_facelab, load_rgb, overlay  # noqa: E402
 from pipeline import identity  # noqa: E402
 from pipeline import explain  # noqa: E402
+from pipeline import weights  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
@@ -86,9 +87,10 @@ STATUS: dict[str, str] = {name: "loading" for name in MODELS}  # "loading" | "re
 
 def _warm_up() -> None:
     lab = get_facelab()
+    log.info("%s", weights.integrity_summary())  # names any file loaded without a sha256 check
     for what, load in MODELS.items():
         started = time.perf_counter()
-        log.info("loading the %s (weights from weights/manifest.json, sha256 checked)...", what)
+        log.info("loading the %s...", what)
         try:
             model = load(lab); STATUS[what] = "ready"  # noqa: E702
             log.info("%s ready in %.1f s (%s)", what, time.perf_counter() - started, getattr(model, "backbone", ""))

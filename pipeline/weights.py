@@ -1,8 +1,9 @@
 """Weight resolution, in one module: local folders first, then the Hugging Face Hub, then a clear error.
 
-weights/manifest.json lists every model: Hub repo, filename, pinned revision, sha256 and licence.
-A file is only ever loaded after its sha256 matched, and only as safetensors or with
-`torch.load(weights_only=True)`, so nothing is unpickled from an untrusted file.
+weights/manifest.json lists every model: Hub repo, filename, revision, sha256 and licence.
+A file whose entry has a sha256 is only ever loaded after it matched; an entry without one (`unchecked()`:
+facenet-vggface2, whose Hub file could not be read to record it) is loaded unchecked, with a warning.
+Every file is loaded only as safetensors or with `torch.load(weights_only=True)`, so nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -61,6 +62,22 @@ def spec(name: str) -> WeightSpec:
     if name not in entries:
         raise WeightsError(f"Unknown model {name!r}; the manifest lists: {', '.join(sorted(entries))}.")
     return entries[name]
+
+
+def unchecked() -> list[WeightSpec]:
+    """The manifest entries without a sha256: their files are loaded without an integrity check."""
+    return [entry for entry in manifest().values() if entry.sha256 is None]
+
+
+def integrity_summary() -> str:
+    """One line for the operator's log: which weights are sha256-checked before loading, and which are not."""
+    checked = [entry.name for entry in manifest().values() if entry.sha256 is not None]
+    line = f"weights/manifest.json: sha256 checked before loading for {', '.join(checked)}"
+    missing = unchecked()
+    if missing:
+        line += "; NOT checked (no sha256 in the manifest): " + ", ".join(
+            f"{entry.name} ({entry.filename} from {entry.repo_id}@{entry.revision})" for entry in missing)
+    return line
 
 
 def local_dirs() -> list[Path]:
