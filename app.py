@@ -387,9 +387,11 @@ def identify(image, operating_point, gallery):
     rgb = picture(image)
     if hint := enroll_first(gallery):
         gr.Warning(hint)
-    matches = identity.identify(get_facelab(), gallery, rgb, operating_point_of(operating_point))
-    if not matches:
+    found = identity.identify(get_facelab(), gallery, rgb, operating_point_of(operating_point))
+    if not found.faces:
         raise gr.Error(NO_FACE, print_exception=False)
+    warn_skipped(found.faces_skipped)
+    matches = found.faces
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
     rows = [[i + 1, *_match_cells(m), box_text(m.box)] for i, m in enumerate(matches)]
     return overlay.draw_boxes(rgb, boxes), rows

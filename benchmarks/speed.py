@@ -132,7 +132,7 @@ def main() -> None:
         vector = rng.standard_normal(512).astype(np.float32)
         gallery.add(f"synthetic {index}", vector / np.linalg.norm(vector), backbone=lab.embedder.backbone)
     enroll(lab, gallery, "Paul Rudd", frame)
-    assert identify(lab, gallery, frame)[0].name == "Paul Rudd"
+    assert identify(lab, gallery, frame).faces[0].name == "Paul Rudd"
 
     # The app's setting (FACELAB_THREADS, default 1) and, alternating with it in the same rounds, every
     # core for a call that runs alone (FACELAB_THREADS=auto), for comparison.

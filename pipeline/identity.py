@@ -8,7 +8,8 @@ Usage::
 
     lab, gallery = get_facelab(), open_gallery()       # the app keeps one InMemoryGallery per session
     result = enroll(lab, gallery, "Ada", "ada.jpg")    # EnrollResult: person, warnings, notes, crop
-    for face in identify(lab, gallery, "group.jpg"):   # one Identification per face, largest first
+    found = identify(lab, gallery, "group.jpg")         # Identified: faces, faces_skipped (beyond the limit)
+    for face in found.faces:                           # one Identification per face, largest first
         print(face.label, face.similarity, face.candidates)
     check = verify(lab, "a.jpg", "b.jpg", "strict")    # Verification: similarity, same_person, threshold
     thresholds("casia-webface")                         # {"balanced": 0.4..., "strict": 0.5...}
@@ -124,6 +125,15 @@ class Identification:
     @property
     def label(self) -> str:
         return self.name if self.name is not None else "unknown"
+
+
+@dataclass
+class Identified:
+    """What `identify` found in a picture: its faces (largest first, at most the analysis limit
+    FACELAB_MAX_FACES), and how many more faces it held that were not identified."""
+
+    faces: list[Identification]
+    faces_skipped: int = 0
 
 
 @dataclass
@@ -279,13 +289,15 @@ def _refuse_someone_else(lab: FaceLab, gallery: Gallery, name: str, face: Face) 
             f"person, tick \"Enroll anyway\" and enroll again.", match=match.name)
 
 
-def identify(lab: FaceLab, gallery: Gallery, image: ImageInput, operating_point: str = "balanced", k: int = 3) -> list[Identification]:
-    """Every face of `image` (largest first) with its best match in `gallery`: a name, a possible match or unknown.
+def identify(lab: FaceLab, gallery: Gallery, image: ImageInput, operating_point: str = "balanced", k: int = 3) -> Identified:
+    """Every face of `image` (largest first, up to the analysis limit) with its best match in `gallery`: a name,
+    a possible match or unknown; `faces_skipped` counts the faces beyond the limit.
 
-    A picture without faces gives an empty list.
+    A picture without faces gives no faces.
     """
     _check_operating_point(operating_point)
-    return identify_faces(lab, gallery, lab.analyze(image, embed=True).faces, operating_point, k)
+    analysis = lab.analyze(image, embed=True)
+    return Identified(identify_faces(lab, gallery, analysis.faces, operating_point, k), analysis.faces_skipped)
 
 
 def identify_faces(lab: FaceLab, gallery: Gallery, faces: list[Face], operating_point: str = "balanced",

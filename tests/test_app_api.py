@@ -316,6 +316,30 @@ def test_the_about_tab_says_how_long_this_server_keeps_people_and_pictures() -> 
     assert "for your session only" not in shared and "/srv/facelab" not in shared
 
 
+def test_identify_says_how_many_faces_beyond_the_limit_it_skipped(tmp_path: Path) -> None:
+    """49 tiled LFW faces: identify names the 40 largest (FACELAB_MAX_FACES) and warns, as mask and emotion do,
+    that the rest were skipped (it said nothing, and a visitor took the table for every face)."""
+    import app
+    from benchmarks.bad_inputs import CASES
+    from benchmarks.security import data_url
+    from pipeline.gallery import open_gallery
+
+    if app.unavailable("identify"):
+        pytest.skip(app.unavailable("identify"))
+    crowd = next(case for case in CASES if case.name == "49_tiled_faces").write(tmp_path)
+    photo = data_url(crowd.read_bytes())
+    with pytest.warns(UserWarning) as shown:  # gr.Warning: a toast on the page
+        _, table = app.identify(photo, "balanced", open_gallery(None))
+    toasts = [str(w.message) for w in shown if "faces were analysed" in str(w.message)]
+    assert len(table) == app.MAX_FACES == 40
+    assert len(toasts) == 1 and re.fullmatch(r"Only the 40 largest faces were analysed; (\d+) more were skipped\.",
+                                             toasts[0])
+    with pytest.warns(UserWarning) as shown:
+        app.mask_check(photo)
+    mask_toasts = [str(w.message) for w in shown if "faces were analysed" in str(w.message)]
+    assert mask_toasts == toasts  # the same count, said the same way, as the mask tab
+
+
 @pytest.mark.slow
 def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path: Path) -> None:
     """A tampered copy of the mask weights first on the search path: its sha256 does not match, so the

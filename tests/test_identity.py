@@ -79,7 +79,7 @@ def test_enrolled_people_are_identified_from_another_picture(lab, gallery) -> No
     assert len(gallery) == len(ENROLLED) == 50
     correct = 0
     for name in ENROLLED:
-        faces = identify(lab, gallery, ALL_PEOPLE[name][1], "balanced")
+        faces = identify(lab, gallery, ALL_PEOPLE[name][1], "balanced").faces
         subject = central(faces)
         correct += subject.candidates[0].name == name.replace("_", " ")
         assert len(subject.candidates) == 3
@@ -90,7 +90,7 @@ def test_enrolled_people_are_identified_from_another_picture(lab, gallery) -> No
 def test_people_never_enrolled_are_unknown_at_the_strict_threshold(lab, gallery) -> None:
     unknown = 0
     for name in STRANGERS:
-        subject = central(identify(lab, gallery, ALL_PEOPLE[name][0], "strict"))
+        subject = central(identify(lab, gallery, ALL_PEOPLE[name][0], "strict").faces)
         unknown += subject.name is None and subject.label == "unknown"
         assert subject.threshold == identification_threshold("casia-webface", "strict", gallery.embedding_count,
                                                             gallery_population(gallery))
@@ -175,9 +175,9 @@ def test_quality_gate_warns_about_small_and_blurry_faces(lab, tmp_path) -> None:
 
 def test_identify_marks_unknown_faces_and_handles_empty_inputs(lab) -> None:
     empty = InMemoryGallery()
-    faces = identify(lab, empty, ALL_PEOPLE["Tony_Blair"][0])
+    faces = identify(lab, empty, ALL_PEOPLE["Tony_Blair"][0]).faces
     assert faces and all(face.label == "unknown" and face.candidates == [] for face in faces)
-    assert identify(lab, empty, MISC_DIR / "no_face_random_noise.jpg") == []
+    assert identify(lab, empty, MISC_DIR / "no_face_random_noise.jpg").faces == []
 
 
 def test_verify_reports_its_threshold_notes_and_missing_faces(lab) -> None:
@@ -200,7 +200,7 @@ def test_a_tight_head_crop_enrolls_and_is_found_in_every_tab(lab) -> None:
     assert gallery.person("Tight crop").embeddings == 1
     assert result.quality.face_pixels > 0.6 * crop.shape[1]  # the face fills the picture
     assert len(lab.analyze(crop, mask=True, emotion=True).faces) == 1
-    assert identify(lab, gallery, crop)[0].name == "Tight crop"
+    assert identify(lab, gallery, crop).faces[0].name == "Tight crop"
 
 
 def test_a_large_tight_crop_is_found_where_it_is_without_a_full_size_copy(lab) -> None:
@@ -227,7 +227,7 @@ def test_a_large_tight_crop_is_found_where_it_is_without_a_full_size_copy(lab) -
 
 @pytest.mark.slow
 def test_strangers_stay_unknown_at_the_default_point_on_lfw_and_on_rmfd_dev(lab, gallery) -> None:
-    named = [central(identify(lab, gallery, ALL_PEOPLE[name][0])).name for name in UNSEEN_STRANGERS]
+    named = [central(identify(lab, gallery, ALL_PEOPLE[name][0]).faces).name for name in UNSEEN_STRANGERS]
     assert len(UNSEEN_STRANGERS) == 40 and sum(n is not None for n in named) <= 1, named
 
     # East Asian public figures, tight crops: different people score far higher than on LFW.
@@ -237,7 +237,7 @@ def test_strangers_stay_unknown_at_the_default_point_on_lfw_and_on_rmfd_dev(lab,
         enroll(lab, rmfd, person, sorted((RMFD_DIR / person).glob("*.jpg"))[0])
     assert gallery_population(rmfd).mean_similarity > 0.15
     strangers = [photo for person in people[10:] for photo in sorted((RMFD_DIR / person).glob("*.jpg"))]
-    named = [face.name for photo in strangers for face in identify(lab, rmfd, photo)[:1]]
+    named = [face.name for photo in strangers for face in identify(lab, rmfd, photo).faces[:1]]
     assert len(strangers) >= 40 and sum(n is not None for n in named) <= 0.05 * len(strangers), named
 
 
@@ -264,7 +264,7 @@ def test_a_marginal_score_is_a_possible_match_not_a_name(lab) -> None:
     first, second = ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[1]], ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[2]]
     gallery = InMemoryGallery()
     enroll(lab, gallery, "Someone", first)
-    face = central(identify(lab, gallery, second, "balanced"))
+    face = central(identify(lab, gallery, second, "balanced").faces)
     assert face.possible_threshold <= face.similarity < face.threshold
     assert face.name is None and face.label == "unknown" and face.possible == "Someone"
     text, colour = overlay.identity_text(face.name, face.similarity, face.possible)
