@@ -24,6 +24,12 @@ from typing import Any
 
 import serving  # noqa: E402,F401  (first: it turns Gradio's analytics off before Gradio is imported)
 
+try:  # every FACELAB_* variable, read and checked once (pipeline/settings.py); importing pipeline reads them too
+    from pipeline.settings import current as current_settings
+    SETTINGS = current_settings()
+except ValueError as exc:  # pipeline.settings.SettingsError: a value the app cannot run with, named with what it may be
+    raise SystemExit(f"Face Lab will not start: {exc}.") from None
+
 import gradio as gr  # noqa: E402
 from gradio.context import LocalContext  # noqa: E402
 import numpy as np  # noqa: E402
@@ -36,7 +42,6 @@ from pipeline import weights  # noqa: E402
 from pipeline.analysis import MAX_FACES  # noqa: E402
 from pipeline.images import MAX_FILE_BYTES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.settings import current as current_settings  # noqa: E402
 from pipeline.gallery import MAX_NAME_LENGTH, Gallery, open_gallery  # noqa: E402
 from pipeline.heads import EMOTIONS  # noqa: E402
 from pipeline.mask_detection import is_assumed  # noqa: E402
@@ -47,7 +52,6 @@ from serving.figures import headline_figures, markdown_table  # noqa: E402
 from serving.http_limits import RequestBodyLimit  # noqa: E402
 from serving.payloads import MAX_INLINE_CHARS, picture_bytes  # noqa: E402
 
-SETTINGS = current_settings()  # every FACELAB_* variable, read once (pipeline/settings.py)
 gradio_fixes.apply(SETTINGS.queue_poll_seconds)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

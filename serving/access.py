@@ -3,7 +3,8 @@
 Per-session galleries belong to their visitor: every action is open. With a shared gallery
 (FACELAB_GALLERY), deleting and clearing need the operator's token (FACELAB_ADMIN_TOKEN, compared in
 constant time); without a configured token they are off. Enrolling stays open unless the operator sets
-FACELAB_SHARED_ENROLL=token.
+FACELAB_SHARED_ENROLL=token (pipeline/settings.py refuses to start with any word but open or token, so a
+mistyped one cannot leave enrolling open).
 """
 
 from __future__ import annotations

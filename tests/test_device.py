@@ -61,15 +61,17 @@ def test_a_failed_model_call_does_not_hold_on_to_its_share_of_the_threads() -> N
 
 def test_thread_setting_is_checked(monkeypatch) -> None:
     from pipeline.device import configure_cpu_threads
-    from pipeline.settings import current
+    from pipeline.settings import SettingsError, current
 
     try:
         monkeypatch.setenv("FACELAB_THREADS", "auto")
         assert configure_cpu_threads() >= 1
         monkeypatch.setenv("FACELAB_THREADS", "many")
         current.cache_clear()  # settings are read once per process: this stands for a new one
-        with pytest.raises(FaceLabError, match="FACELAB_THREADS must be a positive number or 'auto'"):
+        with pytest.raises(SettingsError, match="FACELAB_THREADS='many' is not allowed: use one of auto, a whole"):
             configure_cpu_threads()
+        with pytest.raises(FaceLabError, match="FACELAB_THREADS must be a positive number or 'auto'"):
+            configure_cpu_threads("many")  # a caller's own bad argument
     finally:
         monkeypatch.delenv("FACELAB_THREADS")
         current.cache_clear()
@@ -98,9 +100,13 @@ def test_auto_follows_cuda_availability(monkeypatch) -> None:
 
 
 def test_bad_device_settings_get_clear_messages(monkeypatch) -> None:
-    monkeypatch.setenv("FACELAB_DEVICE", "tpu")
-    with pytest.raises(FaceLabError, match="must be 'auto', 'cpu' or 'cuda'"):
+    from pipeline.settings import SettingsError
+
+    monkeypatch.setenv("FACELAB_DEVICE", "tpu")  # refused where the settings are read
+    with pytest.raises(SettingsError, match="FACELAB_DEVICE='tpu' is not allowed: use one of auto, cpu, cuda"):
         select_device()
+    with pytest.raises(FaceLabError, match="must be 'auto', 'cpu' or 'cuda'"):
+        select_device("tpu")  # a caller's own bad argument
     if not torch.cuda.is_available():
         with pytest.raises(FaceLabError, match="no CUDA device"):
             select_device("cuda")

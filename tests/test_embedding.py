@@ -104,7 +104,7 @@ def test_precision_settings(monkeypatch) -> None:
 
     from pipeline.embedding import choose_precision
     from pipeline.errors import FaceLabError
-    from pipeline.settings import current
+    from pipeline.settings import SettingsError, current
 
     cpu = torch.device("cpu")
     monkeypatch.delenv("FACELAB_PRECISION", raising=False)
@@ -114,10 +114,14 @@ def test_precision_settings(monkeypatch) -> None:
     monkeypatch.setenv("FACELAB_PRECISION", "float32")
     current.cache_clear()  # settings are read once per process: this stands for a new one
     assert choose_precision("casia-webface", cpu) == "float32"
-    monkeypatch.setenv("FACELAB_PRECISION", "int4")
+    monkeypatch.setenv("FACELAB_PRECISION", "int4")  # refused where the settings are read, naming what may be
     current.cache_clear()
-    with pytest.raises(FaceLabError, match="FACELAB_PRECISION must be one of"):
+    with pytest.raises(SettingsError, match="FACELAB_PRECISION='int4' is not allowed: use one of auto, float32, int8"):
         choose_precision("casia-webface", cpu)
+    monkeypatch.delenv("FACELAB_PRECISION")
+    current.cache_clear()
+    with pytest.raises(FaceLabError, match="FACELAB_PRECISION must be one of"):  # a caller's own bad argument
+        choose_precision("casia-webface", cpu, "int4")
     with pytest.raises(FaceLabError, match="needs a CUDA device"):
         choose_precision("casia-webface", cpu, "float16")
     with pytest.raises(FaceLabError, match="int8 activation ranges"):
