@@ -685,10 +685,18 @@ def status():
 RESULT_HEIGHT = 340  # the result pictures of Mask check and Emotion: with the tab's button, in a laptop's first screen
 
 
+# The live stream's tracker (pipeline/tracking.py STREAM_DETECTOR) finds faces with plain MTCNN: not the masked-face
+# search (pipeline/mask_detection.py) Analyse runs on a picture, so the live mask check misses more masked faces.
+LIVE_MASK_NOTE = ("Live, faces are found as in the other live tabs (MTCNN on a small copy of each frame), without the "
+                  "extra search for masked faces that Analyse runs on a picture: a masked face it misses gets no box. "
+                  "For the full search, snap a picture and press Analyse.")
+
+
 def _image_inputs(label: str, settings: Settings, height: int = RESULT_HEIGHT,
-                  examples: Callable[[gr.Image], None] | None = None):
+                  examples: Callable[[gr.Image], None] | None = None, live_note: str = ""):
     """An upload/snapshot picture and a live webcam stream, in two sub-tabs; `examples`, given the picture, adds
-    examples that fill it under its Analyse button (in the upload sub-tab alone: the live one has no button)."""
+    examples that fill it under its Analyse button (in the upload sub-tab alone: the live one has no button);
+    `live_note` is said under the stream, after when it stops."""
     with gr.Tab("Upload or snapshot"):
         still = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label=label,
                          webcam_options=gr.WebcamOptions(mirror=True), height=height)
@@ -697,7 +705,8 @@ def _image_inputs(label: str, settings: Settings, height: int = RESULT_HEIGHT,
             examples(still)
     with gr.Tab("Live webcam"):
         live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=height)
-        gr.Markdown(f"A live stream stops after {settings.stream_seconds} s; press Record again to go on.")
+        gr.Markdown(f"A live stream stops after {settings.stream_seconds} s; press Record again to go on."
+                    + (f" {live_note}" if live_note else ""))
     return still, button, live
 
 
@@ -707,7 +716,7 @@ def _picture_and_result(tab: str, settings: Settings):
     `with inputs:` its examples under Analyse), the picture, Analyse, the live stream, the message line, the result."""
     with gr.Row():
         with gr.Column() as inputs:
-            still, button, live = _image_inputs("Picture", settings)
+            still, button, live = _image_inputs("Picture", settings, live_note=LIVE_MASK_NOTE if tab == "mask" else "")
             TAB_BUTTONS[tab].append(button)
         with gr.Column() as outputs:
             message = _message_line()

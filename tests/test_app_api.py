@@ -340,6 +340,29 @@ def test_identify_says_how_many_faces_beyond_the_limit_it_skipped(tmp_path: Path
     assert mask_toasts == toasts  # the same count, said the same way, as the mask tab
 
 
+def test_the_live_mask_tab_says_it_finds_faces_without_the_masked_face_search() -> None:
+    """The live Mask check follows faces with the tracker's plain MTCNN (STREAM_DETECTOR), not the masked-face search
+    of Analyse: its Live webcam sub-tab says so, under the stream; the other tabs' live notes do not."""
+    import app
+    from pipeline.tracking import STREAM_DETECTOR, FaceTracker
+
+    def notes(tab_id: str) -> list[str]:
+        tab = next(b for b in app.demo.blocks.values() if isinstance(b, app.gr.Tab) and b.id == tab_id)
+        live = next(b for b in descendants(tab) if isinstance(b, app.gr.Tab) and b.label == "Live webcam")
+        return [b.value for b in descendants(live) if isinstance(b, app.gr.Markdown)]
+
+    def descendants(block):
+        for child in getattr(block, "children", []):
+            yield child
+            yield from descendants(child)
+
+    mask_note = " ".join(notes("mask"))
+    assert "without the extra search for masked faces that Analyse runs" in mask_note
+    assert "snap a picture and press Analyse" in mask_note
+    assert all("masked faces" not in note for note in notes("emotion") + notes("identify"))
+    assert FaceTracker(app.get_facelab()).detector_config is STREAM_DETECTOR  # what the note describes
+
+
 @pytest.mark.slow
 def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path: Path) -> None:
     """A tampered copy of the mask weights first on the search path: its sha256 does not match, so the
