@@ -145,8 +145,13 @@ def literal(text: str) -> str:
     return _MARKUP.sub(lambda m: f"&#{ord(m.group())};", str(text))
 
 
-def friendly(fn):
-    """Show pipeline errors as their visitor message and anything unexpected as a short apology: never a traceback."""
+def friendly(fn=None, *, doing: str = "analysing this picture", then: str = "Please try another one."):
+    """Show pipeline errors as their visitor message and anything unexpected as a short apology that names the
+    action (`doing`, and what to do `then`): never a traceback. `@friendly` for a picture's analysis,
+    `@friendly(doing=..., then=...)` for any other action (a gallery's: no picture was being analysed)."""
+    if fn is None:
+        return functools.partial(friendly, doing=doing, then=then)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -159,8 +164,7 @@ def friendly(fn):
             raise gr.Error(html.escape(exc.visitor_message(), quote=False), print_exception=False) from None
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error("Something went wrong while analysing this picture. Please try another one.",
-                           print_exception=False) from None
+            raise gr.Error(f"Something went wrong while {doing}. {then}", print_exception=False) from None
     return wrapper
 
 
@@ -337,7 +341,7 @@ def _people(gallery) -> tuple[list, dict]:
 
 
 @gpu
-@friendly
+@friendly(doing="enrolling this person", then="Please try again.")
 def enroll(name, image, token, enroll_anyway, gallery):
     require(unavailable("identify"))
     OPERATOR.check("enroll", token)
@@ -356,13 +360,13 @@ def enroll(name, image, token, enroll_anyway, gallery):
     return (*_people(gallery), gallery, " ".join(literal(note) for note in notes))
 
 
-@friendly
+@friendly(doing="listing the enrolled people", then="Please try again.")
 def people(gallery):
     require(unavailable("identify"))
     return [{"name": p.name, "photos": p.embeddings} for p in gallery.people()]
 
 
-@friendly
+@friendly(doing="deleting that person", then="Please try again.")
 def delete(name, token, gallery):
     require(unavailable("identify"))
     OPERATOR.check("delete", token)
@@ -374,7 +378,7 @@ def delete(name, token, gallery):
     return (*_people(gallery), gallery)
 
 
-@friendly
+@friendly(doing="clearing the gallery", then="Please try again.")
 def clear(token, gallery):
     require(unavailable("identify"))
     OPERATOR.check("clear", token)
@@ -385,7 +389,7 @@ def clear(token, gallery):
 
 
 @gpu
-@friendly
+@friendly(doing="identifying the people in this picture", then="Please try again.")
 def identify(image, operating_point, gallery):
     require(unavailable("identify"))
     rgb = picture(image)
@@ -424,7 +428,7 @@ identify_live = _live("identify", _identify_faces, hint=lambda operating_point, 
 
 
 @gpu
-@friendly
+@friendly(doing="comparing these photos", then="Please try other photos.")
 def verify(image_a, image_b, operating_point):
     require(unavailable("verify"))
     result = identity.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
@@ -475,7 +479,7 @@ def emotion_why(image):
 
 
 @gpu
-@friendly
+@friendly(doing="explaining this comparison", then="Please try other photos.")
 def verify_why(image_a, image_b):
     require(unavailable("verify"))
     lab = get_facelab()

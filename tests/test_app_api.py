@@ -363,6 +363,27 @@ def test_the_live_mask_tab_says_it_finds_faces_without_the_masked_face_search() 
     assert FaceTracker(app.get_facelab()).detector_config is STREAM_DETECTOR  # what the note describes
 
 
+def test_an_unexpected_failure_of_a_gallery_action_names_that_action(tmp_path: Path) -> None:
+    """A shared gallery whose database went away (closed): Delete, Clear all and /people fail unexpectedly, and the
+    visitor reads what failed, not "...while analysing this picture" (no picture was involved)."""
+    import app
+    from benchmarks.security import data_url
+    from pipeline.gallery import open_gallery
+
+    if app.unavailable("identify"):
+        pytest.skip(app.unavailable("identify"))
+    gone = open_gallery(str(tmp_path / "shared.db"))
+    gone.close()
+    for call, says in ((lambda: app.delete("Ada", "", gone), "Something went wrong while deleting that person."),
+                       (lambda: app.clear("", gone), "Something went wrong while clearing the gallery."),
+                       (lambda: app.people(gone), "Something went wrong while listing the enrolled people.")):
+        with pytest.raises(app.gr.Error) as failed:
+            call()
+        assert str(failed.value.message) == f"{says} Please try again."
+    with pytest.raises(app.gr.Error, match="while enrolling this person"):
+        app.enroll("Ada", data_url((EXAMPLES / "astronaut.jpg").read_bytes()), "", False, gone)
+
+
 @pytest.mark.slow
 def test_the_app_starts_when_a_head_is_refused_and_only_that_tab_is_off(tmp_path: Path) -> None:
     """A tampered copy of the mask weights first on the search path: its sha256 does not match, so the
