@@ -14,7 +14,7 @@ import torch
 
 from .device import model_call
 from .images import resize_to_max_side
-from .mtcnn import Mtcnn, Pyramid, squares
+from .mtcnn import Mtcnn, Pyramid, box_areas, box_intersections, box_ious, squares
 
 # The retries' borders on each side, as shares of the picture's longer side, filled with the picture's mean
 # colour, tried in turn until a face is found: on rmfd_dev's 18 missed faces, a 0.3 border alone found 14
@@ -85,23 +85,28 @@ class FaceDetector:
         return self.detect_passes(image, [config or self.config])[0]
 
     @model_call()
-    def detect_passes(self, image: np.ndarray, configs: Sequence[DetectorConfig]) -> list[list[Detection]]:
+    def detect_passes(self, image: np.ndarray, configs: Sequence[DetectorConfig],
+                      new_faces_only: bool = False) -> list[list[Detection]]:
         """`detect` once per config; configs with the same min face size and max side share one
         P-Net pass (most of the cost), so a second set of thresholds is nearly free. A pass that finds
-        nothing is run again on the picture with a border (`DetectorConfig.retry_with_border`, TIGHT_CROP_BORDERS)."""
-        results = self._passes(image, configs)
+        nothing is run again on the picture with a border (`DetectorConfig.retry_with_border`, TIGHT_CROP_BORDERS).
+        With `new_faces_only`, a pass leaves out the faces that earlier passes sharing its pyramid found (their boxes
+        skip O-Net: `Mtcnn.detect`'s `known`), and is retried with a border only when no earlier pass found a face."""
+        results = self._passes(image, configs, new_faces_only)
         for share in TIGHT_CROP_BORDERS:
             empty = [index for index, (found, config) in enumerate(zip(results, configs))
-                     if not found and config.retry_with_border]
+                     if not found and config.retry_with_border and not (new_faces_only and any(results[:index]))]
             if not empty:
                 break
             framed, offset, scale = framed_small(image, share, max(configs[i].max_side for i in empty))
-            for index, found in zip(empty, self._passes(framed, [configs[i] for i in empty])):
+            for index, found in zip(empty, self._passes(framed, [configs[i] for i in empty], new_faces_only)):
                 results[index] = [d.in_picture(image.shape[1], image.shape[0], scale, offset) for d in found]
         return results
 
-    def _passes(self, image: np.ndarray, configs: Sequence[DetectorConfig]) -> list[list[Detection]]:
+    def _passes(self, image: np.ndarray, configs: Sequence[DetectorConfig],
+                new_faces_only: bool = False) -> list[list[Detection]]:
         pyramids: dict[tuple[int, int], tuple[Pyramid, float]] = {}
+        found: dict[tuple[int, int], list[np.ndarray]] = {}  # per pyramid, (N, 5) boxes and scores of the passes' faces
         results = []
         for config in configs:
             key = (config.min_face_size, config.max_side)
@@ -109,7 +114,10 @@ class FaceDetector:
                 small, scale = resize_to_max_side(image, config.max_side)
                 pyramids[key] = (self._stages.pyramid(small, config.min_face_size), scale)
             pyramid, scale = pyramids[key]
-            raw = self._stages.detect(pyramid, config.thresholds)
+            known = np.concatenate(found[key]) if new_faces_only and found.get(key) else None
+            raw = self._stages.detect(pyramid, config.thresholds, known)
+            reported = raw.scores >= config.min_score
+            found.setdefault(key, []).append(np.concatenate([raw.boxes[reported], raw.scores[reported, None]], axis=1))
             height, width = image.shape[:2]
             detections = [
                 Detection(box=box, landmarks=points, score=float(score)).in_picture(width, height, scale)
@@ -159,23 +167,15 @@ def framed_small(image: np.ndarray, share: float, max_side: int) -> tuple[np.nda
 
 def iou(first: np.ndarray, second: np.ndarray) -> float:
     """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    inter = _intersection(first, second)
-    union = box_area(first) + box_area(second) - inter
-    return float(inter / union) if union > 0 else 0.0
+    return float(box_ious(np.asarray(first)[None], np.asarray(second)[None])[0, 0])
 
 
 def share_inside(box: np.ndarray, other: np.ndarray) -> float:
     """The share of `box`'s area that lies inside `other` (0 to 1)."""
     area = box_area(box)
-    return float(_intersection(box, other) / area) if area > 0 else 0.0
+    return float(box_intersections(np.asarray(box)[None], np.asarray(other)[None])[0, 0] / area) if area > 0 else 0.0
 
 
 def box_area(box: np.ndarray) -> float:
     """Area of an (x1, y1, x2, y2) box; 0 for an empty one."""
-    return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
-
-
-def _intersection(first: np.ndarray, second: np.ndarray) -> float:
-    width = min(first[2], second[2]) - max(first[0], second[0])
-    height = min(first[3], second[3]) - max(first[1], second[1])
-    return float(width * height) if width > 0 and height > 0 else 0.0
+    return float(box_areas(np.asarray(box)[None])[0])

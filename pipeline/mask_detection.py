@@ -2,7 +2,8 @@
 
 `detect_faces_masked` is the mask path's detector, in steps that each run only when the ones before
 found nothing (benchmarks/mask.py measures the result: no_face_rate, phantom_boxes):
-1. the normal pass, and a second pass with lower thresholds (sharing the first pass's P-Net work) whose
+1. the normal pass, and a second pass with lower thresholds (sharing the first pass's P-Net work, and skipping
+   O-Net on the faces the first found: `FaceDetector.detect_passes`' `new_faces_only`) whose
    extra faces are added when they are new (not overlapping a face already found, nor lying largely
    inside one) and confirmed as faces (`confirmed_faces`: the relaxed pass also boxes shirts, walls,
    hands, a helmet ring);
@@ -183,7 +184,7 @@ def _checked(image: np.ndarray, faces: list[Detection], search: MaskedFaceSearch
 
 def _two_passes(detector: FaceDetector, image: np.ndarray, search: MaskedFaceSearch,
                 config: DetectorConfig, face_check: FaceCheck | None) -> list[Detection]:
-    first, *second = detector.detect_passes(image, search.passes(config))
+    first, *second = detector.detect_passes(image, search.passes(config), new_faces_only=True)
     new: list[Detection] = []
     for extra in second[0] if second else []:
         if all(iou(extra.box, d.box) <= search.max_overlap and share_inside(extra.box, d.box) <= search.max_inside

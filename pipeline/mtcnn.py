@@ -32,6 +32,10 @@ PNET_STRIDE = 2
 NMS_BLOCK = 256  # rows of the overlap matrix computed at once
 NET_CHUNK = 32  # crops per R-Net / O-Net run (see _run_padded)
 PADDING_STEP = 8  # see padded_batch_size
+# R-Net boxes overlapping a face already found by more than this skip O-Net in a later pass (Mtcnn.detect's
+# `known`): O-Net would find that face again (the mask check's relaxed pass ran O-Net on 4 such boxes of a
+# 640x480 frame's one face, 4-5 ms, only to drop its answers as duplicates).
+KNOWN_FACE_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,27 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: Literal["
                 keep.append(row)
                 suppressed[start:] |= hits
     return order[np.array(keep, dtype=np.int64)]
+
+
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """(N,) areas (x2 - x1) * (y2 - y1) of (x1, y1, x2, y2) boxes, an empty box's 0, in float64."""
+    boxes = np.asarray(boxes, np.float64)
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def box_intersections(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(N, M) areas of the intersections of (x1, y1, x2, y2) boxes with others, in float64."""
+    boxes, others = np.asarray(boxes, np.float64), np.asarray(others, np.float64)
+    width = np.minimum(boxes[:, None, 2], others[None, :, 2]) - np.maximum(boxes[:, None, 0], others[None, :, 0])
+    height = np.minimum(boxes[:, None, 3], others[None, :, 3]) - np.maximum(boxes[:, None, 1], others[None, :, 1])
+    return np.clip(width, 0, None) * np.clip(height, 0, None)
+
+
+def box_ious(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(N, M) intersection over union of (x1, y1, x2, y2) boxes with others (0 where both are empty)."""
+    inter = box_intersections(boxes, others)
+    union = box_areas(boxes)[:, None] + box_areas(others)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def squares(boxes: np.ndarray) -> np.ndarray:
@@ -192,14 +217,19 @@ class Mtcnn:
         return Pyramid(image=pixels, levels=tuple(levels))
 
     @torch.inference_mode()
-    def detect(self, pyramid: Pyramid, thresholds: tuple[float, float, float]) -> RawFaces:
-        """Stages 1 (candidates from P-Net), 2 (R-Net) and 3 (O-Net, landmarks) with these thresholds."""
+    def detect(self, pyramid: Pyramid, thresholds: tuple[float, float, float], known: np.ndarray | None = None) -> RawFaces:
+        """Stages 1 (candidates from P-Net), 2 (R-Net) and 3 (O-Net, landmarks) with these thresholds. With
+        `known` (N, 5) boxes and scores of faces already found, R-Net's boxes on one of them (IoU above
+        KNOWN_FACE_IOU) skip O-Net: a later pass with lower thresholds then reports only faces away from an
+        earlier pass's."""
         boxes = self._candidates(pyramid, thresholds[0])
         if len(boxes):
             boxes = self._refine_with_rnet(pyramid.image, boxes, thresholds[1], pyramid.crop_outputs)
+        if len(boxes) and known is not None and len(known):
+            boxes = boxes[box_ious(boxes, known[:, :4]).max(axis=1) <= KNOWN_FACE_IOU]
         if not len(boxes):
             return RawFaces(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
-        return self._finish_with_onet(pyramid.image, boxes, thresholds[2], pyramid.crop_outputs)
+        return self._finish_with_onet(pyramid.image, boxes, thresholds[2], pyramid.crop_outputs, known)
 
     def _candidates(self, pyramid: Pyramid, threshold: float) -> np.ndarray:
         """(N, 5) squares x1, y1, x2, y2, score from P-Net's windows above `threshold`."""
@@ -293,9 +323,17 @@ class Mtcnn:
                                         height[:, None] * points[:, 5:] + boxes[kept, 1:2] - 1], axis=2)
         return RawFaces(_regress(boxes[:, :4], regression).astype(np.float32), scores, landmarks)
 
-    def _finish_with_onet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float, memo: dict) -> RawFaces:
+    def _finish_with_onet(self, pixels: torch.Tensor, boxes: np.ndarray, threshold: float, memo: dict,
+                          known: np.ndarray | None = None) -> RawFaces:
         found = self.onet_at(pixels, boxes, memo)
         keep = found.scores > threshold
         boxes, scores, landmarks = found.boxes[keep], found.scores[keep], found.landmarks[keep]
-        pick = nms(boxes, scores, 0.7, "min")
+        if known is None or not len(known):
+            pick = nms(boxes, scores, 0.7, "min")
+        else:
+            # The faces already found take part with their scores, as their own boxes did when O-Net ran on them
+            # too: a box around one of them (a whole scene around a face) that scores lower is dropped, one that
+            # scores higher (a whole close-up around a small box on its mask's pattern) is kept, as they were then.
+            first = nms(np.concatenate([known[:, :4], boxes]), np.concatenate([known[:, 4], scores]), 0.7, "min")
+            pick = first[first >= len(known)] - len(known)
         return RawFaces(boxes[pick], scores[pick], landmarks[pick])

@@ -174,6 +174,37 @@ def test_faster_mtcnn_finds_the_faces_the_reference_implementation_finds(lab) ->
     assert agree >= 0.95 * len(pictures), f"{agree}/{len(pictures)} pictures agree with facenet-pytorch"
 
 
+def test_a_later_pass_skips_the_faces_an_earlier_pass_found(lab) -> None:
+    """The mask check's relaxed pass (`new_faces_only`) runs O-Net only on boxes away from the normal pass's
+    faces: it no longer finds those faces again, and the faces it adds beside them (away from every face of the
+    normal pass, as the search keeps them) are the ones it adds when it looks at everything."""
+    from pipeline.detection import iou
+    from pipeline.mask_detection import MaskedFaceSearch
+    from shared_data import REPO_ROOT, lfw_image
+
+    detector = lab.detector
+    search = MaskedFaceSearch()
+    passes = search.passes(detector.config)
+
+    def away(faces: list, first: list) -> np.ndarray:
+        return np.array([d.box for d in faces if all(iou(d.box, f.box) <= search.max_overlap for f in first)]).reshape(-1, 4)
+
+    added = 0
+    for path in (GROUP, lfw_image("Aaron_Peirsol", 1), REPO_ROOT / "examples" / "astronaut_mask.jpg"):
+        picture = np.asarray(Image.open(path).convert("RGB"))
+        first, relaxed = detector.detect_passes(picture, passes)
+        first_again, new = detector.detect_passes(picture, passes, new_faces_only=True)
+        assert first and len(first_again) == len(first)
+        np.testing.assert_allclose([d.box for d in first_again], [d.box for d in first], atol=1e-3)
+        # Looking at everything, the relaxed pass finds each of the normal pass's faces again; skipping them, fewer.
+        assert all(any(iou(d.box, f.box) > 0.5 for d in relaxed) for f in first)
+        assert len(new) < len(relaxed)
+        assert away(new, first).shape == away(relaxed, first).shape
+        np.testing.assert_allclose(away(new, first), away(relaxed, first), atol=1e-3)
+        added += len(away(new, first))
+    assert added >= 1  # the group photo's relaxed pass boxes more than the faces (a shirt, a hand)
+
+
 def test_threshold_sets_sharing_one_picture_find_what_separate_runs_find(lab) -> None:
     """detect_passes shares P-Net's pyramid and the R-Net / O-Net outputs of crops already run between
     threshold sets (the mask check's two passes): the faces must be those of separate detections."""
