@@ -49,6 +49,9 @@ def test_about_names_the_backbone_that_actually_answers(monkeypatch) -> None:
     embedder = lab.embedder  # casia-webface here
     # as on a server without the preferred backbone's weights: that is the operator's to read, in the log
     monkeypatch.setattr(lab, "preferred_backbone", next(b for b in ("vggface2", "casia-webface") if b != embedder.backbone))
-    line = next(l for l in app.running_now().splitlines() if "face embedder" in l)
+    import html
+
+    # as the browser shows it: the page's Markdown carries punctuation as character references (app.literal)
+    line = html.unescape(next(l for l in app.running_now().splitlines() if "face embedder" in l))
     assert embedder.backbone in line and embedder.precision in line
     assert lab.preferred_backbone not in line and "preferred" not in line and "not on this server" not in line
