@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import logging
 import re
 import threading
@@ -39,8 +38,7 @@ from pipeline import FaceLabError, WeightsError, get_facelab, load_rgb, overlay 
 from pipeline import identity  # noqa: E402
 from pipeline import explain  # noqa: E402
 from pipeline import weights  # noqa: E402
-from pipeline.analysis import MAX_FACES  # noqa: E402
-from pipeline.images import MAX_FILE_BYTES  # noqa: E402
+from pipeline.images import max_file_bytes  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.gallery import MAX_NAME_LENGTH, Gallery, open_gallery  # noqa: E402
 from pipeline.heads import EMOTIONS  # noqa: E402
@@ -203,7 +201,8 @@ def analysed(image, **tasks):
 
 def warn_skipped(skipped: int) -> None:
     if skipped:
-        gr.Warning(f"Only the {MAX_FACES} largest faces were analysed; {skipped} more were skipped.")
+        gr.Warning(f"Only the {get_facelab().settings.max_faces} largest faces were analysed; {skipped} more were "
+                   "skipped.")
 
 
 def box_text(box) -> str:
@@ -509,24 +508,40 @@ def identify_why(image, operating_point, gallery):
 def emotion_timeline(tracker, timeline):
     """The largest tracked face's probabilities, once per frame the live stream labelled; the last 30 s as a
     long table for the line plot. API clients (no stream of theirs) get an empty table."""
-    import pandas as pd
+    timeline = record_largest_emotion(tracker, timeline)
+    return timeline_table(timeline), timeline
 
+
+def record_largest_emotion(tracker, timeline) -> explain.EmotionTimeline:
     timeline = timeline or explain.EmotionTimeline()
     tracks = [t for t in (tracker.tracks if tracker else []) if t.face.emotion is not None]
     if tracks:
         face = max(tracks, key=lambda t: t.face.area).face
         timeline.add(face.emotion.probabilities, key=id(face))
+    return timeline
+
+
+def timeline_table(timeline: explain.EmotionTimeline):
+    import pandas as pd
+
     table = pd.DataFrame(timeline.rows(), columns=["seconds", "emotion", "probability"])
-    return table.astype({"seconds": float, "probability": float}), timeline  # typed even while empty
+    return table.astype({"seconds": float, "probability": float})  # typed even while empty
 
 
 def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
     """The emotion stream's outputs (the frame, the tracker, and whatever else it returns), then the timeline's
-    plot and state: computed only while the timeline box is ticked (a few ms), else the plot is left as it is."""
+    plot and state: only while the timeline box is ticked. Every labelled frame adds its point, but the plot is
+    sent at most every LIVE_TABLE_SECONDS, as the table and the bars are (gr.skip() between): redrawing it at
+    every frame cost the browser more than the frame itself."""
     shown = emotion_live(frame, tracker)
     if timeline_on is not True:
         return (*shown, gr.skip(), timeline)
-    return (*shown, *emotion_timeline(shown[1], timeline))
+    timeline = record_largest_emotion(shown[1], timeline)
+    now = time.monotonic()
+    if now - getattr(timeline, "plot_shown_at", 0.0) < LIVE_TABLE_SECONDS:
+        return (*shown, gr.skip(), timeline)
+    timeline.plot_shown_at = now
+    return (*shown, timeline_table(timeline), timeline)
 
 
 def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str) -> None:
@@ -591,14 +606,14 @@ def privacy(settings: Settings) -> list[str]:
 
 
 def about(settings: Settings = SETTINGS) -> str:
-    models = json.loads((ROOT / "weights" / "manifest.json").read_text())["models"]
     lines = ["## How well it works",
              "Measured by the scripts in `benchmarks/` on labelled photos (the full tables are in docs/benchmarks.md). "
              "A figure holds for photos like the ones it was measured on; a webcam in a classroom is not the same.",
              "", markdown_table(headline_figures(RESULTS))]
     lines += ["", "## Models", "| model | weights | licence |", "|---|---|---|"]
-    lines += [f"| {html.escape(m.get('description', name), quote=False)} | `{m.get('repo_id', '')}` / "
-              f"`{m.get('filename', '')}` | {html.escape(m.get('license', '?'), quote=False)} |" for name, m in models.items()]
+    # Through pipeline.weights: the repo each file is fetched from (FACELAB_HUB_REPO moves the project's own).
+    lines += [f"| {html.escape(m.description or m.name, quote=False)} | `{m.repo_id}` / `{m.filename}` | "
+              f"{html.escape(m.license, quote=False)} |" for m in weights.manifest().values()]
     lines += [
         "", "## Limits",
         "- **No liveness check**: a printed photo or a screen held up to the camera can fool it.",
@@ -1021,7 +1036,7 @@ if __name__ == "__main__":
         server_port=SETTINGS.server_port,
         theme=gr.themes.Soft(),
         css=CSS,
-        max_file_size=MAX_FILE_BYTES,
+        max_file_size=max_file_bytes(),
         show_error=False,
         # Every request body but an upload's is bounded before it is read (a data: URL is at most
         # MAX_INLINE_CHARS long): serving/http_limits.py.

@@ -4,14 +4,13 @@ A library: no UI code and no per-visitor state here. Start with `get_facelab().a
 """
 
 from .alignment import align_faces
-from .analysis import MAX_FACES, Analysis, Face, FaceLab, get_facelab
+from .analysis import Analysis, Face, FaceLab, get_facelab
 from .detection import Detection, DetectorConfig, FaceDetector
 from .embedding import FaceEmbedder
 from .errors import FaceLabError, InvalidImageError, InvalidNameError, NoFaceError, WeightsError
 from .images import load_rgb
 
 __all__ = [
-    "MAX_FACES",
     "Analysis",
     "Detection",
     "DetectorConfig",

@@ -28,8 +28,6 @@ from .settings import current as current_settings
 
 log = logging.getLogger(__name__)
 
-# Faces analysed per picture, largest first: bounds memory and time per request (README limits).
-MAX_FACES = current_settings().max_faces
 DEFAULT_BACKBONE = "vggface2"
 # The heads' framing: their sub-crops (pipeline.heads FER_CROP / MASK_CROP) were measured on, and they are
 # trained with, faces aligned to the landmark template, whatever alignment the embedder uses.
@@ -81,7 +79,7 @@ class Analysis:
 
     faces: list[Face]
     image: np.ndarray = field(repr=False)  # the normalised RGB picture the boxes refer to
-    faces_skipped: int = 0  # faces beyond MAX_FACES, not analysed
+    faces_skipped: int = 0  # faces beyond the limit (`max_faces`), not analysed
 
     @property
     def largest(self) -> Face | None:
@@ -115,7 +113,7 @@ class FaceLab:
         alignment: AlignmentMethod = "box",
         settings: Settings | None = None,
     ) -> None:
-        self.settings = settings or current_settings()  # device, threads, backbone, precision
+        self._settings = settings
         self.device = torch.device(device) if device is not None else select_device(self.settings.device)
         if self.device.type == "cpu":
             configure_cpu_threads(self.settings.threads)
@@ -127,6 +125,13 @@ class FaceLab:
         self._embedder = _Lazy(self._load_embedder)
         self._mask_head = _Lazy(lambda: MaskHead.from_manifest())
         self._emotion_head = _Lazy(lambda: EmotionHead.from_manifest())
+
+    @property
+    def settings(self) -> Settings:
+        """The Settings it was given, else the process's as they are now (pipeline.settings.reload() counts).
+        Device, threads and backbone are chosen from them when it is built; the precision when the embedder
+        loads; the faces analysed per picture (max_faces) at each `analyze`."""
+        return self._settings or current_settings()
 
     @property
     def detector(self) -> FaceDetector:
@@ -174,10 +179,11 @@ class FaceLab:
         embed: bool = False,
         mask: bool = False,
         emotion: bool = False,
-        max_faces: int = MAX_FACES,
+        max_faces: int | None = None,
         detector_config: DetectorConfig | None = None,
     ) -> Analysis:
-        """Detect and align every face (up to `max_faces`, largest first), then run what is asked.
+        """Detect and align every face (up to `max_faces`, largest first; None: the settings' max_faces,
+        FACELAB_MAX_FACES, which bounds memory and time per request), then run what is asked.
 
         With `mask=True` the detector also looks for masked faces, which MTCNN alone often misses
         (pipeline.mask_detection).
@@ -187,7 +193,7 @@ class FaceLab:
             detections = self.detect_masked(rgb, detector_config)
         else:
             detections = self.detector.detect(rgb, detector_config)
-        kept = detections[:max_faces]
+        kept = detections[:self.settings.max_faces if max_faces is None else max_faces]
         faces = self.faces_from(rgb, kept)
         self.describe(faces, embed=embed, mask=mask, emotion=emotion)
         return Analysis(faces=faces, image=rgb, faces_skipped=len(detections) - len(kept))

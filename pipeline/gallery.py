@@ -27,13 +27,12 @@ their embeddings.
 from __future__ import annotations
 
 import copy
-import html
 import os
 import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from typing import ContextManager
+from typing import ContextManager, Literal
 
 import numpy as np
 
@@ -43,8 +42,6 @@ from .settings import current as current_settings
 
 MAX_NAME_LENGTH = 64
 MAX_THUMBNAIL_BYTES = 64 * 1024
-# Per-visitor bound on memory (an in-memory gallery lives in server RAM): 2 kB per embedding.
-MAX_SESSION_EMBEDDINGS = current_settings().session_gallery_max
 
 # Bidirectional-text overrides can make a name display as something else ("Trojan Source"); refuse them.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -62,10 +59,6 @@ class Person:
     embeddings: int
     thumbnail: bytes | None = field(default=None, repr=False)  # small JPEG of the first enrolled face
 
-    @property
-    def html_name(self) -> str:
-        return display_name(self.name)
-
 
 @dataclass(frozen=True)
 class Candidate:
@@ -79,7 +72,7 @@ def normalize_name(name: object) -> str:
     """A person's name as stored: NFC unicode, trimmed, inner whitespace collapsed to one space.
 
     Raises InvalidNameError for empty names, names over 64 characters and names with control characters.
-    HTML is kept as text ("<b>Bob</b>" is a valid name); escape it where it is shown (`display_name`).
+    HTML is kept as text ("<b>Bob</b>" is a valid name); the UI escapes it where it shows it.
     """
     if not isinstance(name, str):
         raise InvalidNameError("Type a name for this person.")
@@ -92,11 +85,6 @@ def normalize_name(name: object) -> str:
         if unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") or char in _BIDI_CONTROLS:
             raise InvalidNameError(f"The name contains an invisible control character (U+{ord(char):04X}); remove it.")
     return name
-
-
-def display_name(name: str) -> str:
-    """The name escaped for HTML (Markdown/HTML components); plain-text components need no escaping."""
-    return html.escape(name, quote=True)
 
 
 def _as_unit_vectors(embeddings: np.ndarray) -> np.ndarray:
@@ -184,7 +172,7 @@ class Gallery:
     def sample(self, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to `limit` stored embeddings (unit vectors) and the person id of each: enough to tell how much
         different enrolled people resemble each other (pipeline.identity), without reading a large gallery."""
-        with self._lock:
+        with self._access():
             self._sync()
             rows = min(limit, self._index.size)
             return self._index.matrix[:rows].copy(), self._index.owner[:rows].copy()
@@ -245,24 +233,32 @@ class Gallery:
 
 
 class InMemoryGallery(Gallery):
-    """One visitor's gallery, in this process's memory only. Cheap to create and to deep-copy."""
+    """One visitor's gallery, in this process's memory only. Cheap to create and to deep-copy.
 
-    def __init__(self, max_embeddings: int | None = MAX_SESSION_EMBEDDINGS) -> None:
+    It holds at most `max_embeddings` embeddings (None: no bound); by default as many as the settings say when
+    one is added (FACELAB_SESSION_GALLERY_MAX, a per-visitor bound on server memory: 2 kB per embedding)."""
+
+    def __init__(self, max_embeddings: int | None | Literal["setting"] = "setting") -> None:
         super().__init__()
-        self.max_embeddings = max_embeddings
+        self._max_embeddings = max_embeddings
         self._thumbnails: dict[int, bytes | None] = {}
         self._counts: dict[int, int] = {}  # embeddings per person
         self._by_name: dict[str, int] = {}
         self._next_id = 1
 
+    @property
+    def max_embeddings(self) -> int | None:
+        if self._max_embeddings == "setting":
+            return current_settings().session_gallery_max
+        return self._max_embeddings
+
     def _person_id(self, name: str) -> int | None:
         return self._by_name.get(name)
 
     def _add(self, name: str, vectors: np.ndarray, thumbnail: bytes | None, backbone: str | None) -> None:
-        if self.max_embeddings is not None and self._index.size + len(vectors) > self.max_embeddings:
-            raise GalleryError(
-                f"This session's gallery is full ({self.max_embeddings} face embeddings). Delete someone first."
-            )
+        limit = self.max_embeddings
+        if limit is not None and self._index.size + len(vectors) > limit:
+            raise GalleryError(f"This session's gallery is full ({limit} face embeddings). Delete someone first.")
         person_id = self._by_name.get(name)
         if person_id is None:
             person_id = self._next_id
@@ -294,7 +290,7 @@ class InMemoryGallery(Gallery):
     def __deepcopy__(self, memo: dict) -> "InMemoryGallery":
         # Gradio deep-copies State values; locks cannot be copied, so build a fresh one.
         with self._lock:
-            clone = InMemoryGallery(self.max_embeddings)
+            clone = InMemoryGallery(self._max_embeddings)
             clone._index = copy.deepcopy(self._index, memo)
             clone._names, clone._by_name = dict(self._names), dict(self._by_name)
             clone._thumbnails, clone._counts = dict(self._thumbnails), dict(self._counts)

@@ -217,15 +217,30 @@ class SqliteGallery(_DatabaseGallery):
             self._db.close()
 
     @contextlib.contextmanager
+    def _access(self) -> Iterator[None]:
+        # A full disk, a file made read-only or locked by another program past the 30 s busy timeout
+        # (OperationalError): the change is rolled back and the visitor reads why, not a traceback; the
+        # operator's log has the file. Misuse (a closed connection: ProgrammingError) stays a bug.
+        with self._lock:
+            try:
+                yield
+            except sqlite3.OperationalError as exc:
+                log.error("shared gallery %s: %s: %s", self.path, type(exc).__name__, exc)
+                raise GalleryError(f"The shared gallery cannot be used right now ({exc}); nothing was changed. "
+                                   "Try again later; the server's operator can see why in its log.") from None
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         # BEGIN IMMEDIATE takes the write lock up front, so two writers queue instead of failing halfway.
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (a full disk, I/O); a failed COMMIT may leave it open.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[None]:

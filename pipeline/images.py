@@ -21,9 +21,6 @@ from .settings import current as current_settings
 
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray]
 
-# Documented limits (README "Privacy and limits"): they bound memory per request.
-MAX_PIXELS = current_settings().max_pixels  # 40 MP by default, e.g. 8000x5000
-MAX_FILE_BYTES = current_settings().max_file_bytes  # "50 MB" as Gradio counts it
 MIN_SIDE = 16  # smaller pictures cannot hold a detectable face (MTCNN's smallest window is 12 px)
 
 # The formats the README promises, and only those: Image.open(formats=...) never hands other bytes to
@@ -32,9 +29,17 @@ MIN_SIDE = 16  # smaller pictures cannot hold a detectable face (MTCNN's smalles
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 Image.init()  # registers every plugin, so that `formats` can name WEBP and TIFF
 
-# We check the pixel count from the header before decoding; Pillow's own check stays on as well, inside
-# every decoder (an embedded picture, a TIFF page), and refuses at twice the limit.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+# Documented limits (README "Privacy and limits"): they bound memory per request. Read from the settings at
+# each call, so that pipeline.settings.reload() counts (benchmarks and tests change them after import).
+def max_pixels() -> int:
+    """The largest picture, in pixels (FACELAB_MAX_PIXELS: 40 MP by default, e.g. 8000x5000)."""
+    return current_settings().max_pixels
+
+
+def max_file_bytes() -> int:
+    """The largest file, in bytes (FACELAB_MAX_FILE_BYTES: "50 MB" as Gradio counts it)."""
+    return current_settings().max_file_bytes
 
 
 def load_rgb(source: ImageInput) -> np.ndarray:
@@ -44,6 +49,9 @@ def load_rgb(source: ImageInput) -> np.ndarray:
     """
     if source is None:
         raise InvalidImageError("No picture was given. Upload a photo or take a webcam snapshot.")
+    # We check the pixel count from the header before decoding; Pillow's own check stays on as well, inside
+    # every decoder (an embedded picture, a TIFF page), and refuses at twice the limit: the same limit.
+    Image.MAX_IMAGE_PIXELS = max_pixels()
     if isinstance(source, np.ndarray):
         rgb = _array_to_rgb(source)
     else:
@@ -62,18 +70,14 @@ def _open_pil(source: ImageInput) -> Image.Image:
         path = Path(source)
         if not path.is_file():
             raise InvalidImageError(f"The file {path.name!r} does not exist.")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise InvalidImageError(
-                f"The file is {path.stat().st_size / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB."
-            )
+        _check_file_size(path.stat().st_size)
         data = path.read_bytes()
         name = repr(path.name)
     else:
         raise InvalidImageError(f"Unsupported input type {type(source).__name__}; give a picture.")
     if not data:
         raise InvalidImageError(f"{name[0].upper() + name[1:]} is empty (0 bytes).")
-    if len(data) > MAX_FILE_BYTES:
-        raise InvalidImageError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB.")
+    _check_file_size(len(data))
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError as exc:
@@ -170,11 +174,17 @@ def _too_many_pixels_message(found: Image.DecompressionBombError | str) -> str:
     if isinstance(found, Image.DecompressionBombError):
         pixels = re.search(r"\((\d+) pixels\)", str(found))
         found = f"{int(pixels[1]) / 1e6:.0f} megapixels" if pixels else "larger than that"
-    return f"The picture is {found}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Please send a smaller picture."
+    return f"The picture is {found}; the limit is {max_pixels() / 1e6:.0f} megapixels. Please send a smaller picture."
+
+
+def _check_file_size(size: int) -> None:
+    limit = max_file_bytes()
+    if size > limit:
+        raise InvalidImageError(f"The file is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB.")
 
 
 def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
+    if width * height > max_pixels():
         raise InvalidImageError(
             _too_many_pixels_message(f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels)"))
     if min(width, height) < MIN_SIDE:

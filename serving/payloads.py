@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import InvalidImageError
-from pipeline.images import MAX_FILE_BYTES
+from pipeline.images import max_file_bytes
 
 # Pictures sent inline (a data: URL in the JSON body: live webcam frames, some API clients). Larger
-# pictures go through Gradio's upload route, which streams them to disk and applies MAX_FILE_BYTES.
+# pictures go through Gradio's upload route, which streams them to disk and applies max_file_bytes().
 MAX_INLINE_BYTES = 8 * 1024 * 1024
 MAX_INLINE_CHARS = 4 * -(-MAX_INLINE_BYTES // 3) + 256  # base64 of that, plus a "data:image/...;base64," header
 
@@ -65,9 +65,10 @@ def _stored_file(path: str, stored: StoredCheck, upload_root: str | os.PathLike)
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise InvalidImageError(NOT_STORED)
-        if info.st_size > MAX_FILE_BYTES:
-            raise InvalidImageError(_too_large(info.st_size, MAX_FILE_BYTES))
-        return handle.read(MAX_FILE_BYTES + 1)
+        limit = max_file_bytes()
+        if info.st_size > limit:
+            raise InvalidImageError(_too_large(info.st_size, limit))
+        return handle.read(limit + 1)
 
 
 def _data_url(url: str) -> bytes:

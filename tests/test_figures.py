@@ -40,6 +40,24 @@ def test_about_shows_the_figures_in_words_not_json_keys() -> None:
         assert raw_key not in text
 
 
+def test_about_names_the_repo_the_weights_really_come_from(monkeypatch) -> None:
+    """FACELAB_HUB_REPO moves the project's own weights to the operator's mirror; About named the manifest's repo
+    anyway (it read weights/manifest.json itself), so a visitor was told the files came from elsewhere."""
+    import app
+    from pipeline import settings
+
+    def models_table() -> str:
+        return app.about().split("## Models", 1)[1].split("## Limits", 1)[0]
+
+    assert "`facelab/face-lab-weights` / `mask_head.safetensors`" in models_table()
+    monkeypatch.setenv("FACELAB_HUB_REPO", "school-it/face-lab-mirror")
+    settings.reload()  # as a server started with it reads it
+    table = models_table()
+    assert "`school-it/face-lab-mirror` / `mask_head.safetensors`" in table
+    assert "facelab/face-lab-weights" not in table  # every project-hosted file moved
+    assert "`py-feat/facenet`" in table and "`timesler/facenet-pytorch`" in table  # third-party entries stay
+
+
 @pytest.mark.shared_data
 def test_about_names_the_backbone_that_actually_answers(monkeypatch) -> None:
     import app

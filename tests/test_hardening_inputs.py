@@ -23,8 +23,9 @@ import pytest
 from benchmarks.bad_inputs import ASTRONAUT, CASES, BadInput, case
 from benchmarks.security import raw_upload
 from shared_data import REPO_ROOT
-from pipeline import MAX_FACES, InvalidImageError
-from pipeline.images import MAX_PIXELS
+from pipeline import InvalidImageError
+from pipeline.images import max_pixels
+from pipeline.settings import current as current_settings
 
 pytestmark = pytest.mark.shared_data  # every test here runs the pipeline or the app on ../shared
 
@@ -50,7 +51,7 @@ def test_pipeline_answers_or_explains(lab, bad: BadInput, inputs_dir: Path) -> N
         return
     analysis = lab.analyze(path, embed=True)
     found = len(analysis.faces)
-    assert found <= MAX_FACES
+    assert found <= lab.settings.max_faces
     for face in analysis.faces:
         assert face.crop.shape == (160, 160, 3)
         assert np.isfinite(face.embedding).all() and abs(np.linalg.norm(face.embedding) - 1) < 1e-3
@@ -58,7 +59,7 @@ def test_pipeline_answers_or_explains(lab, bad: BadInput, inputs_dir: Path) -> N
         assert found == 0, f"{bad.name}: {found} faces found in a picture without any"
     elif bad.expect == "faces":
         assert found + analysis.faces_skipped >= bad.min_faces
-        assert found == min(MAX_FACES, found + analysis.faces_skipped)
+        assert found == min(lab.settings.max_faces, found + analysis.faces_skipped)
 
 
 def test_exif_rotation_is_undone_before_detection(lab, inputs_dir: Path) -> None:
@@ -76,6 +77,21 @@ def test_more_faces_than_the_limit_are_counted_not_analysed(lab, inputs_dir: Pat
     assert len(analysis.faces) == 30 and analysis.faces_skipped >= 1
     areas = [face.area for face in analysis.faces]
     assert areas == sorted(areas, reverse=True)  # the largest are the ones kept
+
+
+def test_the_face_limit_is_the_settings_as_they_are_now(lab, inputs_dir: Path, monkeypatch) -> None:
+    """FACELAB_MAX_FACES changed after pipeline was imported counts once reload() read it, and a FaceLab given
+    its own Settings analyses as many faces as they say (both were ignored: the limit was read at import)."""
+    from pipeline import FaceLab, settings
+    from pipeline.settings import Settings
+
+    path = case("49_tiled_faces").write(inputs_dir)
+    monkeypatch.setenv("FACELAB_MAX_FACES", "5")
+    settings.reload()
+    analysis = lab.analyze(path)
+    assert len(analysis.faces) == 5 and analysis.faces_skipped >= 40
+    given = FaceLab(device="cpu", settings=Settings(max_faces=3)).analyze(path)
+    assert len(given.faces) == 3 and given.faces_skipped == analysis.faces_skipped + 2
 
 
 MEMORY_PROBE = """
@@ -101,7 +117,7 @@ def test_refused_giants_never_reach_memory(inputs_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     peak_growth_mb = int(result.stdout.strip().splitlines()[-1])
     assert peak_growth_mb < 64, f"refusing the giants raised peak memory by {peak_growth_mb} MB"
-    assert 20000 * 20000 > MAX_PIXELS
+    assert 20000 * 20000 > max_pixels()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -223,6 +239,7 @@ def test_app_answers_or_explains_every_bad_input(app, inputs_dir: Path) -> None:
     can_identify = identify_available(client)
     rss_warm = rss_mb(process.pid)
     outcomes = {}
+    max_faces = current_settings().max_faces  # the app runs with this test's environment
     for bad in CASES:
         path = bad.write(inputs_dir)
         client.predict(api_name="/clear")
@@ -249,7 +266,7 @@ def test_app_answers_or_explains_every_bad_input(app, inputs_dir: Path) -> None:
             if bad.expect == "faces":
                 assert message is None, f"{bad.name}: {message!r}"
                 rows = answer[1]["data"]
-                assert min(bad.min_faces, MAX_FACES) <= len(rows) <= MAX_FACES
+                assert min(bad.min_faces, max_faces) <= len(rows) <= max_faces
                 assert rows[0][1] == bad.name  # its own enrolled face, found again
             else:
                 assert message and "No face" in message

@@ -10,7 +10,7 @@ from PIL import Image
 
 from shared_data import MISC_DIR
 from pipeline.errors import InvalidImageError
-from pipeline.images import DAMAGED, MAX_PIXELS, load_rgb, resize_to_max_side
+from pipeline.images import DAMAGED, load_rgb, max_pixels, resize_to_max_side
 
 ASTRONAUT = MISC_DIR / "single_face_astronaut.png"
 
@@ -90,7 +90,37 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     assert len(bomb) < 200_000
     with pytest.raises(InvalidImageError, match="megapixels"):
         load_rgb(bomb)
-    assert 30000 * 30000 > MAX_PIXELS
+    assert 30000 * 30000 > max_pixels()
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # 1.2 MP: between 1 and 2x the limit
+def test_the_limits_are_the_settings_as_they_are_now(monkeypatch, tmp_path) -> None:
+    """FACELAB_MAX_PIXELS and FACELAB_MAX_FILE_BYTES changed after pipeline was imported count once reload() read
+    them (they were read once, at import), here and in the app's payload check; Pillow's own decompression-bomb
+    guard follows the same pixel limit."""
+    from pipeline import settings
+    from serving.payloads import picture_bytes
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # Pillow's global, as it was after the test
+    picture = encoded(Image.new("RGB", (1200, 1000)), "PNG")  # 1.2 megapixels
+    assert load_rgb(picture).shape == (1000, 1200, 3)
+    monkeypatch.setenv("FACELAB_MAX_PIXELS", "1000000")
+    settings.reload()
+    with pytest.raises(InvalidImageError, match=r"1200x1000 pixels \(1 megapixels\); the limit is 1 megapixels"):
+        load_rgb(picture)
+    with pytest.raises(InvalidImageError) as refused:  # over twice the limit: Pillow refuses it, opening the header
+        load_rgb(encoded(Image.new("RGB", (2100, 1000)), "PNG"))
+    assert str(refused.value) == "The picture is 2 megapixels; the limit is 1 megapixels. Please send a smaller picture."
+
+    stored = tmp_path / "upload.png"
+    stored.write_bytes(picture)
+    assert picture_bytes({"path": str(stored)}, lambda path: True, tmp_path) == picture
+    monkeypatch.setenv("FACELAB_MAX_FILE_BYTES", str(len(picture) - 1))
+    settings.reload()
+    with pytest.raises(InvalidImageError, match="The file is 0.0 MB; the limit is 0 MB"):
+        load_rgb(picture)
+    with pytest.raises(InvalidImageError, match="the limit for a file is 0 MB"):
+        picture_bytes({"path": str(stored)}, lambda path: True, tmp_path)
 
 
 def test_too_small_picture_gets_a_clear_message() -> None:
