@@ -80,6 +80,7 @@ class _DatabaseGallery(Gallery):
         super().__init__()
         self._last_embedding_id = 0
         self._seen: object = None  # the change marker the index was last synced at
+        self._committed = False  # whether the current operation's change is committed (for its error message)
 
     # -- what subclasses provide ------------------------------------------------------------------------
     def _transaction(self) -> ContextManager[object]:
@@ -95,6 +96,18 @@ class _DatabaseGallery(Gallery):
         return query
 
     # -- shared ---------------------------------------------------------------------------------------
+    def _unusable(self, error: BaseException, where: str) -> GalleryError:
+        """The visitor's message for a database error an operation ran into (a full disk, a read-only or locked
+        database); the operator's log has `where` (the file or server). Whether the change was saved depends on
+        when it failed: before its commit nothing was, after it (reading the gallery back) it was."""
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        log.error("shared gallery %s: %s: %s", where, type(error).__name__, reason)
+        self._seen = None  # read the database again at the next access, whatever this one left half done
+        outcome = ("your change was saved, but the gallery could not be read back" if self._committed
+                   else "nothing was changed")
+        return GalleryError(f"The shared gallery cannot be used right now ({reason}); {outcome}. Try again later; "
+                            "the server's operator can see why in its log.")
+
     def _execute(self, query: str, params: tuple = ()):
         return self._db.execute(self._sql(query), params)
 
@@ -219,15 +232,14 @@ class SqliteGallery(_DatabaseGallery):
     @contextlib.contextmanager
     def _access(self) -> Iterator[None]:
         # A full disk, a file made read-only or locked by another program past the 30 s busy timeout
-        # (OperationalError): the change is rolled back and the visitor reads why, not a traceback; the
-        # operator's log has the file. Misuse (a closed connection: ProgrammingError) stays a bug.
+        # (OperationalError): the visitor reads why, not a traceback. Misuse (a closed connection:
+        # ProgrammingError) stays a bug.
         with self._lock:
+            self._committed = False
             try:
                 yield
             except sqlite3.OperationalError as exc:
-                log.error("shared gallery %s: %s: %s", self.path, type(exc).__name__, exc)
-                raise GalleryError(f"The shared gallery cannot be used right now ({exc}); nothing was changed. "
-                                   "Try again later; the server's operator can see why in its log.") from None
+                raise self._unusable(exc, str(self.path)) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -236,6 +248,7 @@ class SqliteGallery(_DatabaseGallery):
         try:
             yield
             self._db.execute("COMMIT")
+            self._committed = True
         except BaseException:
             # SQLite rolls back by itself on some errors (a full disk, I/O); a failed COMMIT may leave it open.
             if self._db.in_transaction:
@@ -248,17 +261,26 @@ class SqliteGallery(_DatabaseGallery):
         try:
             yield
         finally:
-            self._db.execute("COMMIT")
+            if self._db.in_transaction:  # not after SQLite rolled back by itself (I/O error): that hid the reason
+                self._db.execute("COMMIT")
 
     def _change_marker(self) -> object:
         return self._db.execute("PRAGMA data_version").fetchone()[0]  # changes when another connection commits
 
 
-# psycopg errors that mean the connection is gone (server restarted, network): reconnect, do not crash.
+# psycopg errors that may mean the connection is gone (server restarted, network): reconnect, do not crash.
+# OperationalError also covers a healthy connection's failures (a full disk, a timeout, a deadlock); those,
+# and a database made read-only or whose rights were taken away, are a message instead (`_access`).
 def _connection_errors() -> tuple[type[BaseException], ...]:
     import psycopg
 
     return psycopg.OperationalError, psycopg.InterfaceError
+
+
+def _refusal_errors() -> tuple[type[BaseException], ...]:
+    from psycopg import errors
+
+    return errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege
 
 
 class PostgresGallery(_DatabaseGallery):
@@ -289,6 +311,9 @@ class PostgresGallery(_DatabaseGallery):
         except _connection_errors() as exc:
             raise GalleryError(f"The shared gallery's database {_redacted(url)} cannot be reached: "
                                f"{str(exc).strip() or type(exc).__name__}") from None
+        except _refusal_errors() as exc:  # a read-only replica, or a role that may not create the tables
+            raise GalleryError(f"The shared gallery's database {_redacted(url)} refuses to hold a gallery: "
+                               f"{str(exc).strip().splitlines()[0]}") from None
         self._listener = None
         if listen:
             self._listener = threading.Thread(target=self._listen, name="facelab-gallery-listen", daemon=True)
@@ -336,14 +361,19 @@ class PostgresGallery(_DatabaseGallery):
                 self._last_attempt = time.monotonic()  # at most one attempt a second while it is away
                 try:
                     self._open()
-                except errors as exc:
+                except (*errors, *_refusal_errors()) as exc:
                     self._connection_lost(exc)  # go on: a search can still answer from the index
+            self._committed = False
             try:
                 yield
             except errors as exc:
+                if not (self._db.closed or self._db.broken):
+                    raise self._unusable(exc, _redacted(self.url)) from None  # the transaction was rolled back
                 self._connection_lost(exc)
                 raise GalleryError("The shared gallery's database cannot be reached right now; "
                                    "try again in a moment.") from None
+            except _refusal_errors() as exc:
+                raise self._unusable(exc, _redacted(self.url)) from None
 
     def close(self) -> None:
         self._closing.set()
@@ -362,6 +392,7 @@ class PostgresGallery(_DatabaseGallery):
             self._execute("UPDATE changes SET counter = counter + 1 WHERE id = 1")  # queue behind other writers
             yield
             self._execute("SELECT pg_notify(?, '')", (self.CHANNEL,))  # delivered at commit
+        self._committed = True
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[None]:
@@ -375,9 +406,10 @@ class PostgresGallery(_DatabaseGallery):
         try:
             return self._execute("SELECT counter FROM changes WHERE id = 1").fetchone()[0]
         except _connection_errors() as exc:
-            # The database is away: answer from the index we have (a search still works); the next
-            # access reconnects and reloads.
-            self._connection_lost(exc)
+            # The database is away (or slow: a timeout): answer from the index we have (a search still works);
+            # a lost connection is re-opened, and the index reloaded, at the next access.
+            if self._db.closed or self._db.broken:
+                self._connection_lost(exc)
             return self._seen
 
     # -- NOTIFY listener ----------------------------------------------------------------------------
