@@ -52,9 +52,12 @@ def picture_bytes(payload: object, stored: StoredCheck, upload_root: str | os.Pa
 def _stored_file(path: str, stored: StoredCheck, upload_root: str | os.PathLike) -> bytes:
     if not stored(path):  # a set lookup first: nothing about an unknown path touches the disk
         raise InvalidImageError(NOT_STORED)
-    root = Path(upload_root).resolve()
-    if os.path.realpath(path) != os.path.abspath(path) or not Path(path).resolve().is_relative_to(root):
-        raise InvalidImageError(NOT_STORED)  # a link, or outside the upload folder: never followed
+    # Inside the upload folder, with no link anywhere below it: a link there is never followed. The folder
+    # itself may lie behind one (GRADIO_TEMP_DIR=/data/tmp with /data a link: Gradio does not resolve it).
+    below = os.path.relpath(os.path.abspath(path), os.path.abspath(upload_root))
+    if (below == os.curdir or below.split(os.sep)[0] == os.pardir
+            or os.path.realpath(path) != os.path.join(os.path.realpath(upload_root), below)):
+        raise InvalidImageError(NOT_STORED)
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:

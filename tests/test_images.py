@@ -123,6 +123,34 @@ def test_the_limits_are_the_settings_as_they_are_now(monkeypatch, tmp_path) -> N
         picture_bytes({"path": str(stored)}, lambda path: True, tmp_path)
 
 
+def test_an_upload_folder_behind_a_link_is_read_and_links_inside_it_are_not(tmp_path) -> None:
+    """GRADIO_TEMP_DIR may name a folder through a link (Gradio does not resolve it): every upload was refused as
+    "not uploaded to this app". Links below the upload folder are still never followed, wherever they point."""
+    from serving.payloads import NOT_STORED, picture_bytes
+
+    real = tmp_path / "disk" / "gradio"
+    (real / "a1b2").mkdir(parents=True)
+    (tmp_path / "data").symlink_to(tmp_path / "disk")
+    root = tmp_path / "data" / "gradio"  # what Gradio's upload folder reads
+    picture = encoded(Image.new("RGB", (40, 30)), "PNG")
+    (real / "a1b2" / "frame.png").write_bytes(picture)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(picture)
+    (real / "a1b2" / "out.png").symlink_to(secret)
+    (real / "a1b2" / "in.png").symlink_to(real / "a1b2" / "frame.png")
+    (real / "linked").symlink_to(real / "a1b2")
+
+    def read(path) -> bytes:
+        return picture_bytes({"path": str(path)}, lambda stored: True, root)  # as if the app had stored it
+
+    assert read(root / "a1b2" / "frame.png") == picture
+    for refused in (root / "a1b2" / "out.png", root / "a1b2" / "in.png", root / "linked" / "frame.png", secret,
+                    root / "a1b2" / ".." / ".." / "secret.png", root):
+        with pytest.raises(InvalidImageError) as error:
+            read(refused)
+        assert str(error.value) == NOT_STORED, refused
+
+
 def test_too_small_picture_gets_a_clear_message() -> None:
     with pytest.raises(InvalidImageError, match="1x1"):
         load_rgb(np.zeros((1, 1, 3), dtype=np.uint8))
