@@ -309,8 +309,13 @@ def emotion(image):
 
 
 def emotion_pick(faces, evt: gr.SelectData):
-    """Clicking a face in the result shows that face's probabilities."""
-    x, y = evt.index
+    """Clicking a face in the result shows that face's probabilities. The click's position comes from the
+    client: anything but two numbers is ignored (a crafted request raised a TypeError)."""
+    point = evt.index
+    if not (isinstance(point, (list, tuple)) and len(point) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)):
+        return gr.skip()
+    x, y = point
     for box, probabilities in faces or []:
         if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
             return probabilities
@@ -762,10 +767,13 @@ TAB_BUTTONS: dict[str, list[gr.Button]] = {tab: [] for tab in TAB_NEEDS}
 EXAMPLE_FILES: set[str] = set()  # the examples' copies in Gradio's cache: payloads may name these
 
 
-# The message of each session's last failed action, until its tab shows it. Bounded: API clients fail too,
-# and only the page runs the step that takes the message out.
-FAILURES: OrderedDict[tuple[str, str], str] = OrderedDict()
+# The message of each session's last failed action, until its tab shows it (the step right after the failure).
+# Bounded in number and in time: API clients fail too, only the page runs the step that takes the message out,
+# and a message may quote a visitor's name (About promises nothing of a session is kept for long).
+FAILURES: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()  # oldest first: (when, message)
 MAX_FAILURES = 10_000
+FAILURE_SECONDS = 300.0
+_FAILURES_LOCK = threading.Lock()
 UNEXPLAINED = "That did not work: the server could not finish the request (it may be busy). Please try again."
 
 
@@ -779,9 +787,12 @@ def _remembering(fn: Callable[..., Any], action: str) -> Callable[..., Any]:
         except gr.Error as exc:
             request = LocalContext.request.get(None)  # the session of the event being handled
             if request is not None and request.session_hash:
-                FAILURES[(request.session_hash, action)] = str(exc.message)
-                while len(FAILURES) > MAX_FAILURES:
-                    FAILURES.popitem(last=False)
+                now, key = time.monotonic(), (request.session_hash, action)
+                with _FAILURES_LOCK:
+                    FAILURES.pop(key, None)  # re-inserted at the end: the dict stays oldest first
+                    FAILURES[key] = (now, str(exc.message))
+                    while len(FAILURES) > MAX_FAILURES or next(iter(FAILURES.values()))[0] < now - FAILURE_SECONDS:
+                        FAILURES.popitem(last=False)
             raise  # API clients still get an AppError; the page gets a toast and, below, a lasting line
     return wrapper
 
@@ -801,7 +812,8 @@ MAIN_ACTIONS = ("mask", "emotion", "identify", "verify")
 def _failure_line(action: str) -> Callable[[gr.Request], str]:
     """The page's step after `action` failed: the message `_remembering` kept for this session."""
     def show(request: gr.Request) -> str:
-        message = FAILURES.pop((request.session_hash, action), UNEXPLAINED)
+        with _FAILURES_LOCK:
+            _, message = FAILURES.pop((request.session_hash, action), (0.0, UNEXPLAINED))
         # The toast's text was HTML-escaped (friendly); here it is Markdown, which a name in it must not drive.
         return f"**Not done:** {literal(html.unescape(message))}"
     return show
@@ -845,7 +857,9 @@ def _examples(rows, inputs, fn=None, outputs=None, label: str = "Examples"):
                          for value in row if isinstance(value, dict) and isinstance(value.get("path"), str))
 
 
-def build_demo(settings: Settings = SETTINGS) -> gr.Blocks:
+def build_demo() -> gr.Blocks:
+    """The page, for this process's settings (SETTINGS: the handlers' OPERATOR gate is built from them too)."""
+    settings = SETTINGS
     # Every result picture is a file in Gradio's cache (a live stream writes one per frame): sweep files
     # older than CACHE_MAX_AGE_SECONDS every CACHE_SWEEP_SECONDS (About says so), so a long class session cannot
     # fill the disk. The page takes the window's width (Gradio caps it at 1280 px, so a 1366-px laptop lost 86 px the identify result needs), up to

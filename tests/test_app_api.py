@@ -373,6 +373,51 @@ def test_the_live_mask_tab_says_it_finds_faces_without_the_masked_face_search() 
     assert FaceTracker(app.get_facelab()).detector_config is STREAM_DETECTOR  # what the note describes
 
 
+def test_clicking_a_face_shows_its_emotions_and_a_crafted_click_is_ignored() -> None:
+    """The Emotion result's select event: a click inside a face's box shows that face's probabilities; a click
+    position that is not two numbers (only a crafted request sends one) is ignored, not a TypeError."""
+    import app
+    from benchmarks.security import data_url
+
+    if app.unavailable("emotion"):
+        pytest.skip(app.unavailable("emotion"))
+    _, _, _, faces = app.emotion(data_url((EXAMPLES / "astronaut.jpg").read_bytes()))
+    (x1, y1, x2, y2), probabilities = faces[0]
+    click = lambda index: app.emotion_pick(faces, app.gr.SelectData(None, {"index": index, "value": None}))  # noqa: E731
+    assert click([(x1 + x2) / 2, (y1 + y2) / 2]) == probabilities
+    assert click([x2 + 5, y2 + 5]) == app.gr.skip()  # beside the face
+    for crafted in ("12,40", [10], [None, 3], [True, False], {"x": 1, "y": 2}, None, [[1], [2]]):
+        assert click(crafted) == app.gr.skip(), crafted
+
+
+def test_a_failure_message_kept_for_a_session_is_dropped_after_a_while(monkeypatch) -> None:
+    """An API client's failed enroll left its message, which quotes the typed name, in server memory until 10,000
+    later failures pushed it out; now it goes FAILURE_SECONDS later (the page's step reads it at once)."""
+    import app
+    from gradio.context import LocalContext
+
+    def fail_for(session: str, name: str) -> None:
+        def enroll(name: str):
+            raise app.gr.Error(f"{name} was not enrolled.")
+
+        token = LocalContext.request.set(app.gr.Request(session_hash=session))
+        try:
+            with pytest.raises(app.gr.Error):
+                app._remembering(enroll, "enroll")(name)
+        finally:
+            LocalContext.request.reset(token)
+
+    fail_for("api-client", "Ada Lovelace")
+    assert app.FAILURES[("api-client", "enroll")][1] == "Ada Lovelace was not enrolled."
+    monkeypatch.setattr(app, "FAILURE_SECONDS", 0.0)
+    fail_for("another-visitor", "Grace Hopper")  # any later failure sweeps the old ones
+    assert ("api-client", "enroll") not in app.FAILURES
+    assert not any("Ada Lovelace" in message for _, message in app.FAILURES.values())
+    monkeypatch.setattr(app, "FAILURE_SECONDS", 300.0)
+    line = app._failure_line("enroll")(app.gr.Request(session_hash="another-visitor"))  # the page's step, at once
+    assert "Grace Hopper was not enrolled." in app.html.unescape(line)
+
+
 def test_an_unexpected_failure_of_a_gallery_action_names_that_action(tmp_path: Path) -> None:
     """A shared gallery whose database went away (closed): Delete, Clear all and /people fail unexpectedly, and the
     visitor reads what failed, not "...while analysing this picture" (no picture was involved)."""
