@@ -169,7 +169,7 @@ class FaceLab:
 
     def detect(self, image: ImageInput, config: DetectorConfig | None = None) -> tuple[np.ndarray, list[Detection]]:
         """Normalise the input and find its faces (largest first)."""
-        rgb = load_rgb(image)
+        rgb = load_rgb(image, self.settings)
         return rgb, self.detector.detect(rgb, config)
 
     def analyze(
@@ -188,7 +188,7 @@ class FaceLab:
         With `mask=True` the detector also looks for masked faces, which MTCNN alone often misses
         (pipeline.mask_detection).
         """
-        rgb = load_rgb(image)
+        rgb = load_rgb(image, self.settings)
         if mask:
             detections = self.detect_masked(rgb, detector_config)
         else:

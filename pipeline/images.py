@@ -10,6 +10,7 @@ import io
 import os
 import re
 import warnings
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Union
 
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidImageError
+from .settings import Settings
 from .settings import current as current_settings
 
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray]
@@ -31,26 +33,44 @@ Image.init()  # registers every plugin, so that `formats` can name WEBP and TIFF
 
 
 # Documented limits (README "Privacy and limits"): they bound memory per request. Read from the settings at
-# each call, so that pipeline.settings.reload() counts (benchmarks and tests change them after import).
+# each call, so that pipeline.settings.reload() counts (benchmarks and tests change them after import), or from
+# the Settings a caller gives `load_rgb` (a FaceLab's own), for that call and its thread only.
+_CALL_SETTINGS: ContextVar[Settings | None] = ContextVar("facelab_image_limits", default=None)
+
+
+def _limits() -> Settings:
+    return _CALL_SETTINGS.get() or current_settings()
+
+
 def max_pixels() -> int:
     """The largest picture, in pixels (FACELAB_MAX_PIXELS: 40 MP by default, e.g. 8000x5000)."""
-    return current_settings().max_pixels
+    return _limits().max_pixels
 
 
 def max_file_bytes() -> int:
     """The largest file, in bytes (FACELAB_MAX_FILE_BYTES: "50 MB" as Gradio counts it)."""
-    return current_settings().max_file_bytes
+    return _limits().max_file_bytes
 
 
-def load_rgb(source: ImageInput) -> np.ndarray:
-    """Return the picture as a contiguous (H, W, 3) uint8 RGB array, EXIF orientation applied.
+def load_rgb(source: ImageInput, settings: Settings | None = None) -> np.ndarray:
+    """Return the picture as a contiguous (H, W, 3) uint8 RGB array, EXIF orientation applied. Its limits are
+    those of `settings` (default: the process's, as they are now).
 
     Raises InvalidImageError with a user-facing message for anything unreadable or out of limits.
     """
+    token = _CALL_SETTINGS.set(settings)
+    try:
+        return _load_rgb(source)
+    finally:
+        _CALL_SETTINGS.reset(token)
+
+
+def _load_rgb(source: ImageInput) -> np.ndarray:
     if source is None:
         raise InvalidImageError("No picture was given. Upload a photo or take a webcam snapshot.")
     # We check the pixel count from the header before decoding; Pillow's own check stays on as well, inside
-    # every decoder (an embedded picture, a TIFF page), and refuses at twice the limit: the same limit.
+    # every decoder (an embedded picture, a TIFF page), and refuses at twice the limit: the same limit. (It is
+    # one process-wide number: where two callers' limits differ, the header check is the one that holds.)
     Image.MAX_IMAGE_PIXELS = max_pixels()
     if isinstance(source, np.ndarray):
         rgb = _array_to_rgb(source)
@@ -169,24 +189,35 @@ DAMAGED = ("The picture is damaged or truncated and cannot be decoded. Save it a
            "it.")
 
 
+def size_text(size: int) -> str:
+    """A file size for a message, in the unit that reads best ("61.2 MB", "980 kB", "500 bytes"): a limit
+    below a megabyte read "0 MB"."""
+    if size >= 2**20:
+        return f"{size / 2**20:.3g} MB"
+    return f"{size / 2**10:.3g} kB" if size >= 2**10 else f"{size} bytes"
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g} megapixels"  # 40, 33.2, 0.262: never "0 megapixels" for a small limit
+
+
 def _too_many_pixels_message(found: Image.DecompressionBombError | str) -> str:
     """`found`: the size as we read it, or Pillow's refusal (its text holds the pixel count)."""
     if isinstance(found, Image.DecompressionBombError):
         pixels = re.search(r"\((\d+) pixels\)", str(found))
-        found = f"{int(pixels[1]) / 1e6:.0f} megapixels" if pixels else "larger than that"
-    return f"The picture is {found}; the limit is {max_pixels() / 1e6:.0f} megapixels. Please send a smaller picture."
+        found = _megapixels(int(pixels[1])) if pixels else "larger than that"
+    return f"The picture is {found}; the limit is {_megapixels(max_pixels())}. Please send a smaller picture."
 
 
 def _check_file_size(size: int) -> None:
     limit = max_file_bytes()
     if size > limit:
-        raise InvalidImageError(f"The file is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB.")
+        raise InvalidImageError(f"The file is {size_text(size)}; the limit is {size_text(limit)}.")
 
 
 def _check_size(width: int, height: int) -> None:
     if width * height > max_pixels():
-        raise InvalidImageError(
-            _too_many_pixels_message(f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels)"))
+        raise InvalidImageError(_too_many_pixels_message(f"{width}x{height} pixels ({_megapixels(width * height)})"))
     if min(width, height) < MIN_SIDE:
         raise InvalidImageError(
             f"The picture is only {width}x{height} pixels; a face needs at least {MIN_SIDE}x{MIN_SIDE}."

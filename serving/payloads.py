@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import InvalidImageError
-from pipeline.images import max_file_bytes
+from pipeline.images import max_file_bytes, size_text
 
 # Pictures sent inline (a data: URL in the JSON body: live webcam frames, some API clients). Larger
 # pictures go through Gradio's upload route, which streams them to disk and applies max_file_bytes().
@@ -89,4 +89,4 @@ def _data_url(url: str) -> bytes:
 def _too_large(size: int, limit: int, inline: bool = False) -> str:
     how = " Upload it as a file instead." if inline else ""
     kind = "an inline picture" if inline else "a file"
-    return f"The picture is {size / 2**20:.1f} MB; the limit for {kind} is {limit / 2**20:.0f} MB.{how}"
+    return f"The picture is {size_text(size)}; the limit for {kind} is {size_text(limit)}.{how}"

@@ -94,6 +94,23 @@ def test_the_face_limit_is_the_settings_as_they_are_now(lab, inputs_dir: Path, m
     assert len(given.faces) == 3 and given.faces_skipped == analysis.faces_skipped + 2
 
 
+def test_a_facelabs_own_settings_bound_the_pictures_it_reads(lab) -> None:
+    """A FaceLab given its own Settings applied their face limit but the process's size limits: a 0.26-megapixel,
+    61 kB picture went through a lab set to 0.1 megapixels and 1,000 bytes."""
+    from pipeline import FaceLab
+    from pipeline.settings import Settings
+
+    picture = (REPO_ROOT / "examples" / "astronaut.jpg").read_bytes()
+    assert len(lab.analyze(picture).faces) == 1  # the process's limits: fine
+    small = FaceLab(device="cpu", settings=Settings(max_pixels=100_000))
+    with pytest.raises(InvalidImageError, match=r"The picture is 0.262 megapixels; the limit is 0.1 megapixels"):
+        small.analyze(picture)
+    tiny_files = FaceLab(device="cpu", settings=Settings(max_file_bytes=1000))
+    with pytest.raises(InvalidImageError, match=r"The file is 59.9 kB; the limit is 1000 bytes"):
+        tiny_files.detect(picture)
+    assert len(lab.analyze(picture).faces) == 1  # the other labs' limits did not stay behind
+
+
 MEMORY_PROBE = """
 import resource, sys
 from pipeline.errors import InvalidImageError
