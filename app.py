@@ -820,19 +820,27 @@ def _failure_line(action: str) -> Callable[[gr.Request], str]:
 
 
 def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, api_name: str, message: gr.Markdown,
-         empties: list | None = None) -> Any:
+         empties: list | None = None, examples: gr.Examples | None = None) -> Any:
     """`fn` on a click, as `api_name`. A first, private step empties `empties` (default: the outputs) and the
     tab's `message` line, so a failure never shows the last picture's result beside it (a stale "Same person"
     next to a faceless photo). When `fn` fails, its message is written to `message` and stays there until
-    the next action (the toast closes after 10 s). Returns the event, to chain what follows a success."""
+    the next action (the toast closes after 10 s). With `examples`, a click on one fills the inputs and then
+    runs the same steps (Gradio's own run_on_click preprocessed the picture into a path, which `picture` refuses:
+    every example click failed). Returns the button's event, to chain what follows a success."""
     empties = outputs if empties is None else empties
     blank = [None] * len(empties) + [""]
     script = CLOSE_TOASTS + (SHOW_RESULT_ON_A_PHONE if api_name in MAIN_ACTIONS else "")
-    button.click(None, None, None, js=f"() => {{ {script} }}", queue=False)
-    event = button.click(lambda: blank if empties else "", None, [*empties, message], queue=False,  # one output: no list
-                         api_visibility="private").then(_remembering(fn, api_name), inputs, outputs,
-                                                        api_name=api_name, **UPLOAD)
-    event.failure(_failure_line(api_name), None, message, queue=False, api_visibility="private")
+
+    def steps(then: Callable[..., Any], **visibility) -> Any:
+        then(None, None, None, js=f"() => {{ {script} }}", queue=False)
+        event = then(lambda: blank if empties else "", None, [*empties, message], queue=False,  # one output: no list
+                     api_visibility="private").then(_remembering(fn, api_name), inputs, outputs, **visibility, **UPLOAD)
+        event.failure(_failure_line(api_name), None, message, queue=False, api_visibility="private")
+        return event
+
+    event = steps(button.click, api_name=api_name)
+    if examples is not None:
+        steps(examples.load_input_event.then, api_visibility="private")
     # A new picture (or operating point) empties the last one's result, so no answer stands beside a picture
     # it was not given (a "Why?" of the new pair under the old pair's verdict).
     for component in inputs if isinstance(inputs, list) else [inputs]:
@@ -846,15 +854,15 @@ def _message_line() -> gr.Markdown:
     return gr.Markdown(elem_classes="facelab-message")
 
 
-def _examples(rows, inputs, fn=None, outputs=None, label: str = "Examples"):
-    """Clickable examples from examples/, under `label` (say what a click does); with `fn` a click also runs
-    the tab (the gallery tabs need the visitor's state, so there a click only fills the inputs)."""
+def _examples(rows, inputs, label: str = "Examples") -> gr.Examples:
+    """Clickable examples from examples/, under `label` (say what a click does). A click fills the inputs; give
+    the examples to `_run` to run the tab as well (the gallery tabs need the visitor's state: there it only fills)."""
     rows = [[str(EXAMPLES / v) if str(v).endswith(".jpg") else v for v in row] for row in rows]
-    examples = gr.Examples(rows, inputs, outputs, fn=fn, run_on_click=fn is not None, cache_examples=False,
-                           preprocess=False, label=label)
+    examples = gr.Examples(rows, inputs, cache_examples=False, label=label)
     examples.dataset.elem_classes = ["facelab-examples"]  # CSS: their table fits a phone
     EXAMPLE_FILES.update(value["path"] for row in examples.non_none_processed_examples.values()
                          for value in row if isinstance(value, dict) and isinstance(value.get("path"), str))
+    return examples
 
 
 def build_demo() -> gr.Blocks:
@@ -880,12 +888,12 @@ def build_demo() -> gr.Blocks:
             with outputs:
                 table = gr.Dataframe(headers=["face", "result", "box"], label="Faces", interactive=False,
                                      elem_classes="facelab-faces", wrap=True)
-            _run(button, mask_check, still, [result, table], "mask", message)
+            with inputs:
+                examples = _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still,
+                                     label="Examples: click one to check it")
+            _run(button, mask_check, still, [result, table], "mask", message, examples=examples)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
-            with inputs:
-                _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still, mask_check, [result, table],
-                          label="Examples: click one to check it")
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(mask_why, still, "mask_why", message, ("Where the evidence lies", "Each face"), "mask")
 
@@ -900,12 +908,12 @@ def build_demo() -> gr.Blocks:
                                 label="Emotions of the largest face (click a face for its own)")
                 table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                      interactive=False, elem_classes="facelab-faces", wrap=True)
-            _run(button, emotion, still, [result, bars, table, faces], "emotion", message)
+            with inputs:
+                examples = _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still,
+                                     label="Examples: click one to read its emotions")
+            _run(button, emotion, still, [result, bars, table, faces], "emotion", message, examples=examples)
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
-            with inputs:
-                _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still, emotion, [result, bars, table, faces],
-                          label="Examples: click one to read its emotions")
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(emotion_why, still, "emotion_why", message, ("Where the evidence lies", "Each face"), "emotion")
                 timeline_on = gr.Checkbox(False, label="Plot the live webcam's emotions (largest face, last 30 s)")
@@ -1017,10 +1025,10 @@ def build_demo() -> gr.Blocks:
                                      interactive=False, height=120, show_label=False, buttons=[])
                     crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=170)
             outputs = [verdict, similarity, scale, crops]
-            _run(verify_button, verify, [first, second, verify_point], outputs, "verify", message)
             with examples_here:
-                _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point], verify,
-                          outputs, label="Example: click it to verify the two photos")
+                examples = _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point],
+                                     label="Example: click it to verify the two photos")
+            _run(verify_button, verify, [first, second, verify_point], outputs, "verify", message, examples=examples)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(verify_why, [first, second], "verify_why", message,
                      ("What makes them similar", "The two embeddings and their product"), "verify")
