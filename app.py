@@ -255,7 +255,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
         if bars:
             largest = max(tracks, key=lambda t: (t.face.box[2] - t.face.box[0]) * (t.face.box[3] - t.face.box[1]),
                           default=None)
-            summary.append(overlay.capped_all(largest.face.emotion.probabilities)
+            summary.append(largest_face_bars(overlay.capped_all(largest.face.emotion.probabilities))
                            if largest is not None and largest.face.emotion is not None else gr.skip())
         if hint is not None:
             summary.append(hint(*extra))
@@ -305,7 +305,7 @@ def emotion(image):
     rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
     shown = overlay.shown_scale(analysis.image.shape)  # a click lands on the result as drawn
     faces = [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
-    return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
+    return overlay.draw_boxes(analysis.image, boxes), largest_face_bars(faces[0][1]), rows, faces
 
 
 def emotion_pick(faces, evt: gr.SelectData):
@@ -316,10 +316,18 @@ def emotion_pick(faces, evt: gr.SelectData):
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)):
         return gr.skip()
     x, y = point
-    for box, probabilities in faces or []:
+    for number, (box, probabilities) in enumerate(faces or [], start=1):
         if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
-            return probabilities
+            # The heading names the face, by its number in the table and on the picture (it still said "largest").
+            return gr.Label(probabilities, label=f"Emotions of face {number} (click a face for its own)")
     return gr.skip()
+
+
+LARGEST_FACE_BARS = "Emotions of the largest face (click a face for its own)"
+
+
+def largest_face_bars(probabilities: dict[str, float]) -> gr.Label:
+    return gr.Label(probabilities, label=LARGEST_FACE_BARS)  # the heading back to the largest face
 
 
 def _emotion_cells(face) -> list:
@@ -729,7 +737,10 @@ def _image_inputs(label: str, settings: Settings, height: int = RESULT_HEIGHT,
             examples(still)
     with gr.Tab("Live webcam"):
         live = gr.Image(sources=["webcam"], streaming=True, type="filepath", label="Webcam (live)", height=height)
-        gr.Markdown(f"A live stream stops after {settings.stream_seconds} s; press Record again to go on."
+        # Gradio's time_limit is a turn, not an end: the stream then lines up again by itself (the page said it
+        # stopped, and a browser pass watched it go on for minutes).
+        gr.Markdown(f"Live streams take turns: every {settings.stream_seconds} s this one lets any waiting stream go "
+                    "first, then goes on by itself. Press Stop to end it."
                     + (f" {live_note}" if live_note else ""))
     return still, button, live
 
@@ -905,7 +916,7 @@ def build_demo() -> gr.Blocks:
                 # No heading: a bare top word ("surprise") would drop the doubt and the caveat that the table and
                 # the boxes show ("surprise? 51 % (mouth covered)"); the bars carry the numbers.
                 bars = gr.Label(num_top_classes=7, show_heading=False,
-                                label="Emotions of the largest face (click a face for its own)")
+                                label=LARGEST_FACE_BARS)
                 table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                      interactive=False, elem_classes="facelab-faces", wrap=True)
             with inputs:

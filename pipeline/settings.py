@@ -72,7 +72,7 @@ class Settings:
     session_seconds: int = _setting(
         "FACELAB_SESSION_SECONDS", 3600, "a visitor's gallery is forgotten this long after its last change", low=1)
     # Serving
-    stream_seconds: int = _setting("FACELAB_STREAM_SECONDS", 60, "a live stream stops after this long", low=1)
+    stream_seconds: int = _setting("FACELAB_STREAM_SECONDS", 60, "a live stream's turn: after this long it lets waiting streams go first, then goes on", low=1)
     live_concurrency: int = _setting("FACELAB_LIVE_CONCURRENCY", 8, "live streams served at once", low=1)
     upload_concurrency: int = _setting("FACELAB_UPLOAD_CONCURRENCY", 4, "analyses run at once", low=1)
     queue_size: int = _setting("FACELAB_QUEUE_SIZE", 100, "requests waiting at most; beyond: \"queue full\"", low=1)

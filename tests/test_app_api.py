@@ -384,7 +384,8 @@ def test_clicking_a_face_shows_its_emotions_and_a_crafted_click_is_ignored() -> 
     _, _, _, faces = app.emotion(data_url((EXAMPLES / "astronaut.jpg").read_bytes()))
     (x1, y1, x2, y2), probabilities = faces[0]
     click = lambda index: app.emotion_pick(faces, app.gr.SelectData(None, {"index": index, "value": None}))  # noqa: E731
-    assert click([(x1 + x2) / 2, (y1 + y2) / 2]) == probabilities
+    shown = click([(x1 + x2) / 2, (y1 + y2) / 2])
+    assert shown.constructor_args == {"value": probabilities, "label": "Emotions of face 1 (click a face for its own)"}
     assert click([x2 + 5, y2 + 5]) == app.gr.skip()  # beside the face
     for crafted in ("12,40", [10], [None, 3], [True, False], {"x": 1, "y": 2}, None, [[1], [2]]):
         assert click(crafted) == app.gr.skip(), crafted

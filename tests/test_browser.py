@@ -220,7 +220,7 @@ def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
     WebDriverWait(browser, WAIT).until(lambda d: "box" in panel.text and re.search(r"\n2\n", panel.text))
     bars = lambda: panel.find_element(  # noqa: E731
         By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
-                  "'Emotions of the')]]").text
+                  "'Emotions of ')]]").text
     rows = [line.split() for line in panel.text.split("box", 1)[1].strip().splitlines()]
     # the table lists, per face: number, emotion ("sad?" when unsure, "(mouth covered)" on a masked face),
     # confidence "NN %", box "x1, y1, x2, y2"
@@ -239,6 +239,11 @@ def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
     ActionChains(browser).move_to_element_with_offset(result, int(x), int(y)).click().perform()
     WebDriverWait(browser, 30).until(lambda d: bars() != before)
     assert f"{emotion}" in bars().splitlines()[1] and f"{confidence}%" in bars()
+    face = table[-1][0]
+    # the heading names the face clicked, by its number in the table (it kept saying "the largest face")
+    assert bars().splitlines()[0].startswith(f"Emotions of face {face}"), bars().splitlines()[:2]
+    click(panel, "Analyse")  # a new analysis starts again with the largest face, and says so
+    WebDriverWait(browser, WAIT).until(lambda d: bars().startswith("Emotions of the largest face"))
 
 
 def test_enroll_shows_a_script_name_as_text_and_identify_finds_the_person(browser) -> None:
