@@ -507,24 +507,32 @@ def _label(picture: Image.Image, x: float, y: float, text: str, size: int = 13, 
 
 def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 560) -> np.ndarray:
     """Horizontal bars (similarity per enrolled person, best first) with the two thresholds as lines: a bar
-    reaching the solid line is named, the dashed line a possible match, below it unknown. Colours are
-    Okabe-Ito's (blue named, orange possible match, grey below), and the lines are labelled."""
+    reaching the solid line is named, the dashed line a possible match, below it unknown. Bars start at 0 (a
+    negative similarity goes left of it) on a labelled axis: drawn from the scale's left end, 0.01 looked a
+    third of 0.42 and -0.16 looked positive. Colours are Okabe-Ito's (blue named, orange possible match, grey
+    below), and the lines are labelled."""
     people = chart.people or [("(no one enrolled)", float("nan"))]
     left, right, bar_h, top_pad = 170, 20, 20, 34
     bottom = top_pad + len(people) * (bar_h + 6)
-    out = Image.new("RGB", (width, bottom + 40), (255, 255, 255))
+    out = Image.new("RGB", (width, bottom + 58), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     low, high = -0.2, 1.0
     x_of = lambda v: left + (width - left - right) * (min(max(v, low), high) - low) / (high - low)  # noqa: E731
     _label(out, 4, 8, f"face {number}: {chart.decision} ({chart.operating_point} operating point)")
+    draw.line((x_of(0), top_pad - 6, x_of(0), bottom), fill=GREY, width=1)  # where the bars start
+    draw.line((x_of(low), bottom, x_of(high), bottom), fill=INK, width=1)
+    for tick in (-0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        draw.line((x_of(tick), bottom, x_of(tick), bottom + 4), fill=INK, width=1)
+        _label(out, x_of(tick), bottom + 5, f"{tick:g}", 11, centre=True)
     for i, (name, similarity) in enumerate(people):
         y = top_pad + i * (bar_h + 6)
         _label(out, 4, y + 4, name if len(name) <= 22 else name[:21] + "...")
         if similarity != similarity:
             continue
         colour = OI_BLUE if similarity >= chart.named else OI_ORANGE if similarity >= chart.possible else GREY
-        draw.rectangle((x_of(low), y, x_of(similarity), y + bar_h), fill=colour)
-        _label(out, x_of(similarity) + 3, y + 4, f"{similarity:.2f}")
+        start, end = sorted((x_of(0), x_of(similarity)))
+        draw.rectangle((start, y, max(end, start + 1), y + bar_h), fill=colour)
+        _label(out, max(x_of(0), x_of(similarity)) + 3, y + 4, f"{similarity:.2f}")
     for value, text, dashed in ((chart.named, "name", False), (chart.possible, "possible match", True)):
         x = x_of(value)
         if dashed:
@@ -532,7 +540,7 @@ def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 5
                 draw.line((x, y, x, y + 4), fill=INK, width=2)
         else:
             draw.line((x, top_pad - 6, x, bottom), fill=INK, width=2)
-        _label(out, x, bottom + 4 + (16 if dashed else 0), f"{text} >= {value:.2f}", 12, centre=True)
+        _label(out, x, bottom + 22 + (16 if dashed else 0), f"{text} >= {value:.2f}", 12, centre=True)
     return np.asarray(out)
 
 

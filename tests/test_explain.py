@@ -120,6 +120,25 @@ def test_the_similarity_chart_lists_every_enrolled_person_best_first_with_the_th
     assert picture.ndim == 3 and picture.shape[0] > 4 * 20
 
 
+def test_the_similarity_bars_start_at_zero() -> None:
+    """A bar's length is its similarity: drawn from the scale's left end (-0.2), 0.01 looked a third as long as
+    0.42 and -0.16 looked like a short positive bar (browser pass). Now they start at 0 on a labelled axis."""
+    chart = explain.SimilarityChart(people=[("Ada", 0.42), ("Grace", 0.01), ("Alan", -0.16)], named=0.45,
+                                    possible=0.38, operating_point="balanced", decision="possible match: Ada?")
+    picture = explain.similarity_chart_picture(chart, 1).astype(int)
+    runs = []
+    for row, colour in zip((34 + 10, 34 + 26 + 10, 34 + 52 + 10), (explain.OI_ORANGE, explain.GREY, explain.GREY)):
+        columns = np.flatnonzero((np.abs(picture[row] - colour) < 8).all(axis=1))
+        pieces = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)  # the bar: the longest unbroken run
+        bar = max(pieces, key=len)
+        runs.append((bar.min(), bar.max()))
+    (ada_start, ada_end), (grace_start, grace_end), (alan_start, alan_end) = runs
+    per_unit = (ada_end - ada_start) / 0.42
+    assert abs(ada_start - grace_start) <= 1 and abs(alan_end - ada_start) <= 1  # one zero; Alan's bar ends there
+    assert grace_end - grace_start <= 0.02 * per_unit + 2  # 0.01: a sliver, not a third of Ada's
+    assert abs((alan_end - alan_start) / per_unit - 0.16) < 0.02  # to the left of zero, as long as 0.16
+
+
 def test_the_timeline_keeps_the_last_30_seconds_in_long_format() -> None:
     timeline = explain.EmotionTimeline()
     probabilities = {"happy": 0.7, "neutral": 0.3}
