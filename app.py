@@ -305,7 +305,7 @@ def emotion(image):
     rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
     shown = overlay.shown_scale(analysis.image.shape)  # a click lands on the result as drawn
     faces = [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
-    return overlay.draw_boxes(analysis.image, boxes), largest_face_bars(faces[0][1]), rows, faces
+    return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
 
 
 def emotion_pick(faces, evt: gr.SelectData):
@@ -327,7 +327,8 @@ LARGEST_FACE_BARS = "Emotions of the largest face (click a face for its own)"
 
 
 def largest_face_bars(probabilities: dict[str, float]) -> gr.Label:
-    return gr.Label(probabilities, label=LARGEST_FACE_BARS)  # the heading back to the largest face
+    """The live stream's bars, their heading back to the largest face (a page-only, undocumented endpoint)."""
+    return gr.Label(probabilities, label=LARGEST_FACE_BARS)
 
 
 def _emotion_cells(face) -> list:
@@ -831,15 +832,16 @@ def _failure_line(action: str) -> Callable[[gr.Request], str]:
 
 
 def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, api_name: str, message: gr.Markdown,
-         empties: list | None = None, examples: gr.Examples | None = None) -> Any:
+         empties: list | None = None, examples: gr.Examples | None = None, emptied: dict | None = None) -> Any:
     """`fn` on a click, as `api_name`. A first, private step empties `empties` (default: the outputs) and the
     tab's `message` line, so a failure never shows the last picture's result beside it (a stale "Same person"
     next to a faceless photo). When `fn` fails, its message is written to `message` and stays there until
     the next action (the toast closes after 10 s). With `examples`, a click on one fills the inputs and then
     runs the same steps (Gradio's own run_on_click preprocessed the picture into a path, which `picture` refuses:
-    every example click failed). Returns the button's event, to chain what follows a success."""
+    every example click failed). `emptied` gives some of the empties another blank than None (a heading set back).
+    Returns the button's event, to chain what follows a success."""
     empties = outputs if empties is None else empties
-    blank = [None] * len(empties) + [""]
+    blank = [(emptied or {}).get(component) for component in empties] + [""]
     script = CLOSE_TOASTS + (SHOW_RESULT_ON_A_PHONE if api_name in MAIN_ACTIONS else "")
 
     def steps(then: Callable[..., Any], **visibility) -> Any:
@@ -922,17 +924,23 @@ def build_demo() -> gr.Blocks:
             with inputs:
                 examples = _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still,
                                      label="Examples: click one to read its emotions")
-            _run(button, emotion, still, [result, bars, table, faces], "emotion", message, examples=examples)
+                # Under the webcam, beside the live result (it sat at the foot of "Why?", 1,650 px down: the stream
+                # and its plot could not be seen together); the plot shows once the box is ticked.
+                timeline_on = gr.Checkbox(False, label="Plot the live webcam's emotions (largest face, last 30 s)")
+                plot = gr.LinePlot(x="seconds", y="probability", color="emotion", color_map=EMOTION_COLOURS, x_lim=[-30, 0],
+                                   y_lim=[0, 1], label="Emotions over the last 30 s", elem_id="emotion-timeline",
+                                   visible=False)
+            timeline_on.change(lambda on: gr.LinePlot(visible=on is True), timeline_on, plot, queue=False,
+                               api_visibility="private")
+            _run(button, emotion, still, [result, bars, table, faces], "emotion", message, examples=examples,
+                 emptied={bars: gr.Label(None, label=LARGEST_FACE_BARS)})  # after a click had named another face
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
+            timeline = gr.State(None, time_to_live=settings.session_seconds)
+            gr.Button("timeline", visible=False).click(emotion_timeline, [tracker, timeline], [plot, timeline],
+                                                       api_name="emotion_timeline", **UPLOAD)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(emotion_why, still, "emotion_why", message, ("Where the evidence lies", "Each face"), "emotion")
-                timeline_on = gr.Checkbox(False, label="Plot the live webcam's emotions (largest face, last 30 s)")
-                timeline = gr.State(None, time_to_live=settings.session_seconds)
-                plot = gr.LinePlot(x="seconds", y="probability", color="emotion", color_map=EMOTION_COLOURS, x_lim=[-30, 0],
-                                   y_lim=[0, 1], label="Emotions over the last 30 s", elem_id="emotion-timeline")
-                gr.Button("timeline", visible=False).click(emotion_timeline, [tracker, timeline], [plot, timeline],
-                                                           api_name="emotion_timeline", **UPLOAD)
             live.stream(emotion_live_with_timeline, [live, tracker, timeline_on, timeline],
                         [result, tracker, table, bars, plot, timeline], api_name="emotion_live", **LIVE)
 

@@ -90,9 +90,12 @@ def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) 
     panel = open_working_tab(browser, "Emotion")
     upload(panel, "Picture", EXAMPLES / "astronaut.jpg")
     box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
-    plot = box.find_element(By.ID, "emotion-timeline")
+    shot(browser, box, "why_emotion")
+    assert not [p for p in panel.find_elements(By.ID, "emotion-timeline") if p.is_displayed()]  # until it is asked for
+    panel.find_element(By.XPATH, ".//label[contains(., 'Plot the live webcam')]//input").click()
+    WebDriverWait(browser, 10).until(lambda d: panel.find_element(By.ID, "emotion-timeline").is_displayed())
+    plot = panel.find_element(By.ID, "emotion-timeline")
     empty = plot.text
-    box.find_element(By.XPATH, ".//label[contains(., 'Plot the live webcam')]//input").click()
     next(b for b in panel.find_elements(By.XPATH, ".//button[@role='tab'][normalize-space()='Live webcam']")
          if b.is_displayed()).click()
     start_recording(panel)
@@ -101,8 +104,14 @@ def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) 
     except Exception:
         raise AssertionError(f"the timeline never filled: {plot.text[:300]!r}; toasts: {toasts(browser)!r}")
     time.sleep(4)  # a few seconds of line
-    shot(browser, box, "why_emotion")
+    # the plot and the live result on one laptop screen (the plot was at the foot of "Why?", 1,650 px down)
+    top, height = browser.execute_script(
+        "const p = arguments[0].getBoundingClientRect(); return [p.top + window.scrollY, p.height]", plot)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'end'})", plot)
+    shot(browser, panel, "live_emotion_timeline")
     click(panel, "Stop")
+    print(f"\ntimeline plot: {top:.0f} px down the page, {height:.0f} px tall")
+    assert height > 100 and top < 1000, (top, height)
 
 
 def test_identify_why_charts_the_enrolled_people_with_the_thresholds(browser) -> None:
