@@ -356,6 +356,10 @@ def _font(size: int):
     return overlay_font(size)
 
 
+MIN_OVERVIEW_SIDE = 240  # a small picture's map is enlarged (whole pixels, up to 8x) to at least this
+LEGEND_MIN_HEIGHT = 120  # room for both ends' words
+
+
 def legend(height: int, low: str = "less", high: str = "more evidence", width: int = 150) -> np.ndarray:
     """A vertical colour bar with its two ends named."""
     out = Image.new("RGB", (width, height), (255, 255, 255))
@@ -414,7 +418,12 @@ def maps_on_picture(picture: np.ndarray, landmarks: Sequence[np.ndarray], maps01
         h, w = warped.shape
         heat[y0:y0 + h, x0:x0 + w] = np.maximum(heat[y0:y0 + h, x0:x0 + w], warped)
         region[y0:y0 + h, x0:x0 + w] |= inside > 0.5
-    return row([blend(picture, heat, alpha=0.5, region=region), legend(min(picture.shape[0], 320))])
+    shown = blend(picture, heat, alpha=0.5, region=region)
+    shorter = min(shown.shape[:2])
+    if shorter < MIN_OVERVIEW_SIDE:  # a thumbnail-sized picture (a 36x36 face) drew a 36-px map, its legend's words overlapping
+        factor = min(-(-MIN_OVERVIEW_SIDE // shorter), 8)
+        shown = np.asarray(Image.fromarray(shown).resize((shown.shape[1] * factor, shown.shape[0] * factor), Image.NEAREST))
+    return row([shown, legend(max(min(shown.shape[0], 320), LEGEND_MIN_HEIGHT))])
 
 
 def saliency_panel(crop: np.ndarray, saliency: Saliency, number: int,

@@ -120,6 +120,25 @@ def test_the_similarity_chart_lists_every_enrolled_person_best_first_with_the_th
     assert picture.ndim == 3 and picture.shape[0] > 4 * 20
 
 
+def test_a_thumbnail_sized_pictures_map_is_enlarged_and_its_legend_readable(lab) -> None:
+    """A 36x36 masked face from the mask set (browser pass): its Why? overview was drawn 36 px wide, and the colour
+    bar's "more evidence" and "less" were printed over each other. Now the map is enlarged in whole pixels and the
+    legend keeps room for both words."""
+    from shared_data import DATA_DIR
+
+    analysis = lab.analyze(str(DATA_DIR / "mask" / "test" / "with_mask" / "1163.jpg"), mask=True)
+    assert analysis.image.shape[:2] == (36, 36) and analysis.faces
+    (saliency,) = explain.explain_head(lab.mask_head, analysis.faces[0].crop_for_heads[None])
+    overview = explain.maps_on_picture(analysis.image, [analysis.faces[0].landmarks], [explain.normalised(saliency.map)],
+                                       [saliency.view])
+    assert overview.shape[0] >= explain.MIN_OVERVIEW_SIDE and overview.shape[1] >= explain.MIN_OVERVIEW_SIDE + 150
+    blocks = overview[:36 * 7, :36 * 7].reshape(36, 7, 36, 7, 3)  # 7x: 252 px, each pixel a 7x7 block (no blur)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    bar = overview[:, -150:]  # the legend: ink (dark text) near its top and near its foot, apart
+    inked_rows = np.flatnonzero((bar[:, 26:] < 100).all(axis=2).any(axis=1))
+    assert inked_rows.min() < 30 and inked_rows.max() > explain.LEGEND_MIN_HEIGHT - 30
+
+
 def test_the_similarity_bars_start_at_zero() -> None:
     """A bar's length is its similarity: drawn from the scale's left end (-0.2), 0.01 looked a third as long as
     0.42 and -0.16 looked like a short positive bar (browser pass). Now they start at 0 on a labelled axis."""
