@@ -563,7 +563,9 @@ def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str
     button = gr.Button("Why? Show what the answer rests on")
     TAB_BUTTONS[tab].append(button)
     # No label badge on the picture: it would cover the picture's own title (each picture names what it shows).
-    outputs = [gr.Image(label=label, show_label=False, format="png", interactive=False) for label in pictures]
+    # Fullscreen and download only: no "share" of pictures of people's faces, as for the results.
+    outputs = [gr.Image(label=label, show_label=False, format="png", interactive=False,
+                        buttons=["fullscreen", "download"]) for label in pictures]
     outputs.append(gr.JSON(visible=False))
     _run(button, fn, inputs, outputs, api_name, message)
 
@@ -1042,7 +1044,9 @@ def build_demo() -> gr.Blocks:
                     # No label and no buttons: either would hide the marker's value when the similarity is high.
                     scale = gr.Image(label="Similarity and the operating points' thresholds", format="png",
                                      interactive=False, height=120, show_label=False, buttons=[])
-                    crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=170)
+                    # Its label and buttons above the faces, as a result's (the badge covered the first face).
+                    crops = gr.Image(label="Aligned faces", format="jpeg", interactive=False, height=170,
+                                     buttons=["fullscreen", "download"], elem_classes="facelab-result")
             outputs = [verdict, similarity, scale, crops]
             with examples_here:
                 examples = _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point],

@@ -669,6 +669,19 @@ def test_result_labels_and_buttons_leave_the_result_pictures_clear(browser) -> N
         " const q = b.getBoundingClientRect();"
         " return q.width > 0 && q.left < r.right && q.right > r.left && q.top < r.bottom && q.bottom > r.top; }).length")
     assert covered == 0, f"{covered} buttons lie over the similarity ruler"
+    # the aligned faces too: their label badge covered the first face (browser pass), and no picture of a face
+    # offers a "share" button
+    faces_clear = browser.execute_script(
+        "const img = [...facelab.panel().querySelectorAll('img')].find(i => i.alt === 'Aligned faces' ||"
+        " (i.closest('.block') && i.closest('.block').innerText.includes('Aligned faces')));"
+        "const block = img.closest('.block'), r = img.getBoundingClientRect();"
+        "return [...block.querySelectorAll('[data-testid=block-label], button')].filter(e => !e.contains(img)).filter(e => {"
+        " const q = e.getBoundingClientRect();"
+        " return q.width > 0 && q.left < r.right && q.right > r.left && q.top < r.bottom && q.bottom > r.top; }).length")
+    assert faces_clear == 0, f"{faces_clear} labels or buttons lie over the aligned faces"
+    assert not browser.execute_script(
+        "return [...document.querySelectorAll('button')].filter(b => b.offsetParent !== null && "
+        "/share/i.test(b.getAttribute('aria-label') || b.title || '')).length")
 
 
 def test_on_a_phone_every_tab_is_one_tap_away_and_tables_stay_readable(browser) -> None:
