@@ -658,7 +658,8 @@ TABS = tuple(TAB_NEEDS)
 
 # The enrolled people's names whole: Gradio's caption is one line in the thumbnail's corner, cut with an
 # ellipsis ("Colin P…"), and a class must tell its people apart by name. Here it spans the thumbnail's foot
-# and wraps (the thumbnail clips anything outside it, so the caption stays inside).
+# and wraps (the thumbnail clips anything outside it, so the caption stays inside), in small type: a four-word
+# name covered two thirds of its face. The gallery's label sits above the thumbnails (it covered the first).
 #
 # Issue 17: a result picture's label sits above the picture, not over it (it covered the first face's tag);
 # after a failure the tab's "Not done: ..." line explains it, so Gradio's bare red "Error" badge on the
@@ -677,7 +678,9 @@ TABS = tuple(TAB_NEEDS)
 # (identify's table was 483 px wide in a 324-px box).
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
-                           text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9; }
+                           text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9;
+                           font-size: var(--text-xs); line-height: 1.1; padding: 1px 2px; }
+#enrolled label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
 .facelab-result label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
 .facelab-result .image-container { position: static; }
 .facelab-result .image-container > .icon-button-wrapper { top: 3px; right: 0; }

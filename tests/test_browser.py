@@ -484,6 +484,13 @@ def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
         WebDriverWait(browser, WAIT).until(lambda d: name in gallery_names(panel))
     caption = next(e for e in panel.find_elements(By.CSS_SELECTOR, "#enrolled .caption-label") if e.text == long_name)
     assert browser.execute_script(WHOLE_CAPTION, caption), "the name is cut"
+    # ... and leaves most of the face to be seen (it covered two thirds), under the gallery's label, not beneath it
+    covered, label_over_first = browser.execute_script(
+        "const c = arguments[0].getBoundingClientRect(), t = arguments[0].closest('.thumbnail-item').getBoundingClientRect();"
+        "const label = document.querySelector('#enrolled [data-testid=block-label]').getBoundingClientRect();"
+        "const first = document.querySelector('#enrolled .thumbnail-item').getBoundingClientRect();"
+        "return [c.height / t.height, label.bottom > first.top + 1 && label.left < first.right]", caption)
+    assert covered < 0.5 and not label_over_first, (covered, label_over_first)
     screenshot(browser, "enroll_gallery")
 
     person = panel.find_element(
