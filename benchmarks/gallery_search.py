@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import time
 
 import numpy as np
 
 from shared_data import REPO_ROOT
+from benchmarks import machine
 from benchmarks.harness import write_results
 from benchmarks.latency import alternating_ms, with_threads
 from pipeline.device import configure_cpu_threads
@@ -113,7 +113,7 @@ def main() -> None:
         print(json.dumps(row))
     document = {
         "method": __doc__.split("\n\n")[2].replace("\n", " "),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
+        "machine": f"{machine.description()} (shared)",
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "target": "100k embeddings searched in <= 10 ms",
         "results": rows,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pipeline import FaceLab, load_rgb
 from pipeline.device import configure_cpu_threads
 from pipeline.weights import load_named
 from pipeline.settings import reload as reload_settings
+from benchmarks import machine
 from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "latency.json"
@@ -132,7 +132,7 @@ def main() -> None:
         "what": "median warm latency of detect + align + embed, ms; ratio_vs_naive = naive / pipeline",
         "runs": args.runs,
         "torch_threads": threads,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine.description(),
         "cases": cases,
         **cold_start(),
     }

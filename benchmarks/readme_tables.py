@@ -63,7 +63,7 @@ def speed_table(data: dict) -> str:
     ]
     rows.append("")
     rows.append(f"FACELAB_THREADS={data['torch_threads']} (the default) unless a row says otherwise, "
-                f"{data['cores']} cores, CPU only.")
+                f"{data.get('machine', str(data['cores']) + ' cores')}, CPU only.")
     return "\n".join(rows)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR, distinct_people
 from pipeline.settings import reload as reload_settings
+from benchmarks import machine
 from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
@@ -271,7 +271,7 @@ def main() -> None:
     from benchmarks.app_server import launch_app, stop_app
 
     work = Path(tempfile.mkdtemp(prefix="facelab_reliability_"))
-    results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} CPU cores, FACELAB_THREADS="
+    results: dict = {"machine": f"{machine.description()}, FACELAB_THREADS="
                                 f"{os.environ['FACELAB_THREADS']}, shared with other jobs"}
 
     print("kill: SIGKILL during enrollment loops...", flush=True)

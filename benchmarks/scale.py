@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import statistics
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 
 from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_pairs
 from pipeline.settings import reload as reload_settings
+from benchmarks import machine
 from benchmarks.harness import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "scale.json"
@@ -412,7 +412,7 @@ def main() -> None:
                                             "one_replica_runs": one, "two_replicas_runs": two, "endpoint": "/mask",
                                             "requests": args.requests * args.rounds, "visitors": 4}
     results["conditions"] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs (CPU figures are "
+        "machine": f"{machine.description()}, shared with other jobs (CPU figures are "
                    f"noisy: compare rows measured in the same run)",
         "FACELAB_THREADS": os.environ["FACELAB_THREADS"], "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "server_cpu": "utime + stime of the replica process from /proc over the timed requests (all its threads: "

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from shared_data import MISC_DIR, REPO_ROOT, SHARED_WEIGHTS_DIR, lfw_image
+from benchmarks import machine
 from benchmarks.harness import write_results
 from benchmarks.latency import NaiveFacenet, alternating_ms, test_pictures, with_threads
 from benchmarks.moving_faces import MovingFace, render_frames
@@ -124,7 +125,8 @@ def main() -> None:
     lab = get_facelab()
     pictures = test_pictures()
     frame = pictures["640x480_one_face"]
-    results: dict[str, object] = {"torch_threads": configure_cpu_threads(), "cores": os.cpu_count()}
+    results: dict[str, object] = {"torch_threads": configure_cpu_threads(), "cores": os.cpu_count(),
+                                  "machine": machine.description()}
 
     gallery = InMemoryGallery()
     rng = np.random.default_rng(0)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import machine
 from benchmarks.app_server import EXAMPLES, ROOT, launch_app, stop_app
 from benchmarks.harness import write_results
 
@@ -278,7 +278,7 @@ def main() -> None:
         wait_until_loaded(driver)
         load_before = os.getloadavg()[0]  # the machine is shared: how busy it was around the run
         results = {"viewport": f"{LAPTOP[0]}x{LAPTOP[1]}", "runs": args.runs, "cores": os.cpu_count(),
-                   "torch_threads": os.environ.get("FACELAB_THREADS", "1"), "machine": platform.machine(),
+                   "torch_threads": os.environ.get("FACELAB_THREADS", "1"), "machine": machine.description(),
                    "browser": driver.capabilities.get("browserVersion"),
                    "actions": measure_actions(driver, args.runs), "live": measure_live(driver, args.live_seconds)}
         results["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]

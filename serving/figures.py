@@ -36,7 +36,7 @@ def _speed(results: Path) -> list[Figure]:
     speed = _load(results, "speed")
     return [Figure("all", "time to check one webcam frame for mask and emotion / to identify it",
                    f"{speed['mask_emotion_640_ms']:.0f} / {speed['identify_640_ms']:.0f} ms",
-                   "640x480, one CPU thread", "speed.json")]
+                   "640x480, one CPU thread" + (f" ({speed['machine']})" if "machine" in speed else ""), "speed.json")]
 
 
 POPULATIONS = (("lfw", "LFW: mostly Western celebrities"), ("rmfd_dev", "rmfd_dev: East Asian public figures"))
