@@ -272,6 +272,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
         try:
             tracker = tracker or FaceTracker(get_facelab())
             tracks = tracker.update(rgb)
+            tracker.frame_shape = rgb.shape  # where its boxes lie (the Emotion tab maps clicks on the frame to them)
             fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
@@ -303,9 +304,15 @@ def emotion(image):
     analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
     rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
-    shown = overlay.shown_scale(analysis.image.shape)  # a click lands on the result as drawn
-    faces = [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities)) for f in analysis.faces]
+    faces = clickable_faces(analysis.faces, analysis.image.shape)
     return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
+
+
+def clickable_faces(faces, shape) -> list:
+    """Per face, in the table's order: its box on the result as drawn (where a click lands) and its emotions."""
+    shown = overlay.shown_scale(shape)
+    return [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities) if f.emotion else None)
+            for f in faces]
 
 
 def emotion_pick(faces, evt: gr.SelectData):
@@ -317,7 +324,7 @@ def emotion_pick(faces, evt: gr.SelectData):
         return gr.skip()
     x, y = point
     for number, (box, probabilities) in enumerate(faces or [], start=1):
-        if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
+        if probabilities is not None and box[0] <= x <= box[2] and box[1] <= y <= box[3]:
             # The heading names the face, by its number in the table and on the picture (it still said "largest").
             return gr.Label(probabilities, label=f"Emotions of face {number} (click a face for its own)")
     return gr.skip()
@@ -548,14 +555,18 @@ def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
     sent at most every LIVE_TABLE_SECONDS, as the table and the bars are (gr.skip() between): redrawing it at
     every frame cost the browser more than the frame itself."""
     shown = emotion_live(frame, tracker)
+    tracker = shown[1]
+    # The faces a click on the live result picks, as the table numbers them (a click showed the last photo's).
+    faces = (clickable_faces([t.face for t in tracker.tracks], tracker.frame_shape)
+             if shown[0] is not None and tracker is not None and hasattr(tracker, "frame_shape") else [])
     if timeline_on is not True:
-        return (*shown, gr.skip(), timeline)
-    timeline = record_largest_emotion(shown[1], timeline)
+        return (*shown, gr.skip(), timeline, faces)
+    timeline = record_largest_emotion(tracker, timeline)
     now = time.monotonic()
     if now - getattr(timeline, "plot_shown_at", 0.0) < LIVE_TABLE_SECONDS:
-        return (*shown, gr.skip(), timeline)
+        return (*shown, gr.skip(), timeline, faces)
     timeline.plot_shown_at = now
-    return (*shown, timeline_table(timeline), timeline)
+    return (*shown, timeline_table(timeline), timeline, faces)
 
 
 def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str) -> None:
@@ -929,8 +940,9 @@ def build_demo() -> gr.Blocks:
             with inputs:
                 examples = _examples([["astronaut.jpg"], ["astronaut_mirror.jpg"]], still,
                                      label="Examples: click one to read its emotions")
-                # Under the webcam, beside the live result (it sat at the foot of "Why?", 1,650 px down: the stream
-                # and its plot could not be seen together); the plot shows once the box is ticked.
+            with live.parent:  # the Live webcam sub-tab: under the webcam, beside the live result (it sat at the foot
+                # of "Why?", 1,650 px down, where stream and plot could not be seen together; not in the upload
+                # sub-tab, where no stream fills it); the plot shows once the box is ticked.
                 timeline_on = gr.Checkbox(False, label="Plot the live webcam's emotions (largest face, last 30 s)")
                 plot = gr.LinePlot(x="seconds", y="probability", color="emotion", color_map=EMOTION_COLOURS, x_lim=[-30, 0],
                                    y_lim=[0, 1], label="Emotions over the last 30 s", elem_id="emotion-timeline",
@@ -938,7 +950,7 @@ def build_demo() -> gr.Blocks:
             timeline_on.change(lambda on: gr.LinePlot(visible=on is True), timeline_on, plot, queue=False,
                                api_visibility="private")
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message, examples=examples,
-                 emptied={bars: gr.Label(None, label=LARGEST_FACE_BARS)})  # after a click had named another face
+                 emptied={bars: gr.update(value=None, label=LARGEST_FACE_BARS)})  # after a click named another face
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             timeline = gr.State(None, time_to_live=settings.session_seconds)
@@ -947,7 +959,7 @@ def build_demo() -> gr.Blocks:
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(emotion_why, still, "emotion_why", message, ("Where the evidence lies", "Each face"), "emotion")
             live.stream(emotion_live_with_timeline, [live, tracker, timeline_on, timeline],
-                        [result, tracker, table, bars, plot, timeline], api_name="emotion_live", **LIVE)
+                        [result, tracker, table, bars, plot, timeline, faces], api_name="emotion_live", **LIVE)
 
         # Identify's result gets the width, for a group photo's names (browser pass: its tags were 6-7 px tall and
         # its table cut, below the fold): enroll keeps what its photo's label needs on one line, the picture to

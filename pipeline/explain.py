@@ -356,7 +356,8 @@ def _font(size: int):
     return overlay_font(size)
 
 
-MIN_OVERVIEW_SIDE = 240  # a small picture's map is enlarged (whole pixels, up to 8x) to at least this
+MIN_OVERVIEW_SIDE = 240  # a small picture's map is enlarged (whole pixels, up to 8x) to at least this,
+MAX_OVERVIEW_SIDE = 1600  # but never past this on its longer side (a 40x3000 strip stays as it is)
 LEGEND_MIN_HEIGHT = 120  # room for both ends' words
 
 
@@ -421,7 +422,7 @@ def maps_on_picture(picture: np.ndarray, landmarks: Sequence[np.ndarray], maps01
     shown = blend(picture, heat, alpha=0.5, region=region)
     shorter = min(shown.shape[:2])
     if shorter < MIN_OVERVIEW_SIDE:  # a thumbnail-sized picture (a 36x36 face) drew a 36-px map, its legend's words overlapping
-        factor = min(-(-MIN_OVERVIEW_SIDE // shorter), 8)
+        factor = max(1, min(-(-MIN_OVERVIEW_SIDE // shorter), 8, MAX_OVERVIEW_SIDE // max(shown.shape[:2])))
         shown = np.asarray(Image.fromarray(shown).resize((shown.shape[1] * factor, shown.shape[0] * factor), Image.NEAREST))
     return row([shown, legend(max(min(shown.shape[0], 320), LEGEND_MIN_HEIGHT))])
 

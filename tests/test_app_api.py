@@ -552,17 +552,38 @@ def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
         pytest.skip(app.unavailable("emotion"))
     plot, timeline = app.emotion_timeline(None, None)
     assert len(plot) == 0  # no stream yet: an empty plot
-    out, *_, kept = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
+    out, *_, kept, _ = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
     assert out is not None and kept is None  # the box not ticked: the stream as before, no timeline kept
     tracker, plots = None, 0
     for frame in moving_frames(5):
-        _, tracker, *_, plot, timeline = app.emotion_live_with_timeline(frame_payload(frame), tracker, True, timeline)
+        _, tracker, *_, plot, timeline, faces = app.emotion_live_with_timeline(frame_payload(frame), tracker, True,
+                                                                             timeline)
         plots += not isinstance(plot, dict)  # a table, or gr.skip() (an update dict): the plot left as it is
+    # a click on the live result picks the live face (it showed the last uploaded photo's emotions)
+    (x1, y1, x2, y2), probabilities = faces[0]
+    assert [x1, y1, x2, y2] == tracker.tracks[0].face.box.tolist() and max(probabilities, key=probabilities.get) == "happy"
+    clicked = app.emotion_pick(faces, app.gr.SelectData(None, {"index": [(x1 + x2) / 2, (y1 + y2) / 2], "value": None}))
+    assert clicked.constructor_args["value"] == probabilities
     assert 1 <= plots < 5  # the first frame's plot, then at most every LIVE_TABLE_SECONDS, as the table
     plot, timeline = app.emotion_timeline(tracker, timeline)  # asked again, no new frame: nothing added
     assert len(plot) == 5 * 7 and set(plot["emotion"]) == set(app.EMOTION_COLOURS)
     assert plot["seconds"].between(-30, 0).all() and plot.groupby("seconds")["probability"].sum().round(3).eq(1).all()
     assert plot[plot["seconds"] == plot["seconds"].max()].set_index("emotion")["probability"].idxmax() == "happy"
+
+
+def test_the_emotion_tab_has_one_bars_box_and_the_timeline_lives_in_the_live_sub_tab() -> None:
+    """The heading reset built a second, empty "Emotions of the largest face" box on the page (a component made
+    inside the Blocks); the timeline's box sat under both sub-tabs, where no stream could fill it."""
+    import app
+
+    labels = [b.label for b in app.demo.blocks.values() if isinstance(b, app.gr.Label)]
+    assert labels.count(app.LARGEST_FACE_BARS) == 1
+    (box,) = [b for b in app.demo.blocks.values()
+              if isinstance(b, app.gr.Checkbox) and "Plot the live webcam" in (b.label or "")]
+    parent = box.parent
+    while parent is not None and not isinstance(parent, app.gr.Tab):
+        parent = parent.parent
+    assert parent is not None and parent.label == "Live webcam"
 
 
 def test_the_emotion_timeline_endpoint_answers_an_api_client_with_an_empty_plot(client: Client) -> None:

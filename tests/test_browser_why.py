@@ -92,12 +92,16 @@ def test_emotion_why_and_the_live_timeline_fills_while_the_stream_runs(browser) 
     box = explain_and_wait(browser, panel, ("Where the evidence lies", "Each face"))
     shot(browser, box, "why_emotion")
     assert not [p for p in panel.find_elements(By.ID, "emotion-timeline") if p.is_displayed()]  # until it is asked for
+    # the box is in the live sub-tab only: the upload sub-tab has no stream to fill it
+    assert not [b for b in panel.find_elements(By.XPATH, ".//label[contains(., 'Plot the live webcam')]") if b.is_displayed()]
+    next(b for b in panel.find_elements(By.XPATH, ".//button[@role='tab'][normalize-space()='Live webcam']")
+         if b.is_displayed()).click()
+    WebDriverWait(browser, 10).until(lambda d: [b for b in panel.find_elements(
+        By.XPATH, ".//label[contains(., 'Plot the live webcam')]//input") if b.is_displayed()])
     panel.find_element(By.XPATH, ".//label[contains(., 'Plot the live webcam')]//input").click()
     WebDriverWait(browser, 10).until(lambda d: panel.find_element(By.ID, "emotion-timeline").is_displayed())
     plot = panel.find_element(By.ID, "emotion-timeline")
     empty = plot.text
-    next(b for b in panel.find_elements(By.XPATH, ".//button[@role='tab'][normalize-space()='Live webcam']")
-         if b.is_displayed()).click()
     start_recording(panel)
     try:  # the plot's legend appears once it holds points (the empty plot has axes only)
         WebDriverWait(browser, 60, poll_frequency=0.5).until(lambda d: "happy" in plot.text and plot.text != empty)
