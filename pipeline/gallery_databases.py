@@ -100,7 +100,7 @@ class _DatabaseGallery(Gallery):
         """The visitor's message for a database error an operation ran into (a full disk, a read-only or locked
         database); the operator's log has `where` (the file or server). Whether the change was saved depends on
         when it failed: before its commit nothing was, after it (reading the gallery back) it was."""
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = _reason(error)
         log.error("shared gallery %s: %s: %s", where, type(error).__name__, reason)
         self._seen = None  # read the database again at the next access, whatever this one left half done
         outcome = ("your change was saved, but the gallery could not be read back" if self._committed
@@ -313,7 +313,7 @@ class PostgresGallery(_DatabaseGallery):
                                f"{str(exc).strip() or type(exc).__name__}") from None
         except _refusal_errors() as exc:  # a read-only replica, or a role that may not create the tables
             raise GalleryError(f"The shared gallery's database {_redacted(url)} refuses to hold a gallery: "
-                               f"{str(exc).strip().splitlines()[0]}") from None
+                               f"{_reason(exc)}") from None
         self._listener = None
         if listen:
             self._listener = threading.Thread(target=self._listen, name="facelab-gallery-listen", daemon=True)
@@ -350,7 +350,7 @@ class PostgresGallery(_DatabaseGallery):
         if self._lost_since is None:
             self._lost_since = time.monotonic()
             log.warning("shared gallery: lost the connection to the database (%s); reconnecting on next use",
-                        str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+                        _reason(error))
         self._db.close()
 
     @contextlib.contextmanager
@@ -436,6 +436,12 @@ class PostgresGallery(_DatabaseGallery):
                 self._sync()
         except GalleryError:
             pass  # logged by _connection_lost; the listener retries
+
+
+def _reason(error: BaseException) -> str:
+    """A database error's first line, for a message or the log (its class name where it says nothing)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _redacted(url: str) -> str:
