@@ -253,8 +253,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
         tracker.table_shown_at = now
         summary = [[[i + 1, *t.memo["label"][2], box_text(t.face.box)] for i, t in enumerate(tracks)]]
         if bars:
-            largest = max(tracks, key=lambda t: (t.face.box[2] - t.face.box[0]) * (t.face.box[3] - t.face.box[1]),
-                          default=None)
+            largest = max(tracks, key=lambda t: t.face.area, default=None)
             summary.append(largest_face_bars(overlay.capped_all(largest.face.emotion.probabilities))
                            if largest is not None and largest.face.emotion is not None else gr.skip())
         if hint is not None:
@@ -333,9 +332,11 @@ def emotion_pick(faces, evt: gr.SelectData):
 LARGEST_FACE_BARS = "Emotions of the largest face (click a face for its own)"
 
 
-def largest_face_bars(probabilities: dict[str, float]) -> gr.Label:
-    """The live stream's bars, their heading back to the largest face (a page-only, undocumented endpoint)."""
-    return gr.Label(probabilities, label=LARGEST_FACE_BARS)
+def largest_face_bars(probabilities: dict[str, float] | None) -> dict:
+    """The bars (None: empty), their heading back to the largest face after a click named another: for the live
+    stream (a page-only, undocumented endpoint) and Analyse's first step. An update, not a component: one made
+    while the page is built would be a second bars box on it."""
+    return gr.update(value=probabilities, label=LARGEST_FACE_BARS)
 
 
 def _emotion_cells(face) -> list:
@@ -950,7 +951,7 @@ def build_demo() -> gr.Blocks:
             timeline_on.change(lambda on: gr.LinePlot(visible=on is True), timeline_on, plot, queue=False,
                                api_visibility="private")
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message, examples=examples,
-                 emptied={bars: gr.update(value=None, label=LARGEST_FACE_BARS)})  # after a click named another face
+                 emptied={bars: largest_face_bars(None)})
             result.select(emotion_pick, faces, bars, api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             timeline = gr.State(None, time_to_live=settings.session_seconds)
