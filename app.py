@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import math
 import re
 import threading
 import time
@@ -237,6 +238,17 @@ def mask_check(image):
 LIVE_TABLE_SECONDS = 0.5  # a live stream refreshes its table of faces (and emotion bars) at most twice a second
 
 
+def sent_now(tracker: FaceTracker, output: str) -> bool:
+    """Whether a live stream sends `output` (its table, its timeline plot) with this frame: at most once every
+    LIVE_TABLE_SECONDS per stream (gr.skip() between), so the page is not redrawn at every frame. The time it
+    was last sent is kept with the stream's tracker."""
+    now = time.monotonic()
+    if now - tracker.memo.get(f"{output}_sent_at", -math.inf) < LIVE_TABLE_SECONDS:
+        return False
+    tracker.memo[f"{output}_sent_at"] = now
+    return True
+
+
 def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: Callable[..., str] | None = None):
     """A stream handler: follow faces with the session's tracker, label them, draw. With `reuse`, a face
     keeps its label while it is tracked (recomputed at each full detection); without, every frame is
@@ -247,10 +259,8 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
     page is not redrawn at every frame. Never raises: a bad frame, or a frame for a tab that is off, comes
     back empty and the stream goes on."""
     def outputs(image, tracker, tracks=None, extra=()):
-        now = time.monotonic()
-        if tracks is None or now - getattr(tracker, "table_shown_at", 0.0) < LIVE_TABLE_SECONDS:
+        if tracks is None or not sent_now(tracker, "table"):
             return image, tracker, *[gr.skip()] * (1 + bars + (hint is not None))
-        tracker.table_shown_at = now
         summary = [[[i + 1, *t.memo["label"][2], box_text(t.face.box)] for i, t in enumerate(tracks)]]
         if bars:
             largest = max(tracks, key=lambda t: t.face.area, default=None)
@@ -271,7 +281,6 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
         try:
             tracker = tracker or FaceTracker(get_facelab())
             tracks = tracker.update(rgb)
-            tracker.frame_shape = rgb.shape  # where its boxes lie (the Emotion tab maps clicks on the frame to them)
             fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
@@ -559,14 +568,12 @@ def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
     tracker = shown[1]
     # The faces a click on the live result picks, as the table numbers them (a click showed the last photo's).
     faces = (clickable_faces([t.face for t in tracker.tracks], tracker.frame_shape)
-             if shown[0] is not None and tracker is not None and hasattr(tracker, "frame_shape") else [])
+             if shown[0] is not None and tracker is not None and tracker.frame_shape is not None else [])
     if timeline_on is not True:
         return (*shown, gr.skip(), timeline, faces)
     timeline = record_largest_emotion(tracker, timeline)
-    now = time.monotonic()
-    if now - getattr(timeline, "plot_shown_at", 0.0) < LIVE_TABLE_SECONDS:
+    if tracker is None or not sent_now(tracker, "timeline"):
         return (*shown, gr.skip(), timeline, faces)
-    timeline.plot_shown_at = now
     return (*shown, timeline_table(timeline), timeline, faces)
 
 

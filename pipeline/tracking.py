@@ -51,6 +51,9 @@ class FaceTracker:
         self.max_faces = max_faces
         self.detector_config = detector_config
         self.tracks: list[Track] = []
+        self.frame_shape: tuple[int, ...] | None = None  # the last frame's shape: the picture its tracks' boxes lie in
+        # What a caller keeps with the stream (the app: when it last sent the table), as Track.memo per face.
+        self.memo: dict[str, Any] = {}
         self.full_detections = 0
         self.frames = 0
         self._since_detection = 0
@@ -61,6 +64,7 @@ class FaceTracker:
         """Advance to the next frame (RGB uint8) and return the faces in it, largest first."""
         with self._lock:
             self.frames += 1
+            self.frame_shape = frame.shape
             detections = self._follow(frame) if self._since_detection < self.redetect_every else None
             if detections is None:
                 detections = self.lab.detector.detect(frame, self.detector_config)[: self.max_faces]

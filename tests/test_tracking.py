@@ -26,6 +26,7 @@ def test_tracker_follows_two_crossing_faces_with_stable_ids(lab) -> None:
     for frame, corners in render_frames(FACES, frames=36):
         tracks = tracker.update(frame)
         assert len(tracks) == 2
+        assert tracker.frame_shape == frame.shape  # the picture the boxes lie in (clicks on the frame map to them)
         boxes = [track.face.box for track in tracks]
         for face_index, corner in enumerate(corners):
             which, distance = nearest(boxes, corner)
