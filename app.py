@@ -338,7 +338,7 @@ def emotion_pick(faces, evt: gr.SelectData):
     return gr.skip()
 
 
-LARGEST_FACE_BARS = "Emotions of the largest face (click a face for its own)"
+LARGEST_FACE_BARS = "Emotions of face 1, the largest (click a face for its own)"  # faces are numbered largest first
 
 
 def largest_face_bars(probabilities: dict[str, float] | None) -> dict:
@@ -444,6 +444,17 @@ def enroll_first(gallery: Gallery) -> str:
     return "" if len(gallery) else NO_ONE_ENROLLED
 
 
+GALLERY_CHANGED = "The gallery has changed since that result: press Analyse to identify with the people enrolled now."
+
+
+def gallery_changed(shown_result, outputs: int) -> tuple:
+    """After an enroll, delete or clear: the identify result and its Why? emptied (`outputs` of them) and the
+    message line saying why, when a result was shown; else nothing changes."""
+    if shown_result is None:
+        return (gr.skip(),) * (outputs + 1)
+    return (None,) * outputs + (GALLERY_CHANGED,)
+
+
 def _match_cells(m) -> list:
     return [m.label, m.possible or "", None if np.isnan(m.similarity) else round(float(m.similarity), 3),
             round(float(m.threshold), 3)]
@@ -463,7 +474,9 @@ def verify(image_a, image_b, operating_point):
     require(unavailable("verify"))
     result = identity.verify(get_facelab(), picture(image_a, "the first photo"), picture(image_b, "the second photo"),
                              operating_point_of(operating_point))
-    verdict = "Same person" if result.same_person else "Possibly the same person" if result.possible else "Different people"
+    # "Not confirmed" rather than "different people": below the threshold lie some photos of one person too.
+    verdict = ("Same person" if result.same_person else "Possibly the same person" if result.possible
+               else "Not confirmed as the same person")
     notes = "".join(f"\n- {literal(note)}" for note in result.notes)
     margin = (f" It lies between {result.possible_threshold:.3f} and the threshold: too close to tell, so treat it as "
               "unconfirmed.") if result.possible else ""
@@ -577,8 +590,9 @@ def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
     return (*shown, timeline_table(timeline), timeline, faces)
 
 
-def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str) -> None:
-    """Inside a tab's "Why?" accordion: the button, its pictures and (for API clients) the figures as JSON."""
+def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str) -> list:
+    """Inside a tab's "Why?" accordion: the button, its pictures and (for API clients) the figures as JSON,
+    which it returns (its outputs)."""
     button = gr.Button("Why? Show what the answer rests on")
     TAB_BUTTONS[tab].append(button)
     # No label badge on the picture: it would cover the picture's own title (each picture names what it shows).
@@ -587,6 +601,7 @@ def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str
                         buttons=["fullscreen", "download"]) for label in pictures]
     outputs.append(gr.JSON(visible=False))
     _run(button, fn, inputs, outputs, api_name, message)
+    return outputs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -669,8 +684,9 @@ def about(settings: Settings = SETTINGS) -> str:
 
 # No threshold numbers here: they belong to the backbone that ends up loaded (the preferred one may be
 # unavailable), which is known only after start-up; every result states the threshold it used.
-OPERATING_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed matches. "
-                        "Each result shows the similarity threshold it was compared with.")
+OPERATING_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed matches. The threshold adapts to the "
+                        "gallery (how many photos it holds, how alike its people look); each result shows the one "
+                        "it was compared with.")
 
 
 TABS = tuple(TAB_NEEDS)
@@ -985,7 +1001,7 @@ def build_demo() -> gr.Blocks:
                             anyway = gr.Checkbox(False, label="Enroll anyway",
                                                  info="even if this face already matches someone else in the gallery")
                         enroll_image = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"],
-                                                label="Photo of this person (one face)", height=210, min_width=180, scale=3)
+                                                label="Photo (one face)", height=210, min_width=180, scale=3)
                     _examples([["Eileen Collins", "astronaut.jpg"]], [name, enroll_image],
                               label="Example: fills the name and photo, then press Enroll")
                     enroll_button = gr.Button("Enroll", variant="primary")
@@ -996,12 +1012,12 @@ def build_demo() -> gr.Blocks:
                         gr.Markdown(f"Your enrolled people stay in this browser tab only: **reloading or closing "
                                     f"the page empties the gallery** (and it is forgotten "
                                     f"{duration(settings.session_seconds)} after your last change).")
-                    with gr.Row():
+                    with gr.Row() as manage_row:
                         who = gr.Dropdown([], label="Person", scale=2)
                         delete_button = gr.Button("Delete", scale=1)
                         clear_button = gr.Button("Clear all", variant="stop", scale=1)
                     # Clearing cannot be undone: "Clear all" only asks; the API's "clear" is the answer's button.
-                    with gr.Row(visible=False) as confirm_row:
+                    with gr.Row(visible=False, elem_id="confirm-clear") as confirm_row:
                         gr.Markdown("**Remove everyone from the gallery?** This cannot be undone.")
                         confirm_clear = gr.Button("Yes, clear all", variant="stop", scale=0)
                         cancel_clear = gr.Button("Cancel", scale=0)
@@ -1027,14 +1043,22 @@ def build_demo() -> gr.Blocks:
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]
             # After an enroll the form empties: a photo left in it would be enrolled again under the next name.
             people_outputs = [grid, who, gallery]  # the gallery's view is never emptied before a change
-            _run(enroll_button, enroll, [name, enroll_image, token, anyway, gallery], [*people_outputs, gallery_message],
-                 "enroll", gallery_message, empties=[]).success(
-                lambda: ("", None, False), None, [name, enroll_image, anyway], queue=False, api_visibility="private")
-            _run(delete_button, delete, [who, token, gallery], people_outputs, "delete", gallery_message, empties=[])
-            clear_button.click(lambda: gr.Row(visible=True), None, confirm_row, queue=False, api_visibility="private")
-            cancel_clear.click(lambda: gr.Row(visible=False), None, confirm_row, queue=False, api_visibility="private")
-            _run(confirm_clear, clear, [token, gallery], people_outputs, "clear", gallery_message, empties=[]).then(
-                lambda: gr.Row(visible=False), None, confirm_row, queue=False, api_visibility="private")
+            enrolled = _run(enroll_button, enroll, [name, enroll_image, token, anyway, gallery],
+                            [*people_outputs, gallery_message], "enroll", gallery_message, empties=[])
+            enrolled.success(lambda: ("", None, False), None, [name, enroll_image, anyway], queue=False,
+                             api_visibility="private")
+            deleted = _run(delete_button, delete, [who, token, gallery], people_outputs, "delete", gallery_message,
+                           empties=[])
+            # "Clear all" asks in its own place: the buttons' row gives way to the question (below it, the question
+            # fell off the bottom of a laptop's window and the button seemed to do nothing).
+            clear_button.click(lambda: (gr.Row(visible=False), gr.Row(visible=True)), None, [manage_row, confirm_row],
+                               queue=False, api_visibility="private").then(
+                None, None, None, js="() => { requestAnimationFrame(() => document.getElementById('confirm-clear')"
+                                     "?.scrollIntoView({block: 'nearest'})); }", queue=False)
+            asked_back = lambda: (gr.Row(visible=True), gr.Row(visible=False))  # noqa: E731
+            cancel_clear.click(asked_back, None, [manage_row, confirm_row], queue=False, api_visibility="private")
+            cleared = _run(confirm_clear, clear, [token, gallery], people_outputs, "clear", gallery_message, empties=[])
+            cleared.then(asked_back, None, [manage_row, confirm_row], queue=False, api_visibility="private")
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
             _run(button, identify, [still, point, gallery], [result, table], "identify", message)
@@ -1042,8 +1066,14 @@ def build_demo() -> gr.Blocks:
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker, table, message],
                         api_name="identify_live", **LIVE)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
-                _why(identify_why, [still, point, gallery], "identify_why", message,
-                     ("Similarity to each enrolled person (top 10) and the thresholds",), "identify")
+                why_outputs = _why(identify_why, [still, point, gallery], "identify_why", message,
+                                   ("Similarity to each enrolled person (top 10) and the thresholds",), "identify")
+            # Names shown for the gallery as it was are taken down when it changes: a deleted person's name
+            # stayed on the faces, and a face enrolled since stayed "unknown".
+            identified = [result, table, *why_outputs]
+            for changed in (enrolled, deleted, cleared):
+                changed.success(functools.partial(gallery_changed, outputs=len(identified)), result, [*identified, message],
+                                queue=False, api_visibility="private")
 
         with gr.Tab("Verify", id="verify"):
             _off_note("verify")

@@ -204,7 +204,7 @@ def measure_actions(driver, runs: int = RUNS) -> list[dict]:
         ("Mask check", "Analyse", "image", lambda i: put_file(driver, "Picture", EXAMPLES / "astronaut_mask.jpg")),
         ("Emotion", "Analyse", "image", lambda i: put_file(driver, "Picture", EXAMPLES / "astronaut.jpg")),
         ("Enroll & identify", "Enroll", "gallery",
-         lambda i: (type_text(driver, "Name", f"Person {i + 1}"), put_file(driver, "Photo of this person (one face)", people[i]))),
+         lambda i: (type_text(driver, "Name", f"Person {i + 1}"), put_file(driver, "Photo (one face)", people[i]))),
         ("Enroll & identify", "Analyse", "image", lambda i: put_file(driver, "Picture to identify", people[i % len(people)])),
         ("Verify", "Verify", "verdict", lambda i: (put_file(driver, "First photo", EXAMPLES / "astronaut.jpg"),
                                                     put_file(driver, "Second photo", EXAMPLES / "astronaut_mirror.jpg"))),

@@ -467,7 +467,7 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
         y = 10 + i * (bar_h + gap)
         out.paste(Image.fromarray(strip), (left, y))
         draw.text((4, y + 6), name, fill=INK, font=font)
-        draw.text((left, y + bar_h + 2), f"{-scale:+.2f} dark ... 0 ... light {scale:+.2f}", fill=GREY, font=_font(11))
+        draw.text((left, y + bar_h + 2), f"dark {-scale:+.2f} ... 0 ... {scale:+.2f} light", fill=INK, font=_font(13))
     running = np.cumsum(product)
     y0 = 10 + len(rows_) * (bar_h + gap)
     low, high = min(0.0, float(running.min())), max(0.05, float(running.max()))
@@ -545,13 +545,23 @@ def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 5
         _label(out, max(x_of(0), x_of(similarity)) + 3, y + 4, f"{similarity:.2f}")
     for value, text, dashed in ((chart.named, "name", False), (chart.possible, "possible match", True)):
         x = x_of(value)
-        if dashed:
-            for y in range(top_pad - 6, bottom, 8):
-                draw.line((x, y, x, y + 4), fill=INK, width=2)
-        else:
-            draw.line((x, top_pad - 6, x, bottom), fill=INK, width=2)
-        _label(out, x, bottom + 22 + (16 if dashed else 0), f"{text} >= {value:.2f}", 12, centre=True)
+        _line(draw, (x, top_pad - 6), (x, bottom), dashed)
+        # Each line's label starts with a piece of that line, so which is solid and which dashed needs no legend.
+        label, y = f"{text} >= {value:.2f}", bottom + 22 + (16 if dashed else 0)
+        text_left = x - _text_mask(label, 12).width // 2
+        _line(draw, (text_left - 26, y + 7), (text_left - 4, y + 7), dashed)
+        _label(out, x, y, label, 12, centre=True)
     return np.asarray(out)
+
+
+def _line(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], dashed: bool) -> None:
+    """A line from `start` to `end` (x, y), 2 px wide: solid, or dashed 4 px on, 4 px off."""
+    (x0, y0), (x1, y1) = start, end
+    length = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-6)
+    pieces = [(a, min(a + 4.0, length)) for a in np.arange(0.0, length, 8.0)] if dashed else [(0.0, length)]
+    for a, b in pieces:
+        draw.line((x0 + (x1 - x0) * a / length, y0 + (y1 - y0) * a / length,
+                   x0 + (x1 - x0) * b / length, y0 + (y1 - y0) * b / length), fill=INK, width=2)
 
 
 def stack(pictures: Sequence[np.ndarray], gap: int = 10) -> np.ndarray:

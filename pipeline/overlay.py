@@ -290,26 +290,31 @@ def side_by_side(first: np.ndarray, second: np.ndarray, gap: int = 8) -> np.ndar
 SCALE_RANGE = (-0.25, 1.0)  # different people score around 0, sometimes below it
 
 
-def similarity_scale(similarity: float, thresholds: dict[str, float], chosen: str, width: int = 520) -> np.ndarray:
+def similarity_scale(similarity: float, thresholds: dict[str, float], chosen: str, width: int = 400) -> np.ndarray:
     """A similarity ruler from SCALE_RANGE's low end to 1 (a lower similarity sits at the left end): a
     tick per operating point (the chosen one bold, labels on alternate rows so close ones stay legible),
-    and a marker at `similarity`, green when it reaches the chosen threshold, red when it does not."""
-    height, left, right = 100, 24, width - 24
+    and a marker at `similarity`, green when it reaches the chosen threshold, red when it does not. Narrow
+    and in 16 px type: a phone shows it at about 300 px wide, where a 520 px ruler's 13 px labels were 5 px tall."""
+    height, left, right = 112, 22, width - 22
     low, high = SCALE_RANGE
     picture = Image.new("RGB", (width, height), WHITE)
     draw = ImageDraw.Draw(picture)
-    font = _font(13)
+    font = _font(16)
     x_of = lambda value: left + (right - left) * (min(max(float(value), low), high) - low) / (high - low)  # noqa: E731
-    draw.rectangle((left, 38, right, 46), fill=(225, 225, 225))
+    draw.rectangle((left, 40, right, 48), fill=(225, 225, 225))
     for value in (0.0, 0.5, 1.0):
-        draw.text((x_of(value), 50), f"{value:.1f}", fill=GREY, font=font, anchor="ma")
-    for row, (name, value) in enumerate(sorted(thresholds.items(), key=lambda item: item[1])):
-        bold = name == chosen
-        shade = (30, 30, 30) if bold else GREY
-        draw.line((x_of(value), 30, x_of(value), 54 + 16 * (row % 2)), fill=shade, width=3 if bold else 1)
-        draw.text((x_of(value), 68 + 16 * (row % 2)), f"{name} {value:.2f}", fill=shade, font=font, anchor="ma")
+        draw.text((x_of(value), 52), f"{value:.1f}", fill=GREY, font=font, anchor="ma")
+    ticks = [(row, name, value, (30, 30, 30) if name == chosen else GREY)
+             for row, (name, value) in enumerate(sorted(thresholds.items(), key=lambda item: item[1]))]
+    for row, name, value, shade in ticks:
+        draw.line((x_of(value), 34, x_of(value), 70 + 19 * (row % 2)), fill=shade, width=3 if name == chosen else 1)
+    for row, name, value, shade in ticks:  # over the lines: a close threshold's line runs down past this label
+        at, text = (x_of(value), 72 + 19 * (row % 2)), f"{name} {value:.2f}"
+        draw.rectangle(draw.textbbox(at, text, font=font, anchor="ma"), fill=WHITE)
+        draw.text(at, text, fill=shade, font=font, anchor="ma")
     same = similarity >= thresholds.get(chosen, 1.0)
     x = x_of(similarity)
-    draw.polygon([(x - 7, 14), (x + 7, 14), (x, 30)], fill=GREEN if same else RED)
-    draw.text((min(max(x, left), right), 0), f"{similarity:.2f}", fill=GREEN if same else RED, font=font, anchor="ma")
+    draw.polygon([(x - 8, 18), (x + 8, 18), (x, 34)], fill=GREEN if same else RED)
+    draw.text((min(max(x, left + 14), right - 14), 0), f"{similarity:.2f}", fill=GREEN if same else RED, font=font,
+              anchor="ma")
     return np.asarray(picture)

@@ -45,6 +45,8 @@ POPULATIONS = (("lfw", "LFW: mostly Western celebrities"), ("rmfd_dev", "rmfd_de
 def _identify(results: Path) -> list[Figure]:
     domains = _load(results, "identity_domains")
     point = domains["default_operating_point"]
+    # Which embedder the figures belong to: the app may run another one (About's "Running now" says which).
+    measured_with = f" ({domains['backbone']} embedder)" if "backbone" in domains else ""
     figures = []
     for domain, population in POPULATIONS:
         rows = [r for r in domains["identify"] if r["domain"] == domain and r["operating_point"] == point]
@@ -52,13 +54,13 @@ def _identify(results: Path) -> list[Figure]:
             strangers = max(r["stranger_named_rate"] for r in rows)
             right = min(r["right_name_rate"] for r in rows)
             figures.append(Figure("Enroll & identify", "strangers given a name / enrolled people named (worst "
-                                  "gallery size)", f"{_pct(strangers)} / {_pct(right)}", population,
+                                  "gallery size)", f"{_pct(strangers)} / {_pct(right)}", population + measured_with,
                                   "identity_domains.json"))
     for domain, population in POPULATIONS:
         row = next((r for r in domains["verify"] if r["domain"] == domain and r["operating_point"] == point), None)
         if row:
             figures.append(Figure("Verify", "\"same person\" for two different people / not for the same person",
-                                  f"{_pct(row['far'])} / {_pct(row['frr'])}", f"{population}, photo pairs",
+                                  f"{_pct(row['far'])} / {_pct(row['frr'])}", f"{population}, photo pairs{measured_with}",
                                   "identity_domains.json"))
     return figures
 

@@ -148,7 +148,7 @@ def test_a_matched_lfw_pair_verifies_as_the_same_person(client: Client) -> None:
     assert verdict.startswith("## Same person") and similarity > 0.3 and Path(crops).is_file() and Path(scale).is_file()
     mismatched = next(p for p in lfw_pairs() if not p.same)
     verdict, _, _, _ = client.predict(image(mismatched.first), image(mismatched.second), "strict", api_name="/verify")
-    assert verdict.startswith("## Different people")
+    assert verdict.startswith("## Not confirmed as the same person")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -243,7 +243,7 @@ def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
     # the heading names the face clicked, by its number in the table (it kept saying "the largest face")
     assert bars().splitlines()[0].startswith(f"Emotions of face {face}"), bars().splitlines()[:2]
     click(panel, "Analyse")  # a new analysis starts again with the largest face, and says so
-    WebDriverWait(browser, WAIT).until(lambda d: bars().startswith("Emotions of the largest face"))
+    WebDriverWait(browser, WAIT).until(lambda d: bars().startswith("Emotions of face 1, the largest"))
 
 
 def test_enroll_shows_a_script_name_as_text_and_identify_finds_the_person(browser) -> None:
@@ -251,7 +251,7 @@ def test_enroll_shows_a_script_name_as_text_and_identify_finds_the_person(browse
     pair = next(p for p in lfw_pairs() if p.same)
     name_box = panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]")
     name_box.send_keys(SCRIPT_NAME)
-    upload(panel, "Photo of this person (one face)", pair.first)
+    upload(panel, "Photo (one face)", pair.first)
     click(panel, "Enroll")
     wait_for_text(browser, panel, SCRIPT_NAME)  # the gallery caption, rendered as text
     assert f"Enrolled {SCRIPT_NAME}" in toasts(browser)  # the toast too (toasts render HTML: the app escapes)
@@ -357,15 +357,15 @@ def test_enroll_empties_the_form_and_refuses_a_known_face_under_another_name(bro
     panel = open_working_tab(browser, "Enroll & identify")
     name_box = panel.find_element(By.CSS_SELECTOR, "textarea, input[type=text]")
     name_box.send_keys("Eileen Collins")
-    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut.jpg")
-    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    upload(panel, "Photo (one face)", EXAMPLES / "astronaut.jpg")
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: "Eileen Collins" in gallery_names(panel))
     WebDriverWait(browser, 30).until(lambda d: name_box.get_attribute("value") == ""
-                                     and not photo_shown(panel, "Photo of this person (one face)"))
+                                     and not photo_shown(panel, "Photo (one face)"))
     name_box.send_keys("Ada Lovelace")
-    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut_mirror.jpg")
-    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    upload(panel, "Photo (one face)", EXAMPLES / "astronaut_mirror.jpg")
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: "already matches Eileen Collins" in toasts(d) + panel.text)
     assert "Ada Lovelace" not in gallery_names(panel)
@@ -408,7 +408,7 @@ def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> 
 
     panel = open_tab(browser, "Enroll & identify")
     type_name(panel, "")
-    upload(panel, "Photo of this person (one face)", EXAMPLES / "astronaut.jpg")
+    upload(panel, "Photo (one face)", EXAMPLES / "astronaut.jpg")
     click(panel, "Enroll")  # no name typed
     WebDriverWait(browser, WAIT).until(lambda d: "name" in toasts(d))
     close_toasts(browser)
@@ -447,8 +447,8 @@ def test_enroll_keeps_what_it_did_and_its_doubts_on_the_page(browser) -> None:
     """"6 faces in the picture: enrolled the largest one" outlives its toast, until the next action."""
     panel = open_working_tab(browser, "Enroll & identify")
     type_name(panel, "Largest in the group")
-    upload(panel, "Photo of this person (one face)", MISC_DIR / "multiple_faces_group_photo.jpg")
-    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    upload(panel, "Photo (one face)", MISC_DIR / "multiple_faces_group_photo.jpg")
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: "Largest in the group" in gallery_names(panel))
     close_toasts(browser)
@@ -478,8 +478,8 @@ def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
     long_name, short_name = "Maria Magdalena Rodriguez Villanueva", "Bea"
     for name, photo in ((long_name, pair.first), (short_name, pair.second)):
         type_name(panel, name)
-        upload(panel, "Photo of this person (one face)", photo)
-        WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+        upload(panel, "Photo (one face)", photo)
+        WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
         click(panel, "Enroll")
         WebDriverWait(browser, WAIT).until(lambda d: name in gallery_names(panel))
     caption = next(e for e in panel.find_elements(By.CSS_SELECTOR, "#enrolled .caption-label") if e.text == long_name)
@@ -493,6 +493,14 @@ def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
     assert covered < 0.5 and not label_over_first, (covered, label_over_first)
     screenshot(browser, "enroll_gallery")
 
+    # A result names the people enrolled when it was made: it is taken down when the gallery changes (a deleted
+    # person's name stayed on the face).
+    upload(panel, "Picture to identify", pair.second)
+    click(panel, "Analyse")
+    faces_table = panel.find_element(By.ID, "identify-faces")
+    WebDriverWait(browser, WAIT).until(lambda d: short_name in faces_table.text)
+    assert panel.find_elements(By.CSS_SELECTOR, ".facelab-result img")  # the result picture
+
     person = panel.find_element(
         By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[normalize-space()='Person']]//input")
     person.click()
@@ -501,11 +509,18 @@ def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
     click(panel, "Delete")
     WebDriverWait(browser, WAIT).until(lambda d: f"Deleted {short_name}." in toasts(d))
     assert short_name not in gallery_names(panel)
+    WebDriverWait(browser, 30).until(lambda d: "The gallery has changed since that result" in panel.text)
+    assert short_name not in faces_table.text and not panel.find_elements(By.CSS_SELECTOR, ".facelab-result img")
     close_toasts(browser)
 
     click(panel, "Clear all")
     WebDriverWait(browser, 30).until(lambda d: has_button(panel, "Yes, clear all"))
     assert long_name in gallery_names(panel)  # only asked
+    # ... in the buttons' place, on screen (below them, it fell off a laptop's window)
+    assert not has_button(panel, "Clear all")
+    assert browser.execute_script(
+        "const b = [...arguments[0].querySelectorAll('button')].find(b => b.innerText.trim() === 'Yes, clear all');"
+        "const r = b.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight", panel)
     click(panel, "Cancel")
     WebDriverWait(browser, 30).until(lambda d: not has_button(panel, "Yes, clear all"))
     time.sleep(1)
@@ -528,7 +543,7 @@ def test_every_action_shows_its_result_next_to_its_button_on_a_laptop(browser) -
         ("Mask check", "Analyse", "image", lambda: ui.put_file(browser, "Picture", EXAMPLES / "astronaut_mask.jpg")),
         ("Emotion", "Analyse", "image", lambda: ui.put_file(browser, "Picture", EXAMPLES / "astronaut.jpg")),
         ("Enroll & identify", "Enroll", "gallery", lambda: (ui.type_text(browser, "Name", "Laptop Check"),
-                                                            ui.put_file(browser, "Photo of this person (one face)", pair.first))),
+                                                            ui.put_file(browser, "Photo (one face)", pair.first))),
         ("Enroll & identify", "Analyse", "image", lambda: ui.put_file(browser, "Picture to identify", pair.second)),
         ("Verify", "Verify", "verdict", lambda: (ui.put_file(browser, "First photo", pair.first),
                                                  ui.put_file(browser, "Second photo", pair.second))),
@@ -577,8 +592,8 @@ def test_identify_on_a_laptop_shows_the_names_on_screen_whole_and_legible(browse
 
     panel = open_working_tab(browser, "Enroll & identify")  # a new visitor: an empty gallery
     type_name(panel, "Largest Face")
-    upload(panel, "Photo of this person (one face)", GROUP)  # "6 faces in the picture: enrolled the largest one"
-    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    upload(panel, "Photo (one face)", GROUP)  # "6 faces in the picture: enrolled the largest one"
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: "Largest Face" in gallery_names(panel))
     close_toasts(browser)
@@ -636,7 +651,7 @@ def test_live_stream_fills_the_numbered_table_and_the_emotion_bars(browser) -> N
     WebDriverWait(browser, WAIT).until(lambda d: re.search(r"\n4\n", panel.text.split("box", 1)[-1]))
     bars_block = panel.find_element(
         By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
-                  "'Emotions of the')]]")
+                  "'Emotions of face')]]")
     browser.execute_script("facelab.button('Live webcam').click()")
     start_recording(panel)
 
@@ -756,8 +771,8 @@ def test_on_a_phone_the_tables_of_faces_fit_the_screen(browser) -> None:
     new_visitor(browser, ui.PHONE)
     panel = open_working_tab(browser, "Enroll & identify")
     type_name(panel, LONG_NAME)
-    upload(panel, "Photo of this person (one face)", GROUP)  # the largest face is enrolled
-    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    upload(panel, "Photo (one face)", GROUP)  # the largest face is enrolled
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: LONG_NAME in gallery_names(panel))
     close_toasts(browser)
@@ -858,7 +873,7 @@ def test_the_examples_enroll_the_astronaut_and_identify_her_mirror_image(browser
     Analyse: her name on the picture and in the table. (Its screenshot is the README's.)"""
     panel = open_working_tab(browser, "Enroll & identify")  # a new visitor: an empty gallery
     assert browser.execute_script(CLICK_EXAMPLE, panel, "Example: fills the name and photo") == "clicked"
-    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo of this person (one face)"))
+    WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: "Eileen Collins" in gallery_names(panel))
     assert browser.execute_script(CLICK_EXAMPLE, panel, "Example: fills the picture") == "clicked"

@@ -123,7 +123,7 @@ def test_identify_why_charts_the_enrolled_people_with_the_thresholds(browser) ->
     people = distinct_people(3)
     for name, first, _ in people:
         type_name(panel, name)
-        upload(panel, "Photo of this person (one face)", first)
+        upload(panel, "Photo (one face)", first)
         click(panel, "Enroll")
         WebDriverWait(browser, WAIT).until(lambda d, name=name: f"Enrolled {name}" in toasts(d))
     upload(panel, "Picture to identify", people[1][2])
