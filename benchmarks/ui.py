@@ -186,7 +186,9 @@ def wait_until_loaded(driver) -> None:
     """The models load in the background; the status line says so until they are ready."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 180).until(lambda d: "Loading models" not in d.find_element("tag name", "body").text)
+    # The tabs first: before Gradio renders the page, its body has no "Loading models" to wait for either.
+    WebDriverWait(driver, 180).until(lambda d: d.find_elements("xpath", "//button[@role='tab']")
+                                     and "Loading models" not in d.find_element("tag name", "body").text)
     if "unavailable" in driver.find_element("tag name", "body").text:  # a tab is off: nothing to measure there
         raise RuntimeError("a model did not load; see the app's log (FACELAB_WEIGHTS_DIR?)")
 

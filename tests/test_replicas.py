@@ -114,3 +114,22 @@ def test_kill_9_a_replica_mid_enrolment_loses_nothing_acknowledged(replicas, pos
     finally:
         if victim.poll() is None:
             victim.kill()
+
+
+@pytest.mark.slow
+def test_the_scale_benchmarks_client_enrolls_on_one_replica_and_sees_it_on_the_other(replicas) -> None:
+    """benchmarks/scale.py's own HTTP client (raw Gradio API calls, not gradio_client) against the replicas: it
+    stopped working unnoticed when the app began refusing a face already enrolled under another name."""
+    import asyncio
+
+    from benchmarks.scale import cross_replica_visible
+
+    url_a, url_b, *_ = replicas
+    client = Client(url_a, verbose=False)
+    client.predict(OPERATOR_TOKEN, api_name="/clear")
+    try:
+        visible = asyncio.run(cross_replica_visible(url_a, url_b, trials=3))
+        assert visible["trials"] == 3 and len(visible["all"]) == 3
+        assert len(names(client)) == 3  # three names, one photo: each enrolled anyway
+    finally:
+        client.predict(OPERATOR_TOKEN, api_name="/clear")
