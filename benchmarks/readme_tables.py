@@ -119,7 +119,7 @@ def heads_table() -> str:
 
 
 def security_table() -> str:
-    data = (load("reliability") or {}).get("security")
+    data = load("security")
     if data is None:
         return not_measured("security")
     findings: dict[int, list[dict]] = {}

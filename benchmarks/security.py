@@ -1,7 +1,7 @@
 """Security probe (issue 13): an attacker's requests against a running app, over plain HTTP (no browser, no
 gradio_client), each checked for being blocked, with the message the client got and the server's RSS growth.
 
-    python -m benchmarks.security             # three app servers on 127.0.0.1; writes reliability.json["security"]
+    python -m benchmarks.security             # three app servers on 127.0.0.1; writes results/security.json
 
 Three servers, because some attacks need a configuration: the default one (per-session galleries), one
 with a shared gallery and an operator token, and one whose embedder weights are tampered with and whose
@@ -30,7 +30,7 @@ from benchmarks.harness import write_results
 from shared_data import REPO_ROOT, SHARED_WEIGHTS_DIR
 from pipeline.settings import reload as reload_settings
 
-RESULTS = REPO_ROOT / "benchmarks" / "results" / "reliability.json"
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "security.json"
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
 ADMIN_TOKEN = "correct horse battery staple"  # the operator token of the shared-gallery server
 RSS_BUDGET_MB = 100  # no single request may grow the server by more
@@ -462,9 +462,7 @@ def main() -> None:
         "tracebacks_in_logs": any(row["traceback_in_log"] for row in rows),
         "attacks": rows,
     }
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["security"] = security
-    write_results(RESULTS, results)
+    write_results(RESULTS, security)  # its own file: reliability.py rewrites reliability.json whole
     print(f"{security['attacks_blocked']} / {security['attacks_tried']} blocked; largest RSS growth "
           f"{security['max_rss_growth_mb']} MB")
 

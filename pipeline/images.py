@@ -198,7 +198,9 @@ def size_text(size: int) -> str:
 
 
 def _megapixels(pixels: int) -> str:
-    return f"{pixels / 1e6:.3g} megapixels"  # 40, 33.2, 0.262: never "0 megapixels" for a small limit
+    megapixels = pixels / 1e6
+    # 40, 33.2, 0.262: never "0 megapixels" for a small limit; 10,000 rather than "1e+04" for a bomb's header.
+    return f"{megapixels:,.0f} megapixels" if megapixels >= 100 else f"{megapixels:.3g} megapixels"
 
 
 def _too_many_pixels_message(found: Image.DecompressionBombError | str) -> str:

@@ -86,10 +86,10 @@ def _mask(results: Path) -> list[Figure]:
 
 
 def _security(results: Path) -> list[Figure]:
-    security = _load(results, "reliability")["security"]
+    security = _load(results, "security")
     return [Figure("all", "attacks on the server refused", f"{security['attacks_blocked']} / {security['attacks_tried']}",
                    "requests trying to read server files or exhaust memory",
-                   "reliability.json")]
+                   "security.json")]
 
 
 def _replicas(results: Path) -> list[Figure]:

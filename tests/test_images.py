@@ -89,9 +89,22 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     # A tiny PNG that declares 30000 x 30000 pixels.
     bomb = encoded(Image.new("1", (30000, 30000)), "PNG")
     assert len(bomb) < 200_000
-    with pytest.raises(InvalidImageError, match="megapixels"):
+    with pytest.raises(InvalidImageError, match=r"The picture is 900 megapixels; the limit is 40 megapixels"):
         load_rgb(bomb)
     assert 30000 * 30000 > max_pixels()
+    with pytest.raises(InvalidImageError, match=r"The picture is 10,000 megapixels;"):  # not "1e+04 megapixels"
+        load_rgb(with_declared_size(encoded(Image.new("1", (8, 8)), "PNG"), 100_000, 100_000))
+
+
+def with_declared_size(png: bytes, width: int, height: int) -> bytes:
+    """The PNG with another size in its header (IHDR, CRC fixed): what a decompression bomb declares, without
+    the test having to make the picture."""
+    import struct
+    import zlib
+
+    start = png.index(b"IHDR")
+    header = struct.pack(">II", width, height) + png[start + 12:start + 17]
+    return png[:start + 4] + header + struct.pack(">I", zlib.crc32(b"IHDR" + header)) + png[start + 21:]
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # 1.2 MP: between 1 and 2x the limit

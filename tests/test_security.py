@@ -1,5 +1,5 @@
 """Security (issue 13): an attacker's requests over plain HTTP against a running app, one test per attack of
-benchmarks/security.py (the same catalogue the benchmark reports in reliability.json["security"]).
+benchmarks/security.py (the same catalogue the benchmark reports in security.json).
 
 Three real servers: the default one, one with a shared gallery and an operator token, and one whose
 embedder weights are tampered with and whose shared gallery file is corrupt. Each attack must be refused
