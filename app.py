@@ -1031,7 +1031,8 @@ def build_demo() -> gr.Blocks:
                         with gr.Column(scale=1, min_width=240):
                             still, button, live = _image_inputs(
                                 "Picture to identify", settings, height=210, examples=lambda picture: _examples(
-                                    [["astronaut_mirror.jpg"]], picture, label="Example: fills the picture, then press Analyse"))
+                                    [["astronaut_mirror.jpg"], ["two_people.jpg"]], picture,
+                                    label="Examples: a click fills the picture, then press Analyse"))
                             point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
                                              info=OPERATING_POINT_INFO)
                         with gr.Column(scale=3, min_width=300):
@@ -1102,8 +1103,10 @@ def build_demo() -> gr.Blocks:
                                      buttons=["fullscreen", "download"], elem_classes="facelab-result")
             outputs = [verdict, similarity, scale, crops]
             with examples_here:
-                examples = _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"]], [first, second, verify_point],
-                                     label="Example: click it to verify the two photos")
+                # One pair of the same person, one of two people: what each answer looks like.
+                examples = _examples([["astronaut.jpg", "astronaut_mirror.jpg", "balanced"],
+                                      ["astronaut.jpg", "grace_hopper.jpg", "balanced"]], [first, second, verify_point],
+                                     label="Examples: click one to verify its two photos")
             _run(verify_button, verify, [first, second, verify_point], outputs, "verify", message, examples=examples)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(verify_why, [first, second], "verify_why", message,

@@ -1,12 +1,15 @@
-"""Render the app's example pictures from scikit-image's public-domain astronaut photo.
+"""Render the app's example pictures from two public-domain photos that Python packages ship.
 
     python -m examples.make_examples
 
-The astronaut (Eileen Collins, NASA, public domain: `skimage.data.astronaut()`) is the only source
-picture; every other example is rendered from it here, so the project may redistribute them all:
+The sources: the astronaut (Eileen Collins, NASA, public domain: `skimage.data.astronaut()`) and Grace Hopper
+(US Navy official photograph, public domain: matplotlib's sample data, `grace_hopper.jpg`). Every example is
+one of them or rendered from them here, so the project may redistribute them all:
   astronaut.jpg         the photo itself (one face, no mask, smiling)
   astronaut_mask.jpg    the same face with a synthetic surgical mask drawn from its detected landmarks
   astronaut_mirror.jpg  mirrored, zoomed and darker: a second picture of the same person
+  grace_hopper.jpg      another person (Verify's "not the same person" example)
+  two_people.jpg        the two side by side (identify: the enrolled astronaut named, the other one unknown)
   no_face.jpg           a corner of the photo without any face (shows the friendly "no face" message)
 """
 
@@ -24,6 +27,23 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+def grace_hopper() -> np.ndarray:
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as file:
+        return np.asarray(Image.open(file).convert("RGB"))
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 16) -> np.ndarray:
+    """Two photos at the left one's height, on white."""
+    height = left.shape[0]
+    right = np.asarray(Image.fromarray(right).resize((round(right.shape[1] * height / right.shape[0]), height),
+                                                     Image.LANCZOS))
+    out = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, np.uint8)
+    out[:, :left.shape[1]], out[:, left.shape[1] + gap:] = left, right
+    return out
 
 
 def draw_surgical_mask(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -65,7 +85,11 @@ def main() -> None:
     mirrored = Image.fromarray(image[:, ::-1]).crop((96, 0, 448, 352)).resize((384, 384), Image.LANCZOS)
     save(np.asarray(ImageEnhance.Brightness(mirrored).enhance(0.8)), "astronaut_mirror.jpg")
     save(image[300:512, 300:512], "no_face.jpg")
-    for name in ("astronaut.jpg", "astronaut_mask.jpg", "astronaut_mirror.jpg", "no_face.jpg"):
+    hopper = grace_hopper()
+    save(hopper, "grace_hopper.jpg")
+    save(side_by_side(image, hopper), "two_people.jpg")
+    for name in ("astronaut.jpg", "astronaut_mask.jpg", "astronaut_mirror.jpg", "grace_hopper.jpg", "two_people.jpg",
+                 "no_face.jpg"):
         print(name, (HERE / name).stat().st_size, "bytes")
 
 

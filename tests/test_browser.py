@@ -863,7 +863,7 @@ if (!label) { return 'no label'; }
 let block = label;
 while (block && !block.querySelector('tbody tr, .gallery-item, button.gallery')) { block = block.parentElement; }
 if (!block) { return 'no examples under the label'; }
-block.querySelector('tbody tr, .gallery-item, button.gallery').click();
+block.querySelectorAll('tbody tr, .gallery-item, button.gallery')[arguments[2] || 0].click();  // the first, or row N
 return 'clicked';
 """
 
@@ -876,7 +876,7 @@ def test_the_examples_enroll_the_astronaut_and_identify_her_mirror_image(browser
     WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
     click(panel, "Enroll")
     WebDriverWait(browser, WAIT).until(lambda d: "Eileen Collins" in gallery_names(panel))
-    assert browser.execute_script(CLICK_EXAMPLE, panel, "Example: fills the picture") == "clicked"
+    assert browser.execute_script(CLICK_EXAMPLE, panel, "Examples: a click fills the picture") == "clicked"
     WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Picture to identify"))
     click(panel, "Analyse")
     try:
@@ -884,18 +884,25 @@ def test_the_examples_enroll_the_astronaut_and_identify_her_mirror_image(browser
     except TimeoutException:
         raise AssertionError(f"the mirror image was not named: {panel.text[:600]!r}; toasts: {toasts(browser)!r}")
     screenshot(browser, "enroll_identify")
+    # The second example: her and someone never enrolled (Grace Hopper), named and unknown.
+    faces_table = panel.find_element(By.ID, "identify-faces")
+    assert browser.execute_script(CLICK_EXAMPLE, panel, "Examples: a click fills the picture", 1) == "clicked"
+    WebDriverWait(browser, 30).until(lambda d: "Eileen Collins" not in faces_table.text)  # the new picture is in
+    click(panel, "Analyse")
+    WebDriverWait(browser, WAIT).until(lambda d: "Eileen Collins" in faces_table.text and "unknown" in faces_table.text)
 
 
-@pytest.mark.parametrize(("tab", "label", "shows"), [
-    ("Mask check", "Examples: click one to check it", re.compile(r"(?<!no )mask \d+ %")),
-    ("Emotion", "Examples: click one to read its emotions", re.compile(r"happy")),
-    ("Verify", "Example: click it to verify", re.compile(r"Same person")),
+@pytest.mark.parametrize(("tab", "label", "row", "shows"), [
+    ("Mask check", "Examples: click one to check it", 0, re.compile(r"(?<!no )mask \d+ %")),
+    ("Emotion", "Examples: click one to read its emotions", 0, re.compile(r"happy")),
+    ("Verify", "Examples: click one to verify", 0, re.compile(r"Same person")),
+    ("Verify", "Examples: click one to verify", 1, re.compile(r"Not confirmed as the same person")),  # two people
 ])
-def test_a_click_on_an_example_shows_its_result(browser, tab, label, shows) -> None:
+def test_a_click_on_an_example_shows_its_result(browser, tab, label, row, shows) -> None:
     """The examples that say a click checks the picture do: every one of them failed in the browser ("This picture
     was not uploaded to this app"), since Gradio's run_on_click handed the tab a path instead of the upload."""
     panel = open_working_tab(browser, tab)
-    assert browser.execute_script(CLICK_EXAMPLE, panel, label) == "clicked"
+    assert browser.execute_script(CLICK_EXAMPLE, panel, label, row) == "clicked"
     try:
         WebDriverWait(browser, WAIT, poll_frequency=0.5).until(lambda d: shows.search(panel.text))
     except TimeoutException:
