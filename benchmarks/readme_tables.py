@@ -239,8 +239,11 @@ def render(readme: str) -> str:
 
 def main() -> None:
     for document in DOCUMENTS:
-        document.write_text(render(document.read_text(encoding="utf-8")), encoding="utf-8")
-        print(f"updated {document.relative_to(REPO_ROOT)}")
+        before = document.read_text(encoding="utf-8")
+        after = render(before)
+        if after != before:  # say only what changed
+            document.write_text(after, encoding="utf-8")
+        print(f"{'updated' if after != before else 'unchanged'} {document.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":
