@@ -36,14 +36,10 @@ def grace_hopper() -> np.ndarray:
         return np.asarray(Image.open(file).convert("RGB"))
 
 
-def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 16) -> np.ndarray:
-    """Two photos at the left one's height, on white."""
-    height = left.shape[0]
-    right = np.asarray(Image.fromarray(right).resize((round(right.shape[1] * height / right.shape[0]), height),
-                                                     Image.LANCZOS))
-    out = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, np.uint8)
-    out[:, :left.shape[1]], out[:, left.shape[1] + gap:] = left, right
-    return out
+def at_height(photo: np.ndarray, height: int) -> np.ndarray:
+    """The photo scaled to `height` rows, its aspect kept."""
+    width = round(photo.shape[1] * height / photo.shape[0])
+    return np.asarray(Image.fromarray(photo).resize((width, height), Image.LANCZOS))
 
 
 def draw_surgical_mask(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -73,7 +69,7 @@ def draw_surgical_mask(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray
 
 
 def main() -> None:
-    from pipeline import get_facelab
+    from pipeline import get_facelab, overlay
 
     image = astronaut()
     faces = get_facelab().analyze(image).faces
@@ -87,7 +83,7 @@ def main() -> None:
     save(image[300:512, 300:512], "no_face.jpg")
     hopper = grace_hopper()
     save(hopper, "grace_hopper.jpg")
-    save(side_by_side(image, hopper), "two_people.jpg")
+    save(overlay.side_by_side(image, at_height(hopper, image.shape[0]), gap=16), "two_people.jpg")
     for name in ("astronaut.jpg", "astronaut_mask.jpg", "astronaut_mirror.jpg", "grace_hopper.jpg", "two_people.jpg",
                  "no_face.jpg"):
         print(name, (HERE / name).stat().st_size, "bytes")
