@@ -39,7 +39,7 @@ from pipeline import FaceLabError, WeightsError, get_facelab, load_rgb, overlay 
 from pipeline import identity  # noqa: E402
 from pipeline import explain  # noqa: E402
 from pipeline import weights  # noqa: E402
-from pipeline.images import max_file_bytes  # noqa: E402
+from pipeline.images import check_header, max_file_bytes  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.gallery import MAX_NAME_LENGTH, Gallery, open_gallery  # noqa: E402
 from pipeline.heads import EMOTIONS  # noqa: E402
@@ -896,10 +896,29 @@ def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, 
         steps(examples.load_input_event.then, api_visibility="private")
     # A new picture (or operating point) empties the last one's result, so no answer stands beside a picture
     # it was not given (a "Why?" of the new pair under the old pair's verdict).
+    # A picture that cannot be used is said at once, where the browser shows only a broken-image icon for it.
     for component in inputs if isinstance(inputs, list) else [inputs]:
-        if empties and isinstance(component, (gr.Image, gr.Radio)):
+        if empties and isinstance(component, gr.Image):
+            component.change(_picture_changed(blank, component.label), component, [*empties, message], queue=False,
+                             api_visibility="private", preprocess=False)
+        elif empties and isinstance(component, gr.Radio):
             component.change(lambda: blank, None, [*empties, message], queue=False, api_visibility="private")
     return event
+
+
+def _picture_changed(blank: list, label: str | None) -> Callable[[Any], list]:
+    """The step after a new picture: the tab's `blank` (last item: the message line), the message line
+    saying why the picture cannot be used when its header already shows it (not a picture, too large)."""
+    def emptied(payload) -> list:
+        if payload is None:
+            return blank
+        try:
+            check_header(picture_bytes(payload, stored_by_this_app, gr.utils.get_upload_folder()))
+        except FaceLabError as exc:
+            reason = literal(exc.visitor_message())
+            return [*blank[:-1], f"**{literal(label or 'Picture')}: cannot be used.** {reason}"]
+        return blank
+    return emptied
 
 
 def _message_line() -> gr.Markdown:

@@ -66,8 +66,6 @@ def load_rgb(source: ImageInput, settings: Settings | None = None) -> np.ndarray
 
 
 def _load_rgb(source: ImageInput) -> np.ndarray:
-    if source is None:
-        raise InvalidImageError("No picture was given. Upload a photo or take a webcam snapshot.")
     # We check the pixel count from the header before decoding; Pillow's own check stays on as well, inside
     # every decoder (an embedded picture, a TIFF page), and refuses at twice the limit: the same limit. (It is
     # one process-wide number: where two callers' limits differ, the header check is the one that holds.)
@@ -80,7 +78,23 @@ def _load_rgb(source: ImageInput) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def check_header(source: ImageInput, settings: Settings | None = None) -> None:
+    """Raise what `load_rgb` would raise before decoding a pixel (no file, an empty or too large one, not a
+    picture, too many or too few pixels), from the header alone: cheap enough to run as soon as a picture is
+    uploaded. Damage inside the picture's data only shows when `load_rgb` decodes it."""
+    if isinstance(source, np.ndarray):
+        return  # nothing to decode: load_rgb checks its shape
+    token = _CALL_SETTINGS.set(settings)
+    try:
+        Image.MAX_IMAGE_PIXELS = max_pixels()
+        _check_size(*_open_pil(source).size)
+    finally:
+        _CALL_SETTINGS.reset(token)
+
+
 def _open_pil(source: ImageInput) -> Image.Image:
+    if source is None:
+        raise InvalidImageError("No picture was given. Upload a photo or take a webcam snapshot.")
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, (bytes, bytearray)):

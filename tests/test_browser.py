@@ -419,6 +419,23 @@ def test_a_failure_stays_explained_in_the_tab_until_the_next_action(browser) -> 
     wait_for_text(browser, panel, "Names can be at most 64 characters; this one has 70.")
 
 
+def test_a_file_that_is_not_a_picture_is_said_at_once(browser, tmp_path) -> None:
+    """The browser shows an upload it cannot draw as a broken-image icon: the tab says why beside it at once,
+    naming the input, and a picture put in its place takes the words away."""
+    text = tmp_path / "holiday.jpg"
+    text.write_text("Dear class, the trip is on Friday.\n" * 20)
+    panel = open_tab(browser, "Mask check")
+    upload(panel, "Picture", text)
+    wait_for_text(browser, panel, "Picture: cannot be used. The uploaded data is not a picture we can read")
+    assert not toasts(browser)  # nothing was run: no error toast
+    upload(panel, "Picture", EXAMPLES / "astronaut.jpg")
+    WebDriverWait(browser, 30).until(lambda d: "cannot be used" not in panel.text)
+
+    panel = open_tab(browser, "Verify")
+    upload(panel, "Second photo", text)
+    wait_for_text(browser, panel, "Second photo: cannot be used.")
+
+
 def test_a_new_picture_empties_the_last_result_and_a_new_action_closes_old_toasts(browser) -> None:
     """No answer stands beside a picture it was not given, and an earlier failure's toast does not sit over the
     next result."""

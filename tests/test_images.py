@@ -11,7 +11,7 @@ from PIL import Image
 
 from shared_data import MISC_DIR
 from pipeline.errors import InvalidImageError
-from pipeline.images import DAMAGED, load_rgb, max_pixels, resize_to_max_side
+from pipeline.images import DAMAGED, check_header, load_rgb, max_pixels, resize_to_max_side
 
 ASTRONAUT = MISC_DIR / "single_face_astronaut.png"
 
@@ -83,6 +83,22 @@ def test_unreadable_files_get_a_clear_message(data, message: str) -> None:
         load_rgb(data())
     if message == "damaged or truncated":  # in the visitor's words, not the decoder's ("image file is truncated")
         assert str(refused.value) == DAMAGED
+
+
+def test_the_header_check_refuses_what_load_rgb_would_before_decoding() -> None:
+    """What an upload is checked with at once: the same message as load_rgb for a file that is not a picture or
+    declares too many pixels; a truncated picture passes it (only decoding shows the damage)."""
+    for data in (b"", b"%PDF-1.4 not a picture at all", with_declared_size(encoded(Image.new("1", (8, 8)), "PNG"),
+                                                                       100_000, 100_000)):
+        with pytest.raises(InvalidImageError) as by_load:
+            load_rgb(data)
+        with pytest.raises(InvalidImageError) as by_header:
+            check_header(data)
+        assert str(by_header.value) == str(by_load.value)
+    truncated = encoded(Image.new("RGB", (300, 300), "gray"), "PNG")[:-30]
+    check_header(truncated)
+    with pytest.raises(InvalidImageError, match="damaged or truncated"):
+        load_rgb(truncated)
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
