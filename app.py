@@ -711,13 +711,17 @@ TABS = tuple(TAB_NEEDS)
 # screen; 1366 px keep the whole width); on a phone the tables of faces fit the screen: the box column is left out
 # (the numbered tags show where each face is; the copy button still copies it) and the headings and cells wrap
 # (identify's table was 483 px wide in a 324-px box).
+# Browser pass: the label above a result picture took its height from the picture's fixed-height box, whose
+# overflow is hidden: the picture's bottom 32 px were cut (chins and boxes of the faces lowest in a group photo).
+# The box is a column now: label, then the picture in the height left.
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9;
                            font-size: var(--text-xs); line-height: 1.1; padding: 1px 2px; }
 #enrolled label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
-.facelab-result label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
-.facelab-result .image-container { position: static; }
+.facelab-result { display: flex; flex-direction: column; }
+.facelab-result label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; align-self: flex-start; }
+.facelab-result .image-container { position: static; flex: 1 1 0; min-height: 0; height: auto; }
 .facelab-result .image-container > .icon-button-wrapper { top: 3px; right: 0; }
 .gradio-container.fill_width { width: 100%; max-width: 1600px !important; margin-left: auto !important; margin-right: auto !important; }
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }

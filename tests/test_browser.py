@@ -685,9 +685,17 @@ def test_live_stream_fills_the_numbered_table_and_the_emotion_bars(browser) -> N
         click(panel, "Stop")
 
 
+PICTURE_INSIDE_ITS_BOX = """
+const img = arguments[0], box = img.closest('.block').getBoundingClientRect(), r = img.getBoundingClientRect();
+return r.height > 0 && r.top >= box.top - 1 && r.bottom <= box.bottom + 1 && r.left >= box.left - 1
+    && r.right <= box.right + 1;"""
+
+
 def test_result_labels_and_buttons_leave_the_result_pictures_clear(browser) -> None:
-    """The result picture's label sits above the picture (it covered the first face's tag), and no button
-    covers the verify ruler (the buttons hid the marker's value when the similarity was high)."""
+    """The result picture's label sits above the picture (it covered the first face's tag) and leaves the whole
+    picture in its box (the label pushed the picture's bottom 32 px out of sight: the lowest faces' boxes of the
+    group photo were cut), and no button covers the verify ruler (the buttons hid the marker's value when the
+    similarity was high)."""
     for tab in ("Mask check", "Emotion", "Enroll & identify"):
         ui.open_tab(browser, tab)
         clear = browser.execute_script(
@@ -695,6 +703,12 @@ def test_result_labels_and_buttons_leave_the_result_pictures_clear(browser) -> N
             "const img = block.querySelector('img, .empty, .image-container') || block;"
             "return label.getBoundingClientRect().bottom <= img.getBoundingClientRect().top + 1")
         assert clear, f"{tab}: the result's label lies over the picture"
+    panel = open_tab(browser, "Mask check")
+    upload(panel, "Picture", MISC_DIR / "multiple_faces_group_photo.jpg")  # wide: it fills the box's width
+    click(panel, "Analyse")
+    wait_for_text(browser, panel, "no mask")
+    shown = browser.execute_script("return facelab.result('image').querySelector('img')")
+    assert browser.execute_script(PICTURE_INSIDE_ITS_BOX, shown), "the result picture is cut by its box"
     ui.open_tab(browser, "Verify")
     ui.put_file(browser, "First photo", EXAMPLES / "astronaut.jpg")
     ui.put_file(browser, "Second photo", EXAMPLES / "astronaut_mirror.jpg")
@@ -718,6 +732,8 @@ def test_result_labels_and_buttons_leave_the_result_pictures_clear(browser) -> N
         " const q = e.getBoundingClientRect();"
         " return q.width > 0 && q.left < r.right && q.right > r.left && q.top < r.bottom && q.bottom > r.top; }).length")
     assert faces_clear == 0, f"{faces_clear} labels or buttons lie over the aligned faces"
+    crops = browser.execute_script("return [...facelab.panel().querySelectorAll('.facelab-result img')].pop()")
+    assert browser.execute_script(PICTURE_INSIDE_ITS_BOX, crops), "the aligned faces are cut by their box"
     assert not browser.execute_script(
         "return [...document.querySelectorAll('button')].filter(b => b.offsetParent !== null && "
         "/share/i.test(b.getAttribute('aria-label') || b.title || '')).length")
