@@ -590,15 +590,18 @@ def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
     return (*shown, timeline_table(timeline), timeline, faces)
 
 
-def _why(fn, inputs, api_name: str, message, pictures: tuple[str, ...], tab: str) -> list:
-    """Inside a tab's "Why?" accordion: the button, its pictures and (for API clients) the figures as JSON,
-    which it returns (its outputs)."""
+def _why(fn, inputs, api_name: str, pictures: tuple[str, ...], tab: str) -> list:
+    """Inside a tab's "Why?" accordion: the button, its own message line (a failure said in the tab's line, a
+    screen above the button, was gone from view with its toast), its pictures and (for API clients) the figures
+    as JSON, which it returns (its outputs)."""
     button = gr.Button("Why? Show what the answer rests on")
     TAB_BUTTONS[tab].append(button)
-    # No label badge on the picture: it would cover the picture's own title (each picture names what it shows).
+    message = _message_line()
+    # Each picture's label and buttons in one line above it, as a result's (CSS .facelab-why): the buttons had a
+    # strip of their own, empty but for them, and a label over the picture would cover its own title.
     # Fullscreen and download only: no "share" of pictures of people's faces, as for the results.
-    outputs = [gr.Image(label=label, show_label=False, format="png", interactive=False,
-                        buttons=["fullscreen", "download"]) for label in pictures]
+    outputs = [gr.Image(label=label, format="png", interactive=False, buttons=["fullscreen", "download"])
+               for label in pictures]
     outputs.append(gr.JSON(visible=False))
     _run(button, fn, inputs, outputs, api_name, message)
     return outputs
@@ -704,7 +707,8 @@ TABS = tuple(TAB_NEEDS)
 # Browser pass: the tables of faces in the page's font (not a monospace one), with narrower cells, so identify's
 # six columns fit under the result on a laptop (the box column was cut) and every tab's table reads alike.
 # On a phone the examples' headings wrap, so that their table fits the screen (Verify's third column was cut).
-# The "Why?" pictures' buttons sit in a bar above the picture, not over it (they covered the colour bar's label).
+# The "Why?" pictures' label and buttons sit in a line above the picture, not over it (they covered the colour
+# bar's label), as a result picture's do.
 #
 # UI pass: a result picture's buttons sit in its label's line, not over the picture's top-right corner (they
 # covered a tag drawn there); the page is at most 1600 px wide, centred (fill_width stretched it across a 2560-px
@@ -739,8 +743,9 @@ CSS = """
   .facelab-faces .virtual-body { max-width: 100%; }
   .facelab-faces .sizing-body td { white-space: normal !important; max-width: none !important; overflow-wrap: anywhere; }
 }
-.facelab-why .image-container > .icon-button-wrapper { position: static; justify-content: flex-end;
-                                                       margin: var(--spacing-sm) var(--spacing-sm) 0 0; }
+.facelab-why label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
+.facelab-why .image-container { position: static; }
+.facelab-why .image-container > .icon-button-wrapper { top: 3px; right: 0; }
 """
 
 
@@ -971,7 +976,7 @@ def build_demo() -> gr.Blocks:
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
             live.stream(mask_live, [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
-                _why(mask_why, still, "mask_why", message, ("Where the evidence lies", "Each face"), "mask")
+                _why(mask_why, still, "mask_why", ("Where the evidence lies", "Each face"), "mask")
 
         with gr.Tab("Emotion", id="emotion"):
             _off_note("emotion")
@@ -1004,7 +1009,7 @@ def build_demo() -> gr.Blocks:
             gr.Button("timeline", visible=False).click(emotion_timeline, [tracker, timeline], [plot, timeline],
                                                        api_name="emotion_timeline", **UPLOAD)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
-                _why(emotion_why, still, "emotion_why", message, ("Where the evidence lies", "Each face"), "emotion")
+                _why(emotion_why, still, "emotion_why", ("Where the evidence lies", "Each face"), "emotion")
             live.stream(emotion_live_with_timeline, [live, tracker, timeline_on, timeline],
                         [result, tracker, table, bars, plot, timeline, faces], api_name="emotion_live", **LIVE)
 
@@ -1090,7 +1095,7 @@ def build_demo() -> gr.Blocks:
             live.stream(identify_live, [live, tracker, point, gallery], [result, tracker, table, message],
                         api_name="identify_live", **LIVE)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
-                why_outputs = _why(identify_why, [still, point, gallery], "identify_why", message,
+                why_outputs = _why(identify_why, [still, point, gallery], "identify_why",
                                    ("Similarity to each enrolled person (top 10) and the thresholds",), "identify")
             # Names shown for the gallery as it was are taken down when it changes: a deleted person's name
             # stayed on the faces, and a face enrolled since stayed "unknown".
@@ -1132,7 +1137,7 @@ def build_demo() -> gr.Blocks:
                                      label="Examples: click one to verify its two photos")
             _run(verify_button, verify, [first, second, verify_point], outputs, "verify", message, examples=examples)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
-                _why(verify_why, [first, second], "verify_why", message,
+                _why(verify_why, [first, second], "verify_why",
                      ("What makes them similar", "The two embeddings and their product"), "verify")
 
         with gr.Tab("About", id="about"):

@@ -35,6 +35,7 @@ from .embedding import covered_blocks
 from .models.inception_resnet_v1 import CELLS_8_FIRST_CENTRE, CELLS_8_STRIDE
 from .heads import (EMOTION_INPUT, FER_CROP, FER_SIZE, MASK_CROP, MASK_INPUT, MASK_LABELS, MASK_SOURCE, EmotionHead, MaskHead,
                     SubCrop, _Head)
+from .overlay import _font, percent, similarity_text  # one font; never "100 %"; a similarity with three decimals, as everywhere
 
 # ----------------------------------------------------------------------------------------------
 # Results
@@ -350,12 +351,6 @@ def blend(picture: np.ndarray, heat01: np.ndarray, alpha: float = 0.55, region: 
     return out
 
 
-def _font(size: int):
-    from .overlay import _font as overlay_font
-
-    return overlay_font(size)
-
-
 MIN_OVERVIEW_SIDE = 240  # a small picture's map is enlarged (whole pixels, up to 8x) to at least this,
 MAX_OVERVIEW_SIDE = 1600  # but never past this on its longer side (a 40x3000 strip stays as it is)
 LEGEND_MIN_HEIGHT = 120  # room for both ends' words
@@ -430,8 +425,6 @@ def maps_on_picture(picture: np.ndarray, landmarks: Sequence[np.ndarray], maps01
 def saliency_panel(crop: np.ndarray, saliency: Saliency, number: int,
                    word: Callable[[str], str] = lambda label: label.replace("_", " ")) -> np.ndarray:
     """One face: its aligned crop, the map over it, and what it explains."""
-    from .overlay import percent  # never "100 %", as everywhere in the app
-
     region = box_mask(saliency.view) if saliency.view is not None else None
     top = row([crop, blend(crop, normalised(saliency.map), region=region), legend(ALIGNED_SIZE, width=120)])
     return with_caption(top, [f"face {number}: map of {word(saliency.explained)} ({percent(saliency.probability)})",
@@ -452,7 +445,7 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
     range, centre = 0), and the product's running sum, which ends at the similarity."""
     a, b = maps.embedding_a, maps.embedding_b
     product = a * b
-    rows_ = [("face A", a), ("face B", b), ("A x B", product)]
+    rows_ = [("first", a), ("second", b), ("product", product)]  # the photos as Verify's inputs name them
     left, bar_h, gap = 70, 28, 22
     chart_h = 90
     height = len(rows_) * (bar_h + gap) + chart_h + 40
@@ -476,7 +469,7 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
     draw.line((left, y0 + chart_h - (0 - low) / (high - low) * chart_h, left + width, y0 + chart_h - (0 - low) / (high - low) * chart_h), fill=GREY)
     draw.line(list(zip(xs.tolist(), ys.tolist())), fill=OI_BLUE, width=2)
     draw.text((4, y0 + chart_h / 2 - 8), "sum", fill=INK, font=font)
-    draw.text((left, y0 + chart_h + 8), f"running sum of A x B over the 512 numbers: ends at {running[-1]:.3f} "
+    draw.text((left, y0 + chart_h + 8), f"running sum of the product over the 512 numbers: ends at {running[-1]:.3f} "
                                         f"= the cosine similarity", fill=INK, font=font)
     return np.asarray(out)
 
@@ -542,12 +535,12 @@ def similarity_chart_picture(chart: SimilarityChart, number: int, width: int = 5
         colour = OI_BLUE if similarity >= chart.named else OI_ORANGE if similarity >= chart.possible else GREY
         start, end = sorted((x_of(0), x_of(similarity)))
         draw.rectangle((start, y, max(end, start + 1), y + bar_h), fill=colour)
-        _label(out, max(x_of(0), x_of(similarity)) + 3, y + 4, f"{similarity:.2f}")
+        _label(out, max(x_of(0), x_of(similarity)) + 3, y + 4, similarity_text(similarity))
     for value, text, dashed in ((chart.named, "name", False), (chart.possible, "possible match", True)):
         x = x_of(value)
         _line(draw, (x, top_pad - 6), (x, bottom), dashed)
         # Each line's label starts with a piece of that line, so which is solid and which dashed needs no legend.
-        label, y = f"{text} >= {value:.2f}", bottom + 22 + (16 if dashed else 0)
+        label, y = f"{text} >= {similarity_text(value)}", bottom + 22 + (16 if dashed else 0)
         text_left = x - _text_mask(label, 12).width // 2
         _line(draw, (text_left - 26, y + 7), (text_left - 4, y + 7), dashed)
         _label(out, x, y, label, 12, centre=True)

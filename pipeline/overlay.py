@@ -97,14 +97,20 @@ def emotion_text(emotion: str, probability: float, mouth_covered: bool = False) 
     return f"{word} {percent(probability)}" + (f" {caveat}" if caveat else ""), BLUE
 
 
+def similarity_text(similarity: float) -> str:
+    """A similarity as every picture and line of the app writes it: three decimals, so that a similarity just
+    below its threshold never reads as equal to it (0.618 against 0.620 drew '0.62' on 'strict 0.62')."""
+    return f"{similarity:.3f}"
+
+
 def identity_text(name: str | None, similarity: float, possible: str | None = None) -> tuple[str, tuple[int, int, int]]:
     """A known name in blue with its similarity; a possible match in amber, marked as such; 'unknown' in
     grey (no similarity for an empty gallery)."""
     if not name and possible:
-        return f"possible match: {possible} ({similarity:.2f})", AMBER
+        return f"possible match: {possible} ({similarity_text(similarity)})", AMBER
     if not name:
-        return ("unknown", GREY) if similarity != similarity else (f"unknown ({similarity:.2f})", GREY)
-    return f"{name} ({similarity:.2f})", BLUE
+        return ("unknown", GREY) if similarity != similarity else (f"unknown ({similarity_text(similarity)})", GREY)
+    return f"{name} ({similarity_text(similarity)})", BLUE
 
 
 @lru_cache(maxsize=16)
@@ -309,12 +315,12 @@ def similarity_scale(similarity: float, thresholds: dict[str, float], chosen: st
     for row, name, value, shade in ticks:
         draw.line((x_of(value), 34, x_of(value), 70 + 19 * (row % 2)), fill=shade, width=3 if name == chosen else 1)
     for row, name, value, shade in ticks:  # over the lines: a close threshold's line runs down past this label
-        at, text = (x_of(value), 72 + 19 * (row % 2)), f"{name} {value:.2f}"
+        at, text = (x_of(value), 72 + 19 * (row % 2)), f"{name} {similarity_text(value)}"
         draw.rectangle(draw.textbbox(at, text, font=font, anchor="ma"), fill=WHITE)
         draw.text(at, text, fill=shade, font=font, anchor="ma")
     same = similarity >= thresholds.get(chosen, 1.0)
     x = x_of(similarity)
     draw.polygon([(x - 8, 18), (x + 8, 18), (x, 34)], fill=GREEN if same else RED)
-    draw.text((min(max(x, left + 14), right - 14), 0), f"{similarity:.2f}", fill=GREEN if same else RED, font=font,
+    draw.text((min(max(x, left + 22), right - 22), 0), similarity_text(similarity), fill=GREEN if same else RED, font=font,
               anchor="ma")
     return np.asarray(picture)

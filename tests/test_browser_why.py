@@ -64,6 +64,17 @@ def test_mask_why_shows_the_map_on_the_picture_and_on_each_face(browser) -> None
     shot(browser, box, "why_mask")
 
 
+def test_a_why_that_fails_says_so_beside_its_button(browser) -> None:
+    """A face-free picture's Why? fails: the reason stays in the Why? view, beside the button the visitor just
+    pressed (it went to the tab's line a screen above, and the toast closed after 10 s)."""
+    panel = open_working_tab(browser, "Mask check")
+    upload(panel, "Picture", MISC_DIR / "no_face_rocket_launch_outdoor.jpg")
+    box = open_why(panel)
+    click(panel, EXPLAIN)
+    WebDriverWait(browser, WAIT, poll_frequency=0.5).until(lambda d: "Not done: No face found" in box.text)
+    assert pictures_shown(box) == 0
+
+
 # How many of the buttons of the "Why?" pictures (fullscreen, download) lie over a picture.
 BUTTONS_OVER_PICTURES = """
 return [...arguments[0].querySelectorAll('img')].filter(i => i.naturalWidth).flatMap(img => {

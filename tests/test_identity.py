@@ -269,6 +269,10 @@ def test_a_marginal_score_is_a_possible_match_not_a_name(lab) -> None:
     assert face.name is None and face.label == "unknown" and face.possible == "Someone"
     text, colour = overlay.identity_text(face.name, face.similarity, face.possible)
     assert text.startswith("possible match: Someone") and colour == overlay.AMBER
+    # Three decimals on the pictures, as in the verdict's line: a similarity below its threshold never reads as
+    # equal to it (0.618 against 0.620 drew "0.62" on "strict 0.62").
+    assert text == f"possible match: Someone ({face.similarity:.3f})"
+    assert overlay.similarity_text(face.similarity) < overlay.similarity_text(face.threshold)
     check = verify(lab, first, second, "balanced")
     assert not check.same_person and check.possible
 
