@@ -47,6 +47,7 @@ from .embedding import BACKBONES
 from .errors import AlreadyEnrolledError, NoFaceError, WeightsError
 from .gallery import Candidate, Gallery, Person, normalize_name
 from .images import ImageInput
+from .overlay import similarity_text
 from .weights import MANIFEST_PATH
 
 OperatingPoint = Literal["balanced", "strict"]
@@ -264,29 +265,39 @@ def enroll(lab: FaceLab, gallery: Gallery, name: str, image: ImageInput, enroll_
     an unreadable picture and NoFaceError when no face is found. Small, blurry or turned faces are
     enrolled with warnings. A face that `identify` would name as someone else at the strict point is
     refused with AlreadyEnrolledError unless `enroll_anyway`: the same photo left in the form, or the
-    wrong file picked, would otherwise quietly give one person two names.
+    wrong file picked, would otherwise quietly give one person two names; one that only the balanced point
+    names as someone else is enrolled with a note that says so.
     """
     name = normalize_name(name)
     face, others = _largest_face(lab, image, "No face was found in this picture, so no one was enrolled. "
                                              "Use a well-lit photo where the face is clearly visible.")
-    if not enroll_anyway:
-        _refuse_someone_else(lab, gallery, name, face)
     notes = [f"{others + 1} faces in the picture: enrolled the largest one."] if others else []
+    notes += _someone_else(lab, gallery, name, face, enroll_anyway)
     quality = assess_quality(face)
     person = gallery.add(name, face.embedding, thumbnail(face.crop), backbone=lab.embedder.backbone)
     return EnrollResult(person=person, box=face.box, crop=face.crop, quality=quality, notes=notes)
 
 
-def _refuse_someone_else(lab: FaceLab, gallery: Gallery, name: str, face: Face) -> None:
-    """Raise AlreadyEnrolledError when identify, at the strict point, names this face as someone other than `name`."""
+def _someone_else(lab: FaceLab, gallery: Gallery, name: str, face: Face, enroll_anyway: bool) -> list[str]:
+    """Whether this face is already someone other than `name`: AlreadyEnrolledError when identify names it so at
+    the strict point (unless `enroll_anyway`); a note when only the balanced point does (or the visitor enrolls
+    anyway), where two people who look alike also meet: one person under two names silently made identify
+    answer with either."""
     if not len(gallery):
-        return
-    match = identify_faces(lab, gallery, [face], "strict", k=1)[0]
-    if match.name is not None and match.name != name:
-        raise AlreadyEnrolledError(
-            f"This face already matches {match.name} in the gallery (similarity {match.similarity:.2f}, strict "
-            f"threshold {match.threshold:.2f}), so it was not enrolled as {name}. If it really is a different "
-            f"person, tick \"Enroll anyway\" and enroll again.", match=match.name)
+        return []
+    for point in ("strict", "balanced"):
+        match = identify_faces(lab, gallery, [face], point, k=1)[0]
+        if match.name is None or match.name == name:
+            continue
+        said = (f"similarity {similarity_text(match.similarity)}, {point} threshold "
+                f"{similarity_text(match.threshold)}")
+        if point == "strict" and not enroll_anyway:
+            raise AlreadyEnrolledError(
+                f"This face already matches {match.name} in the gallery ({said}), so it was not enrolled as {name}. "
+                f"If it really is a different person, tick \"Enroll anyway\" and enroll again.", match=match.name)
+        return [f"This face also matches {match.name} ({said}): if it is the same person, delete one of the two "
+                f"names."]
+    return []
 
 
 def identify(lab: FaceLab, gallery: Gallery, image: ImageInput, operating_point: str = "balanced", k: int = 3) -> Identified:

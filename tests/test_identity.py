@@ -259,6 +259,19 @@ def test_a_face_named_as_someone_else_is_not_enrolled_under_a_new_name(lab) -> N
     assert enroll(lab, gallery, "Other Name", mirrored, enroll_anyway=True).person.name == "Other Name"
 
 
+def test_a_face_that_matches_someone_else_only_at_the_balanced_point_is_enrolled_with_a_note(lab) -> None:
+    """Two LFW photos of one man (similarity 0.618: between the balanced and strict thresholds of a one-person
+    gallery): the second under another name was enrolled without a word, and identify then answered either
+    name. It is enrolled (people who look alike meet at the balanced point too), with a note naming the first."""
+    folder = DATA_DIR / "identity" / "lfw" / "George_W_Bush"
+    gallery = InMemoryGallery()
+    enroll(lab, gallery, "George", folder / "George_W_Bush_0007.jpg")
+    result = enroll(lab, gallery, "Bob", folder / "George_W_Bush_0065.jpg")
+    assert sorted(p.name for p in gallery.people()) == ["Bob", "George"]
+    assert any(note.startswith("This face also matches George (similarity ") and "balanced threshold" in note
+               and "delete one of the two names" in note for note in result.notes), result.notes
+
+
 def test_a_marginal_score_is_a_possible_match_not_a_name(lab) -> None:
     """A real matched LFW pair whose similarity lies between the two thresholds of a one-person gallery."""
     first, second = ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[1]], ALL_PEOPLE[POSSIBLE_PAIR[0]][POSSIBLE_PAIR[2]]
