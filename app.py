@@ -707,6 +707,8 @@ TABS = tuple(TAB_NEEDS)
 # Browser pass: the tables of faces in the page's font (not a monospace one), with narrower cells, so identify's
 # six columns fit under the result on a laptop (the box column was cut) and every tab's table reads alike.
 # On a phone the examples' headings wrap, so that their table fits the screen (Verify's third column was cut).
+# Toasts at the foot of the screen: at its top they lay over each tab's message line (Enroll & identify's "The
+# gallery has changed since that result", under "Deleted ...") and over the result's top right corner.
 # The "Why?" pictures' label and buttons sit in a line above the picture, not over it (they covered the colour
 # bar's label), as a result picture's do.
 #
@@ -743,6 +745,7 @@ CSS = """
   .facelab-faces .virtual-body { max-width: 100%; }
   .facelab-faces .sizing-body td { white-space: normal !important; max-width: none !important; overflow-wrap: anywhere; }
 }
+.toast-wrap { top: auto !important; bottom: var(--size-4); }
 .facelab-why label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
 .facelab-why .image-container { position: static; }
 .facelab-why .image-container > .icon-button-wrapper { top: 3px; right: 0; }
