@@ -737,6 +737,9 @@ CSS = """
 .facelab-faces .header-table, .facelab-faces .virtual-row { font-family: var(--font); font-size: var(--text-sm); }
 .facelab-faces .cell-wrap { padding-left: var(--size-1); padding-right: var(--size-1); }
 @media (max-width: 640px) {
+  .facelab-result { height: auto !important; }
+  .facelab-result .image-container { flex: none; height: auto; }
+  .facelab-result .image-container img { height: auto; }
   .facelab-examples th { white-space: normal; }
   .facelab-faces table { width: 100% !important; }
   .facelab-faces th { width: auto !important; min-width: 0 !important; max-width: none !important; }

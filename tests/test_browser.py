@@ -830,6 +830,14 @@ def test_on_a_phone_the_tables_of_faces_fit_the_screen(browser) -> None:
     screenshot(browser, "phone_mask_table")
     assert table["left"] >= 0 and table["right"] <= ui.PHONE[0] and table["cut"] <= 1, table
     assert table["page"] <= ui.PHONE[0] and table["headings"] == ["face", "result"], table
+    # The wide result fills the screen's width at its own shape, whole: the laptop's fixed-height box left it
+    # a third of its height with white bands above and below.
+    shown = browser.execute_script("return facelab.result('image').querySelector('img')")
+    assert browser.execute_script(PICTURE_INSIDE_ITS_BOX, shown), "the result picture is cut by its box"
+    width, height, natural = browser.execute_script(
+        "const i = arguments[0], r = i.getBoundingClientRect(); return [r.width, r.height, i.naturalHeight / i.naturalWidth]",
+        shown)
+    assert abs(height - width * natural) <= 2, (width, height, natural)
 
 
 WIDE = (2560, 1440)
