@@ -24,8 +24,13 @@ class Figure:
     source: str  # the JSON it was read from
 
 
+# A figure and its unit are joined by a no-break space: About's narrow "measured" column wrapped "14.1 %" into
+# "14.1" over "%".
+UNIT_SPACE = "\u00a0"
+
+
 def _pct(value: float) -> str:
-    return f"{100 * value:.2f} %" if 0 < value < 0.01 else f"{100 * value:.1f} %"
+    return f"{100 * value:.{2 if 0 < value < 0.01 else 1}f}{UNIT_SPACE}%"
 
 
 def _load(results: Path, name: str) -> dict:
@@ -35,7 +40,7 @@ def _load(results: Path, name: str) -> dict:
 def _speed(results: Path) -> list[Figure]:
     speed = _load(results, "speed")
     return [Figure("all", "time to check one webcam frame for mask and emotion / to identify it",
-                   f"{speed['mask_emotion_640_ms']:.0f} / {speed['identify_640_ms']:.0f} ms",
+                   f"{speed['mask_emotion_640_ms']:.0f} / {speed['identify_640_ms']:.0f}{UNIT_SPACE}ms",
                    "640x480, one CPU thread" + (f" ({speed['machine']})" if "machine" in speed else ""), "speed.json")]
 
 
@@ -95,7 +100,7 @@ def _security(results: Path) -> list[Figure]:
 def _replicas(results: Path) -> list[Figure]:
     scale = _load(results, "scale")
     return [Figure("Enroll & identify", "a person enrolled on one server is found on another within (95 %)",
-                   f"{scale['cross_replica_visible_ms']['p95']:.0f} ms", "two servers, one PostgreSQL gallery", "scale.json")]
+                   f"{scale['cross_replica_visible_ms']['p95']:.0f}{UNIT_SPACE}ms", "two servers, one PostgreSQL gallery", "scale.json")]
 
 
 FIGURES: tuple[Callable[[Path], list[Figure]], ...] = (_mask, _emotion, _identify, _speed, _security, _replicas)

@@ -28,7 +28,7 @@ def test_a_figure_comes_from_its_json_and_a_missing_one_is_left_out(tmp_path) ->
     (tmp_path / "mask.json").write_text(json.dumps(data))
     figures = headline_figures(tmp_path)
     assert {f.source for f in figures} == {"mask.json"}  # the other benchmarks' files are absent: no row
-    assert "| Mask check | mask / no mask called correctly | 50.0 % |" in markdown_table(figures)
+    assert "| Mask check | mask / no mask called correctly | 50.0\u00a0% |" in markdown_table(figures)  # never wrapped
 
 
 def test_about_shows_the_figures_in_words_not_json_keys() -> None:
