@@ -249,19 +249,20 @@ def sent_now(tracker: FaceTracker, output: str) -> bool:
     return True
 
 
-def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: Callable[..., str] | None = None):
+def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: Callable[..., str] | None = None,
+          table: Callable[[list[list]], Any] = lambda rows: rows):
     """A stream handler: follow faces with the session's tracker, label them, draw. With `reuse`, a face
     keeps its label while it is tracked (recomputed at each full detection); without, every frame is
     labelled afresh (expressions change). `label_faces` gives each face (text, colour, table cells); the
     handler returns the frame, the tracker and the table of faces (numbered as the boxes), plus, with
     `bars`, the emotions of the largest face, and with `hint`, the tab's message line (`hint` of the stream's
-    extra inputs: "enroll someone first"); these at most every LIVE_TABLE_SECONDS (gr.skip() between), so the
-    page is not redrawn at every frame. Never raises: a bad frame, or a frame for a tab that is off, comes
-    back empty and the stream goes on."""
+    extra inputs: "enroll someone first"; `table` makes the rows the table's value); these at most every
+    LIVE_TABLE_SECONDS (gr.skip() between), so the page is not redrawn at every frame. Never raises: a bad
+    frame, or a frame for a tab that is off, comes back empty and the stream goes on."""
     def outputs(image, tracker, tracks=None, extra=()):
         if tracks is None or not sent_now(tracker, "table"):
             return image, tracker, *[gr.skip()] * (1 + bars + (hint is not None))
-        summary = [[[i + 1, *t.memo["label"][2], box_text(t.face.box)] for i, t in enumerate(tracks)]]
+        summary = [table([[i + 1, *t.memo["label"][2], box_text(t.face.box)] for i, t in enumerate(tracks)])]
         if bars:
             largest = max(tracks, key=lambda t: t.face.area, default=None)
             summary.append(largest_face_bars(overlay.capped_all(largest.face.emotion.probabilities))
@@ -432,7 +433,7 @@ def identify(image, operating_point, gallery):
     matches = found.faces
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
     rows = [[i + 1, *_match_cells(m), box_text(m.box)] for i, m in enumerate(matches)]
-    return overlay.draw_boxes(rgb, boxes), rows
+    return overlay.draw_boxes(rgb, boxes), identify_table(rows)
 
 
 NO_ONE_ENROLLED = "No one is enrolled yet: every face will be unknown. Enroll someone first."
@@ -455,6 +456,18 @@ def gallery_changed(shown_result, outputs: int) -> tuple:
     return (None,) * outputs + (GALLERY_CHANGED,)
 
 
+IDENTIFY_HEADERS = ["face", "name", "possible match", "similarity", "threshold", "box"]
+
+
+def identify_table(rows: list[list]):
+    """Identify's table of faces: similarities and thresholds shown with three decimals, as every picture and
+    line writes them (one column read 0.61, 1 and 0.765), while API clients still get the numbers themselves."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=IDENTIFY_HEADERS).style.format(
+        {"similarity": overlay.similarity_text, "threshold": overlay.similarity_text}, na_rep="")
+
+
 def _match_cells(m) -> list:
     return [m.label, m.possible or "", None if np.isnan(m.similarity) else round(float(m.similarity), 3),
             round(float(m.threshold), 3)]
@@ -465,7 +478,8 @@ def _identify_faces(faces, operating_point, gallery):
     return [(*overlay.identity_text(m.name, m.similarity, m.possible), _match_cells(m)) for m in matches]
 
 
-identify_live = _live("identify", _identify_faces, hint=lambda operating_point, gallery: enroll_first(gallery))
+identify_live = _live("identify", _identify_faces, hint=lambda operating_point, gallery: enroll_first(gallery),
+                      table=identify_table)
 
 
 @gpu
@@ -1072,7 +1086,7 @@ def build_demo() -> gr.Blocks:
                         with gr.Column(scale=3, min_width=300):
                             message = _message_line()
                             result = _result_picture(height=320)
-                            table = gr.Dataframe(headers=["face", "name", "possible match", "similarity", "threshold", "box"],
+                            table = gr.Dataframe(headers=IDENTIFY_HEADERS,
                                                  label="Faces", interactive=False, elem_id="identify-faces",
                                                  elem_classes="facelab-faces", wrap=True)
                     TAB_BUTTONS["identify"] += [enroll_button, delete_button, clear_button, confirm_clear, button]

@@ -232,7 +232,7 @@ def test_live_identify_tells_the_visitor_to_enroll_someone_first(monkeypatch) ->
     monkeypatch.setattr(app, "LIVE_TABLE_SECONDS", 0.0)  # every frame refreshes the table and the message line
     gallery, frames = open_gallery(None), moving_frames(2)
     _, tracker, table, hint = app.identify_live(frame_payload(next(frames)), None, "balanced", gallery)
-    assert table[0][1] == "unknown" and hint == app.NO_ONE_ENROLLED and "Enroll someone first" in hint
+    assert table.data["name"].iloc[0] == "unknown" and hint == app.NO_ONE_ENROLLED and "Enroll someone first" in hint
     identity.enroll(app.get_facelab(), gallery, "Eileen Collins", load_rgb((EXAMPLES / "astronaut.jpg").read_bytes()))
     assert app.identify_live(frame_payload(next(frames)), tracker, "balanced", gallery)[3] == ""
 
@@ -333,7 +333,7 @@ def test_identify_says_how_many_faces_beyond_the_limit_it_skipped(tmp_path: Path
     with pytest.warns(UserWarning) as shown:  # gr.Warning: a toast on the page
         _, table = app.identify(photo, "balanced", open_gallery(None))
     toasts = [str(w.message) for w in shown if "faces were analysed" in str(w.message)]
-    assert len(table) == app.get_facelab().settings.max_faces == 40
+    assert len(table.data) == app.get_facelab().settings.max_faces == 40
     assert len(toasts) == 1 and re.fullmatch(r"Only the 40 largest faces were analysed; (\d+) more were skipped\.",
                                              toasts[0])
     with pytest.warns(UserWarning) as shown:

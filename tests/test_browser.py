@@ -627,6 +627,10 @@ def test_identify_on_a_laptop_shows_the_names_on_screen_whole_and_legible(browse
     assert layout["cut"] <= 1, f"the table of faces is {layout['cut']} px wider than its box"
     tag = tallest_tag(result_image(panel), overlay.BLUE) * layout["shown"]
     assert tag >= 14, f"the name's tag is {tag:.1f} px tall on screen"
+    # similarities and thresholds as the tags and the verdicts write them: three decimals (one column read 0.61,
+    # 1 and 0.765)
+    numbers = re.findall(r"-?\d+\.\d+", browser.execute_script(FACES_TABLE)["text"])
+    assert len(numbers) == 12 and all(re.fullmatch(r"-?\d\.\d{3}", n) for n in numbers), numbers
 
 
 def test_live_identify_with_no_one_enrolled_says_to_enroll_first(browser) -> None:
