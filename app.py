@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import html
+import io
 import logging
 import math
 import re
@@ -33,6 +34,7 @@ except ValueError as exc:  # pipeline.settings.SettingsError: a value the app ca
 import gradio as gr  # noqa: E402
 from gradio.context import LocalContext  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 from pipeline import FaceLabError, WeightsError, get_facelab, load_rgb, overlay  # noqa: E402
@@ -317,26 +319,42 @@ def emotion(image):
     return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
 
 
-def clickable_faces(faces, shape) -> list:
-    """Per face, in the table's order: its box on the result as drawn (where a click lands) and its emotions."""
+def clickable_faces(faces, shape, pictures: bool = True) -> list:
+    """Per face, in the table's order: its box on the result as drawn (where a click lands), its emotions and,
+    with `pictures`, a small JPEG of the face, shown beside the bars: which face they are about was told by a
+    number among the picture's tags only."""
     shown = overlay.shown_scale(shape)
-    return [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities) if f.emotion else None)
-            for f in faces]
+    return [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities) if f.emotion else None,
+             identity.thumbnail(f.crop) if pictures else None) for f in faces]
+
+
+def picked_face(jpeg: bytes | None, number: int) -> dict:
+    """The small picture beside the emotion bars: the face they are about, "Face N" as the table numbers it;
+    hidden when there is none (an emptied result; the live stream, whose bars follow its largest face)."""
+    if jpeg is None:
+        return gr.update(value=None, visible=False)
+    return gr.update(value=Image.open(io.BytesIO(jpeg)), label=f"Face {number}", visible=True)
+
+
+def first_face_picture(faces) -> dict:
+    """When the clickable faces change (a result, an emptied one, the live stream's): the bars are about face 1."""
+    return picked_face(faces[0][2] if faces else None, 1)
 
 
 def emotion_pick(faces, evt: gr.SelectData):
-    """Clicking a face in the result shows that face's probabilities. The click's position comes from the
+    """Clicking a face in the result shows that face's probabilities and its picture. The click's position comes from the
     client: anything but two numbers is ignored (a crafted request raised a TypeError)."""
     point = evt.index
     if not (isinstance(point, (list, tuple)) and len(point) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)):
-        return gr.skip()
+        return gr.skip(), gr.skip()
     x, y = point
-    for number, (box, probabilities) in enumerate(faces or [], start=1):
+    for number, (box, probabilities, jpeg) in enumerate(faces or [], start=1):
         if probabilities is not None and box[0] <= x <= box[2] and box[1] <= y <= box[3]:
             # The heading names the face, by its number in the table and on the picture (it still said "largest").
-            return gr.Label(probabilities, label=f"Emotions of face {number} (click a face for its own)")
-    return gr.skip()
+            return (gr.Label(probabilities, label=f"Emotions of face {number} (click a face for its own)"),
+                    picked_face(jpeg, number))
+    return gr.skip(), gr.skip()
 
 
 LARGEST_FACE_BARS = "Emotions of face 1, the largest (click a face for its own)"  # faces are numbered largest first
@@ -593,9 +611,11 @@ def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
     every frame cost the browser more than the frame itself."""
     shown = emotion_live(frame, tracker)
     tracker = shown[1]
-    # The faces a click on the live result picks, as the table numbers them (a click showed the last photo's).
-    faces = (clickable_faces([t.face for t in tracker.tracks], tracker.frame_shape)
-             if shown[0] is not None and tracker is not None and tracker.frame_shape is not None else [])
+    # The faces a click on the live result picks, as the table numbers them (a click showed the last photo's),
+    # with the table, not at every frame; no pictures of them: the bars go back to the largest face then.
+    faces = (clickable_faces([t.face for t in tracker.tracks], tracker.frame_shape, pictures=False)
+             if shown[0] is not None and tracker is not None and tracker.frame_shape is not None
+             and sent_now(tracker, "faces") else gr.skip())
     if timeline_on is not True:
         return (*shown, gr.skip(), timeline, faces)
     timeline = record_largest_emotion(tracker, timeline)
@@ -733,15 +753,17 @@ TABS = tuple(TAB_NEEDS)
 # (identify's table was 483 px wide in a 324-px box).
 # Browser pass: the label above a result picture took its height from the picture's fixed-height box, whose
 # overflow is hidden: the picture's bottom 32 px were cut (chins and boxes of the faces lowest in a group photo).
-# The box is a column now: label, then the picture in the height left.
+# The box is a column now: label, then the picture in the height left. So is the picture of the face the emotion
+# bars are about (#picked-face), whose label covered its forehead.
 CSS = """
 #enrolled .caption-label { left: 0; right: 0; bottom: 0; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
                            text-overflow: clip; text-align: center; border-radius: 0; opacity: 0.9;
                            font-size: var(--text-xs); line-height: 1.1; padding: 1px 2px; }
 #enrolled label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; }
-.facelab-result { display: flex; flex-direction: column; }
-.facelab-result label[data-testid="block-label"] { position: static; margin: 0 0 var(--spacing-sm) 0; align-self: flex-start; }
-.facelab-result .image-container { position: static; flex: 1 1 0; min-height: 0; height: auto; }
+.facelab-result, #picked-face { display: flex; flex-direction: column; }
+.facelab-result label[data-testid="block-label"], #picked-face label[data-testid="block-label"] {
+  position: static; margin: 0 0 var(--spacing-sm) 0; align-self: flex-start; }
+.facelab-result .image-container, #picked-face .image-container { position: static; flex: 1 1 0; min-height: 0; height: auto; }
 .facelab-result .image-container > .icon-button-wrapper { top: 3px; right: 0; }
 .gradio-container.fill_width { width: 100%; max-width: 1600px !important; margin-left: auto !important; margin-right: auto !important; }
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }
@@ -1005,8 +1027,11 @@ def build_demo() -> gr.Blocks:
             with outputs:
                 # No heading: a bare top word ("surprise") would drop the doubt and the caveat that the table and
                 # the boxes show ("surprise? 51 % (mouth covered)"); the bars carry the numbers.
-                bars = gr.Label(num_top_classes=7, show_heading=False,
-                                label=LARGEST_FACE_BARS)
+                with gr.Row(equal_height=False):
+                    # The face the bars are about, beside them (hidden until there is one).
+                    picked = gr.Image(label="Face 1", format="jpeg", interactive=False, visible=False, height=140,
+                                      buttons=[], scale=0, min_width=110, elem_id="picked-face")
+                    bars = gr.Label(num_top_classes=7, show_heading=False, label=LARGEST_FACE_BARS, scale=1)
                 table = gr.Dataframe(headers=["face", "emotion", "confidence", "box"], label="Faces",
                                      interactive=False, elem_classes="facelab-faces", wrap=True)
             with inputs:
@@ -1023,7 +1048,8 @@ def build_demo() -> gr.Blocks:
                                api_visibility="private")
             _run(button, emotion, still, [result, bars, table, faces], "emotion", message, examples=examples,
                  emptied={bars: largest_face_bars(None)})
-            result.select(emotion_pick, faces, bars, api_visibility="private")
+            faces.change(first_face_picture, faces, picked, queue=False, api_visibility="private")
+            result.select(emotion_pick, faces, [bars, picked], api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             timeline = gr.State(None, time_to_live=settings.session_seconds)
             gr.Button("timeline", visible=False).click(emotion_timeline, [tracker, timeline], [plot, timeline],

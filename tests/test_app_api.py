@@ -382,13 +382,17 @@ def test_clicking_a_face_shows_its_emotions_and_a_crafted_click_is_ignored() -> 
     if app.unavailable("emotion"):
         pytest.skip(app.unavailable("emotion"))
     _, _, _, faces = app.emotion(data_url((EXAMPLES / "astronaut.jpg").read_bytes()))
-    (x1, y1, x2, y2), probabilities = faces[0]
+    (x1, y1, x2, y2), probabilities, _ = faces[0]
     click = lambda index: app.emotion_pick(faces, app.gr.SelectData(None, {"index": index, "value": None}))  # noqa: E731
-    shown = click([(x1 + x2) / 2, (y1 + y2) / 2])
+    shown, picked = click([(x1 + x2) / 2, (y1 + y2) / 2])
     assert shown.constructor_args == {"value": probabilities, "label": "Emotions of face 1 (click a face for its own)"}
-    assert click([x2 + 5, y2 + 5]) == app.gr.skip()  # beside the face
+    # beside the bars, the face they are about (a small JPEG of its aligned crop, kept with the clickable faces)
+    assert picked["visible"] is True and picked["label"] == "Face 1" and picked["value"].size == (app.identity.THUMBNAIL_SIZE,) * 2
+    assert app.first_face_picture(faces)["label"] == "Face 1" and app.first_face_picture(None)["visible"] is False
+    nothing = (app.gr.skip(), app.gr.skip())
+    assert click([x2 + 5, y2 + 5]) == nothing  # beside the face
     for crafted in ("12,40", [10], [None, 3], [True, False], {"x": 1, "y": 2}, None, [[1], [2]]):
-        assert click(crafted) == app.gr.skip(), crafted
+        assert click(crafted) == nothing, crafted
 
 
 def test_a_failure_message_kept_for_a_session_is_dropped_after_a_while(monkeypatch) -> None:
@@ -556,14 +560,17 @@ def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
     assert out is not None and kept is None  # the box not ticked: the stream as before, no timeline kept
     tracker, plots = None, 0
     for frame in moving_frames(5):
-        _, tracker, *_, plot, timeline, faces = app.emotion_live_with_timeline(frame_payload(frame), tracker, True,
-                                                                             timeline)
+        _, tracker, *_, plot, timeline, sent = app.emotion_live_with_timeline(frame_payload(frame), tracker, True,
+                                                                            timeline)
         plots += not isinstance(plot, dict)  # a table, or gr.skip() (an update dict): the plot left as it is
+        if isinstance(sent, list):  # the clickable faces too: with the table, not at every frame
+            faces, boxes = sent, [t.face.box.tolist() for t in tracker.tracks]
     # a click on the live result picks the live face (it showed the last uploaded photo's emotions)
-    (x1, y1, x2, y2), probabilities = faces[0]
-    assert [x1, y1, x2, y2] == tracker.tracks[0].face.box.tolist() and max(probabilities, key=probabilities.get) == "happy"
+    (x1, y1, x2, y2), probabilities, picture = faces[0]
+    assert picture is None  # no picture of it beside the bars: they go back to the largest face
+    assert [x1, y1, x2, y2] == boxes[0] and max(probabilities, key=probabilities.get) == "happy"
     clicked = app.emotion_pick(faces, app.gr.SelectData(None, {"index": [(x1 + x2) / 2, (y1 + y2) / 2], "value": None}))
-    assert clicked.constructor_args["value"] == probabilities
+    assert clicked[0].constructor_args["value"] == probabilities
     assert 1 <= plots < 5  # the first frame's plot, then at most every LIVE_TABLE_SECONDS, as the table
     plot, timeline = app.emotion_timeline(tracker, timeline)  # asked again, no new frame: nothing added
     assert len(plot) == 5 * 7 and set(plot["emotion"]) == set(app.EMOTION_COLOURS)

@@ -228,6 +228,13 @@ def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
                        panel.text.split("box", 1)[1])
     assert len(table) >= 2, rows
     before = bars()
+    # beside the bars, a picture of the face they are about: the largest first
+    picked = lambda: browser.execute_script(  # noqa: E731
+        "const b = document.getElementById('picked-face'), i = b && b.querySelector('img');"
+        "return b && b.offsetParent !== null && i && i.naturalWidth ? [b.innerText.trim(), i.src] : null")
+    WebDriverWait(browser, 30).until(lambda d: picked())
+    assert picked()[0] == "Face 1", picked()
+    largest_face_picture = picked()[1]
     _, emotion, confidence, x1, y1, x2, y2 = table[-1]  # the smallest face
     result = panel.find_elements(
         By.XPATH, ".//div[contains(concat(' ', @class, ' '), ' block ')][.//*[starts-with(normalize-space(), "
@@ -242,6 +249,10 @@ def test_clicking_a_face_shows_that_faces_emotions(browser) -> None:
     face = table[-1][0]
     # the heading names the face clicked, by its number in the table (it kept saying "the largest face")
     assert bars().splitlines()[0].startswith(f"Emotions of face {face}"), bars().splitlines()[:2]
+    # and its picture beside them: which face they are about was told only by a number among six tags
+    WebDriverWait(browser, 30).until(lambda d: picked() and picked()[0] == f"Face {face}")
+    assert picked()[1] != largest_face_picture
+    screenshot(browser, "emotion_face_picked")
     click(panel, "Analyse")  # a new analysis starts again with the largest face, and says so
     WebDriverWait(browser, WAIT).until(lambda d: bars().startswith("Emotions of face 1, the largest"))
 
