@@ -226,6 +226,24 @@ def _emotion_label(face) -> tuple[str, tuple]:
     return overlay.emotion_text(face.emotion.top, face.emotion.confidence, bool(face.emotion.mouth_covered))
 
 
+# How wide a phone (390 CSS px) shows a result picture: the result spans the screen there (CSS), so a group
+# photo's tags drawn for a laptop were 5 px tall.
+PHONE_RESULT_WIDTH = 358
+
+
+def on_a_phone() -> bool:
+    """Whether the request being handled comes from a phone's browser: Chromium's client hint, else "Mobi" in the
+    user agent (Safari on an iPhone sends no hints). API clients and desktops are not."""
+    request = LocalContext.request.get(None)
+    headers = getattr(request, "headers", None) or {}
+    return headers.get("sec-ch-ua-mobile") == "?1" or "Mobi" in headers.get("user-agent", "")
+
+
+def draw_result(image: np.ndarray, boxes: list) -> np.ndarray:
+    """A tab's result picture: the faces' boxes and tags, the tags legible on a phone's screen too."""
+    return overlay.draw_boxes(image, boxes, shown_width=PHONE_RESULT_WIDTH if on_a_phone() else None)
+
+
 @gpu
 @friendly
 def mask_check(image):
@@ -234,7 +252,7 @@ def mask_check(image):
     labels = [_mask_label(f) for f in analysis.faces]
     boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(analysis.faces, labels)]
     rows = [[i + 1, text, box_text(f.box)] for i, (f, (text, _)) in enumerate(zip(analysis.faces, labels))]
-    return overlay.draw_boxes(analysis.image, boxes), rows
+    return draw_result(analysis.image, boxes), rows
 
 
 LIVE_TABLE_SECONDS = 0.5  # a live stream refreshes its table of faces (and emotion bars) at most twice a second
@@ -287,7 +305,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
             fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
-            drawn = overlay.draw_boxes(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks])
+            drawn = draw_result(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks])
             return outputs(drawn, tracker, tracks, extra)
         except Exception:
             log.exception("live frame failed")
@@ -316,7 +334,7 @@ def emotion(image):
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
     rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
     faces = clickable_faces(analysis.faces, analysis.image.shape)
-    return overlay.draw_boxes(analysis.image, boxes), faces[0][1], rows, faces
+    return draw_result(analysis.image, boxes), faces[0][1], rows, faces
 
 
 def clickable_faces(faces, shape, pictures: bool = True) -> list:
@@ -451,7 +469,7 @@ def identify(image, operating_point, gallery):
     matches = found.faces
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
     rows = [[i + 1, *_match_cells(m), box_text(m.box)] for i, m in enumerate(matches)]
-    return overlay.draw_boxes(rgb, boxes), identify_table(rows)
+    return draw_result(rgb, boxes), identify_table(rows)
 
 
 NO_ONE_ENROLLED = "No one is enrolled yet: every face will be unknown. Enroll someone first."

@@ -10,6 +10,7 @@ that sure), and a verdict below its head's `*_SURE` level reads as a question ("
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -29,6 +30,10 @@ FONT_PER_FACE_WIDTH = 0.22  # label text height per pixel of face width (a label
 # Smallest label text, as a share of the picture's longer side: the page shrinks a picture to its result box
 # (a 1200-px group photo to about 550 px on a laptop), so 1/40 keeps a tag about 17 px tall there.
 MIN_FONT_SHARE = 1 / 40
+# Smallest tag text as seen, where the caller knows how wide the page shows the picture (a phone: about 358 px
+# for every picture, where a 1200-px group photo's tags were 5 px tall): tags that cannot all keep their text at
+# this size keep their number (the table of faces gives the rest), rather than shrink below it.
+MIN_SHOWN_FONT = 12
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,8 @@ def _line_width(size: tuple[int, int]) -> int:
 SHRINK = (1.0, 0.8, 0.65)
 
 
-def layout_tags(size: tuple[int, int], boxes: Sequence[Box], numbered: bool = True) -> list[Tag | None]:
+def layout_tags(size: tuple[int, int], boxes: Sequence[Box], numbered: bool = True,
+                min_font: int = 0) -> list[Tag | None]:
     """The tag of each box in a picture of `size` (width, height), in order: its number (its place in
     `boxes`, from 1) and text, at the first of `_places` that covers no tag placed before it.
 
@@ -185,16 +191,16 @@ def layout_tags(size: tuple[int, int], boxes: Sequence[Box], numbered: bool = Tr
     when even the smallest would, a tag with no free place keeps only its number (the row of the app's table of
     faces, which gives its text), placed more freely along its box; largest faces' tags (first in `boxes`) keep
     their text first. Only where not even a number fits does it go where it covers least. None for a box with
-    neither number nor text."""
+    neither number nor text. No tag's text is smaller than `min_font` pixels (see MIN_SHOWN_FONT)."""
     for scale in SHRINK:
-        tags = _layout(size, boxes, numbered, scale, short=False)
+        tags = _layout(size, boxes, numbered, scale, short=False, min_font=min_font)
         if tags is not None:
             return tags
-    return _layout(size, boxes, numbered, SHRINK[-1], short=True)
+    return _layout(size, boxes, numbered, SHRINK[-1], short=True, min_font=min_font)
 
 
 def _layout(size: tuple[int, int], boxes: Sequence[Box], numbered: bool, scale: float,
-            short: bool) -> list[Tag | None] | None:
+            short: bool, min_font: int = 0) -> list[Tag | None] | None:
     """`layout_tags` at one font scale. Without `short`: None as soon as a tag has no free place. With it, every
     number is placed first (sliding along its box), then each tag, in order, gets its text back where the whole
     tag has a free place."""
@@ -210,8 +216,8 @@ def _layout(size: tuple[int, int], boxes: Sequence[Box], numbered: bool, scale: 
             continue
         # Text sized from the face, not the picture: in a group photo neighbours' labels stay apart; but never
         # under MIN_FONT_SHARE of the picture, which the page shows shrunk to fit (small faces' tags were 6 px).
-        font_size = max(12, int(scale * max(int(max(size) * MIN_FONT_SHARE),
-                                            min(48, max(size) // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH)))))
+        font_size = max(12, min_font, int(scale * max(int(max(size) * MIN_FONT_SHARE),
+                                                      min(48, max(size) // 26, int((x2 - x1) * FONT_PER_FACE_WIDTH)))))
         font = _font(font_size)
         line = measure.textbbox((0, 0), "0Ag", font=font)
         tag_h = line[3] - line[1] + 2 * pad
@@ -252,12 +258,14 @@ def shown_scale(shape: Sequence[int]) -> int:
     return -(-MIN_SHOWN_SIDE // shorter) if shorter < MIN_SHOWN_SIDE else 1
 
 
-def draw_boxes(image: np.ndarray, boxes: Iterable[Box], numbered: bool = True) -> np.ndarray:
+def draw_boxes(image: np.ndarray, boxes: Iterable[Box], numbered: bool = True,
+               shown_width: float | None = None) -> np.ndarray:
     """A copy of `image` (RGB uint8; enlarged by `shown_scale` when small) with each box outlined and a filled
     tag beside it: the box's number (its place in `boxes`, from 1: the row of the app's table of faces) on
     white, then its text, placed by `layout_tags` (above the box, else inside its top edge, else under it;
-    never over an earlier tag where there is room). Text is drawn as pixels: names can never be interpreted
-    as markup."""
+    never over an earlier tag where there is room). `shown_width`: how many pixels wide the page will show
+    the picture, when known (a phone's); tag text is then at least MIN_SHOWN_FONT tall there. Text is drawn
+    as pixels: names can never be interpreted as markup."""
     picture = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
     scale = shown_scale(image.shape)
     items = list(boxes)
@@ -267,9 +275,10 @@ def draw_boxes(image: np.ndarray, boxes: Iterable[Box], numbered: bool = True) -
     draw = ImageDraw.Draw(picture)
     width = _line_width(picture.size)
     pad = width + 2
+    min_font = math.ceil(MIN_SHOWN_FONT * picture.width / shown_width) if shown_width else 0
     for item in items:  # every outline first: a tag is never crossed by a neighbour's outline
         draw.rectangle(tuple(float(v) for v in item.box), outline=item.colour, width=width)
-    for item, tag in zip(items, layout_tags(picture.size, items, numbered)):
+    for item, tag in zip(items, layout_tags(picture.size, items, numbered, min_font)):
         if tag is None:
             continue
         font = _font(tag.size)

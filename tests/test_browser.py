@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -811,12 +812,33 @@ return {left: r.left, right: r.right, cut: view.scrollWidth - view.clientWidth,
 LONG_NAME = "Maria Magdalena Rodriguez Villanueva"
 
 
+PHONE_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/131.0.0.0 Mobile Safari/537.36")
+
+
+@contextmanager
+def as_a_phone(driver):
+    """The page loaded afresh in a phone's viewport, with a phone's user agent (the server draws the tags for a
+    phone's screen); the browser's own agent back afterwards, for the tests that follow."""
+    desktop = driver.execute_script("return navigator.userAgent")
+    driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": PHONE_AGENT})
+    try:
+        new_visitor(driver, ui.PHONE)
+        yield
+    finally:
+        driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": desktop})
+
+
 def test_on_a_phone_the_tables_of_faces_fit_the_screen(browser) -> None:
     """At 390x844 identify's table of faces was 483 px wide in its 324-px box (its threshold and box columns
     scrolled out of sight). On a phone the box column is left out (each row's number is on its face's tag in the
     picture; the table's copy button still copies the boxes) and the cells wrap: every table fits, nothing scrolls
-    sideways, and a long name shows whole."""
-    new_visitor(browser, ui.PHONE)
+    sideways, and a long name shows whole. The tags are drawn for the phone's screen (5 px tall there before)."""
+    with as_a_phone(browser):
+        phone_tables_fit(browser)
+
+
+def phone_tables_fit(browser) -> None:
     panel = open_working_tab(browser, "Enroll & identify")
     type_name(panel, LONG_NAME)
     upload(panel, "Photo (one face)", GROUP)  # the largest face is enrolled
@@ -853,6 +875,12 @@ def test_on_a_phone_the_tables_of_faces_fit_the_screen(browser) -> None:
         "const i = arguments[0], r = i.getBoundingClientRect(); return [r.width, r.height, i.naturalHeight / i.naturalWidth]",
         shown)
     assert abs(height - width * natural) <= 2, (width, height, natural)
+    from pipeline import overlay
+
+    # the tallest tag as the phone shows it: 10.6 px when drawn for a laptop (its text 5 px tall)
+    natural_width = browser.execute_script("return arguments[0].naturalWidth", shown)
+    tag = tallest_tag(result_image(open_tab(browser, "Mask check")), overlay.RED) * width / natural_width
+    assert tag >= 26, f"the tallest tag is {tag:.1f} px on the phone's screen"
 
 
 WIDE = (2560, 1440)

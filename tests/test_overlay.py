@@ -173,3 +173,27 @@ def test_tags_on_a_large_crowded_picture_never_cover_each_other(lab) -> None:
         x1, y1 = (int(v) for v in tag.rect[:2])
         cell = drawn[y1 + 8:int(tag.rect[3]) - 8, x1 + 8:x1 + int(tag.number_width) - 8].astype(int)
         assert np.all(cell > 200, axis=2).mean() > 0.4, tag
+
+
+def test_on_a_phone_every_tag_is_legible_and_none_covers_another(lab) -> None:
+    """The group photo (1200 px wide) shown 358 px wide on a phone: its tags, drawn for a laptop, were 5 px tall
+    there. Drawn for that width, every tag's text is at least MIN_SHOWN_FONT px as shown; tags that do not fit at
+    that size keep their number (the table gives the rest), and none covers another."""
+    from PIL import Image
+
+    from shared_data import MISC_DIR
+
+    picture = np.asarray(Image.open(MISC_DIR / "multiple_faces_group_photo.jpg").convert("RGB"))
+    faces = lab.analyze(picture).faces
+    boxes = [overlay.Box(f.box, overlay.emotion_text("neutral", 0.71)[0]) for f in faces]
+    laptop = overlay.layout_tags(picture.shape[1::-1], boxes)
+    shown = 358 / picture.shape[1]
+    assert min(t.size for t in laptop) * shown < overlay.MIN_SHOWN_FONT  # the defect: too small as shown
+    phone = overlay.layout_tags(picture.shape[1::-1], boxes, min_font=int(np.ceil(12 / shown)))
+    assert len(faces) == 6 and [t.number for t in phone] == ["1", "2", "3", "4", "5", "6"]
+    assert min(t.size for t in phone) * shown >= overlay.MIN_SHOWN_FONT
+    for i, a in enumerate(phone):
+        assert all(overlay._overlap(a.rect, b.rect) == 0 for b in phone[i + 1:]), (a, phone)
+    assert phone[0].text  # the largest face keeps its words
+    drawn = overlay.draw_boxes(picture, boxes, shown_width=358)
+    assert drawn.shape == picture.shape and not np.array_equal(drawn, overlay.draw_boxes(picture, boxes))
