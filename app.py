@@ -51,7 +51,7 @@ from serving import gradio_fixes  # noqa: E402
 from serving.access import OperatorGate  # noqa: E402
 from serving.figures import headline_figures, markdown_table  # noqa: E402
 from serving.http_limits import RequestBodyLimit  # noqa: E402
-from serving.payloads import MAX_INLINE_CHARS, picture_bytes  # noqa: E402
+from serving.payloads import MAX_INLINE_CHARS, picture_bytes, picture_file  # noqa: E402
 
 gradio_fixes.apply(SETTINGS.queue_poll_seconds)
 
@@ -226,33 +226,51 @@ def _emotion_label(face) -> tuple[str, tuple]:
     return overlay.emotion_text(face.emotion.top, face.emotion.confidence, bool(face.emotion.mouth_covered))
 
 
-# How wide a phone (390 CSS px) shows a result picture: the result spans the screen there (CSS), so a group
-# photo's tags drawn for a laptop were 5 px tall.
-PHONE_RESULT_WIDTH = 358
+# The box a result picture is fitted into (CSS pixels; overlay.min_font_to_show): on a phone (390 px) it spans the
+# screen at the picture's own shape (CSS), where a group photo's tags drawn for a laptop were 5 px tall; on a
+# laptop (1366 px) Mask check's and Emotion's box is 643 x 340 and Identify's 560 x 320, each less its label's
+# line, where a webcam frame's tags were 8 px tall.
+RESULT_HEIGHT = 340  # the result pictures of Mask check and Emotion: with the tab's button, in a laptop's first screen
+IDENTIFY_RESULT_HEIGHT = 320
+PHONE_RESULT_BOX = (358, math.inf)
+LABEL_LINE = 33
+LAPTOP_RESULT_BOX = (643, RESULT_HEIGHT - LABEL_LINE)
+LAPTOP_IDENTIFY_BOX = (560, IDENTIFY_RESULT_HEIGHT - LABEL_LINE)
 
 
-def on_a_phone() -> bool:
-    """Whether the request being handled comes from a phone's browser: Chromium's client hint, else "Mobi" in the
-    user agent (Safari on an iPhone sends no hints). API clients and desktops are not."""
-    request = LocalContext.request.get(None)
+def on_a_phone(request: gr.Request | None) -> bool:
+    """Whether a request comes from a phone's browser: Chromium's client hint, else "Mobi" in the user agent
+    (Safari on an iPhone sends no hints). API clients and desktops are not. (A phone held sideways is still a
+    phone here, where the page's CSS gives it the laptop's layout: its tags are then larger than they need be.)"""
     headers = getattr(request, "headers", None) or {}
     return headers.get("sec-ch-ua-mobile") == "?1" or "Mobi" in headers.get("user-agent", "")
 
 
-def draw_result(image: np.ndarray, boxes: list) -> np.ndarray:
-    """A tab's result picture: the faces' boxes and tags, the tags legible on a phone's screen too."""
-    return overlay.draw_boxes(image, boxes, shown_width=PHONE_RESULT_WIDTH if on_a_phone() else None)
+def for_this_screen(fn: Callable[..., Any], laptop_box: tuple[float, float] = LAPTOP_RESULT_BOX) -> Callable[..., Any]:
+    """`fn` (a handler that draws a result) told the box the visitor's screen fits that result into: `shown_in`,
+    a phone's or `laptop_box`, from the request read here, outside `gpu` (on ZeroGPU the handler runs in another
+    process, which does not know the request). API clients get the laptop's."""
+    @functools.wraps(fn)
+    def wrapper(*args):
+        phone = on_a_phone(LocalContext.request.get(None))
+        return fn(*args, shown_in=PHONE_RESULT_BOX if phone else laptop_box)
+    return wrapper
+
+
+def draw_result(image: np.ndarray, boxes: list, shown_in: tuple[float, float] | None) -> np.ndarray:
+    """A tab's result picture: the faces' boxes and tags, the tags legible in the box the page fits it into."""
+    return overlay.draw_boxes(image, boxes, shown_in=shown_in)
 
 
 @gpu
 @friendly
-def mask_check(image):
+def mask_check(image, *, shown_in: tuple[float, float] | None = None):
     require(unavailable("mask"))
     analysis = analysed(image, mask=True)
     labels = [_mask_label(f) for f in analysis.faces]
     boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(analysis.faces, labels)]
     rows = [[i + 1, text, box_text(f.box)] for i, (f, (text, _)) in enumerate(zip(analysis.faces, labels))]
-    return draw_result(analysis.image, boxes), rows
+    return draw_result(analysis.image, boxes, shown_in), rows
 
 
 LIVE_TABLE_SECONDS = 0.5  # a live stream refreshes its table of faces (and emotion bars) at most twice a second
@@ -292,7 +310,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
         return image, tracker, *summary
 
     @gpu
-    def handler(frame, tracker, *extra):
+    def handler(frame, tracker, *extra, shown_in: tuple[float, float] | None = None):
         if frame is None or unavailable(tab):
             return outputs(None, tracker)
         try:
@@ -305,7 +323,7 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
             fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
-            drawn = draw_result(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks])
+            drawn = draw_result(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks], shown_in)
             return outputs(drawn, tracker, tracks, extra)
         except Exception:
             log.exception("live frame failed")
@@ -328,22 +346,22 @@ mask_live = _live("mask", _describe(_mask_label, lambda f: [_mask_label(f)[0]], 
 
 @gpu
 @friendly
-def emotion(image):
+def emotion(image, *, shown_in: tuple[float, float] | None = None):
     require(unavailable("emotion"))
     analysis = analysed(image, emotion=True)
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
     rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
     faces = clickable_faces(analysis.faces, analysis.image.shape)
-    return draw_result(analysis.image, boxes), faces[0][1], rows, faces
+    return draw_result(analysis.image, boxes, shown_in), faces[0][1], rows, faces
 
 
 def clickable_faces(faces, shape, pictures: bool = True) -> list:
     """Per face, in the table's order: its box on the result as drawn (where a click lands), its emotions and,
-    with `pictures`, a small JPEG of the face, shown beside the bars: which face they are about was told by a
-    number among the picture's tags only."""
+    with `pictures`, a small JPEG of the face as the heads saw it (its crop is already cut), shown beside the bars:
+    which face they are about was told by a number among the picture's tags only."""
     shown = overlay.shown_scale(shape)
     return [((f.box * shown).tolist(), overlay.capped_all(f.emotion.probabilities) if f.emotion else None,
-             identity.thumbnail(f.crop) if pictures else None) for f in faces]
+             identity.thumbnail(f.crop_for_heads) if pictures else None) for f in faces]
 
 
 def picked_face(jpeg: bytes | None, number: int) -> dict:
@@ -457,7 +475,7 @@ def clear(token, gallery):
 
 @gpu
 @friendly(doing="identifying the people in this picture", then="Please try again.")
-def identify(image, operating_point, gallery):
+def identify(image, operating_point, gallery, *, shown_in: tuple[float, float] | None = None):
     require(unavailable("identify"))
     rgb = picture(image)
     if hint := enroll_first(gallery):
@@ -469,7 +487,7 @@ def identify(image, operating_point, gallery):
     matches = found.faces
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
     rows = [[i + 1, *_match_cells(m), box_text(m.box)] for i, m in enumerate(matches)]
-    return draw_result(rgb, boxes), identify_table(rows)
+    return draw_result(rgb, boxes, shown_in), identify_table(rows)
 
 
 NO_ONE_ENROLLED = "No one is enrolled yet: every face will be unknown. Enroll someone first."
@@ -495,7 +513,7 @@ def gallery_changed(shown_result, outputs: int) -> tuple:
 IDENTIFY_HEADERS = ["face", "name", "possible match", "similarity", "threshold", "box"]
 
 
-def identify_table(rows: list[list]):
+def identify_table(rows: list[list]) -> "pandas.io.formats.style.Styler":
     """Identify's table of faces: similarities and thresholds shown with three decimals, as every picture and
     line writes them (one column read 0.61, 1 and 0.765), while API clients still get the numbers themselves."""
     import pandas as pd
@@ -528,9 +546,11 @@ def verify(image_a, image_b, operating_point):
     verdict = ("Same person" if result.same_person else "Possibly the same person" if result.possible
                else "Not confirmed as the same person")
     notes = "".join(f"\n- {literal(note)}" for note in result.notes)
-    margin = (f" It lies between {result.possible_threshold:.3f} and the threshold: too close to tell, so treat it as "
+    similarity, threshold, possible = (overlay.similarity_text(value) for value in
+                                       (result.similarity, result.threshold, result.possible_threshold))
+    margin = (f" It lies between {possible} and the threshold: too close to tell, so treat it as "
               "unconfirmed.") if result.possible else ""
-    text = (f"## {verdict}\nSimilarity **{result.similarity:.3f}**, threshold {result.threshold:.3f} "
+    text = (f"## {verdict}\nSimilarity **{similarity}**, threshold {threshold} "
             f"({literal(result.operating_point)} operating point: {'at or above' if result.same_person else 'below'} "
             f"the threshold means {'same person' if result.same_person else 'not confirmed as the same person'}).{margin}{notes}")
     scale = overlay.similarity_scale(result.similarity, identity.verify_thresholds(get_facelab().embedder.backbone),
@@ -622,18 +642,18 @@ def timeline_table(timeline: explain.EmotionTimeline):
     return table.astype({"seconds": float, "probability": float})  # typed even while empty
 
 
-def emotion_live_with_timeline(frame, tracker, timeline_on, timeline):
+def emotion_live_with_timeline(frame, tracker, timeline_on, timeline, *, shown_in: tuple[float, float] | None = None):
     """The emotion stream's outputs (the frame, the tracker, and whatever else it returns), then the timeline's
     plot and state: only while the timeline box is ticked. Every labelled frame adds its point, but the plot is
     sent at most every LIVE_TABLE_SECONDS, as the table and the bars are (gr.skip() between): redrawing it at
     every frame cost the browser more than the frame itself."""
-    shown = emotion_live(frame, tracker)
+    shown = emotion_live(frame, tracker, shown_in=shown_in)
     tracker = shown[1]
-    # The faces a click on the live result picks, as the table numbers them (a click showed the last photo's),
-    # with the table, not at every frame; no pictures of them: the bars go back to the largest face then.
+    # The faces a click on the live result picks, as the table numbers them (a click showed the last photo's):
+    # sent with the table, not at every frame; no pictures of them: the bars go back to the largest face then.
+    table_sent = not isinstance(shown[2], dict)  # gr.skip() is an update dict
     faces = (clickable_faces([t.face for t in tracker.tracks], tracker.frame_shape, pictures=False)
-             if shown[0] is not None and tracker is not None and tracker.frame_shape is not None
-             and sent_now(tracker, "faces") else gr.skip())
+             if table_sent and tracker is not None and tracker.frame_shape is not None else gr.skip())
     if timeline_on is not True:
         return (*shown, gr.skip(), timeline, faces)
     timeline = record_largest_emotion(tracker, timeline)
@@ -655,7 +675,7 @@ def _why(fn, inputs, api_name: str, pictures: tuple[str, ...], tab: str) -> list
     outputs = [gr.Image(label=label, format="png", interactive=False, buttons=["fullscreen", "download"])
                for label in pictures]
     outputs.append(gr.JSON(visible=False))
-    _run(button, fn, inputs, outputs, api_name, message)
+    _run(button, fn, inputs, outputs, api_name, message, check_pictures=False)  # the tab's own _run checks them
     return outputs
 
 
@@ -706,7 +726,9 @@ def privacy(settings: Settings) -> list[str]:
                   "page empties your gallery for you, but the server keeps it for up to "
                   f"{duration(settings.session_seconds)} after its last change (`FACELAB_SESSION_SECONDS`), unless "
                   "you **Delete** each person or **Clear all** first.")
-    return ["", "## Privacy", people, "", cache, "",
+    faces = ("Emotion keeps a small picture of each face of its last result in your session's memory, to show the "
+             "face its bars are about, for up to the same time after its last use.")
+    return ["", "## Privacy", people, "", faces, "", cache, "",
             "Nothing is sent anywhere else: the models run on this server."]
 
 
@@ -824,7 +846,6 @@ def status():
 # ----------------------------------------------------------------------------------------------
 # Layout
 
-RESULT_HEIGHT = 340  # the result pictures of Mask check and Emotion: with the tab's button, in a laptop's first screen
 
 
 # The live stream's tracker (pipeline/tracking.py STREAM_DETECTOR) finds faces with plain MTCNN: not the masked-face
@@ -941,7 +962,8 @@ def _failure_line(action: str) -> Callable[[gr.Request], str]:
 
 
 def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, api_name: str, message: gr.Markdown,
-         empties: list | None = None, examples: gr.Examples | None = None, emptied: dict | None = None) -> Any:
+         empties: list | None = None, examples: gr.Examples | None = None, emptied: dict | None = None,
+         check_pictures: bool = True) -> Any:
     """`fn` on a click, as `api_name`. A first, private step empties `empties` (default: the outputs) and the
     tab's `message` line, so a failure never shows the last picture's result beside it (a stale "Same person"
     next to a faceless photo). When `fn` fails, its message is written to `message` and stays there until
@@ -964,30 +986,42 @@ def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, 
     if examples is not None:
         steps(examples.load_input_event.then, api_visibility="private")
     # A new picture (or operating point) empties the last one's result, so no answer stands beside a picture
-    # it was not given (a "Why?" of the new pair under the old pair's verdict).
-    # A picture that cannot be used is said at once, where the browser shows only a broken-image icon for it.
+    # it was not given (a "Why?" of the new pair under the old pair's verdict). With `check_pictures` (once per
+    # input: not for its Why?), a picture that cannot be used is said at once, where the browser shows only a
+    # broken-image icon for it; queued as uploads are, since it opens the visitor's file.
     for component in inputs if isinstance(inputs, list) else [inputs]:
-        if empties and isinstance(component, gr.Image):
-            component.change(_picture_changed(blank, component.label), component, [*empties, message], queue=False,
-                             api_visibility="private", preprocess=False)
-        elif empties and isinstance(component, gr.Radio):
+        if check_pictures and isinstance(component, gr.Image):
+            component.change(_picture_changed(blank if empties else None, component.label), component,
+                             [*empties, message], api_visibility="private", **UPLOAD)
+        elif empties and isinstance(component, (gr.Image, gr.Radio)):
             component.change(lambda: blank, None, [*empties, message], queue=False, api_visibility="private")
     return event
 
 
-def _picture_changed(blank: list, label: str | None) -> Callable[[Any], list]:
-    """The step after a new picture: the tab's `blank` (last item: the message line), the message line
-    saying why the picture cannot be used when its header already shows it (not a picture, too large)."""
-    def emptied(payload) -> list:
-        if payload is None:
-            return blank
-        try:
-            check_header(picture_bytes(payload, stored_by_this_app, gr.utils.get_upload_folder()))
-        except FaceLabError as exc:
-            reason = literal(exc.visitor_message())
-            return [*blank[:-1], f"**{literal(label or 'Picture')}: cannot be used.** {reason}"]
-        return blank
-    return emptied
+def _picture_changed(blank: list | None, label: str | None) -> Callable[[Any], Any]:
+    """The step after a new picture: the tab's `blank` (its last item the message line), the message line saying
+    why the picture cannot be used when its header already shows it (not a picture, too large). With `blank`
+    None (a tab whose new picture empties nothing: enroll keeps its last doubts on the page), only the message
+    line, and only when there is something to say."""
+    def changed(payload) -> Any:
+        problem = _why_unusable(payload, label or "Picture")
+        if blank is None:
+            return problem or gr.skip()
+        return [*blank[:-1], problem] if problem else blank
+    return changed
+
+
+def _why_unusable(payload, label: str) -> str:
+    """The message line's words for a picture whose header cannot be used, "" for one that can (or none). The
+    file is opened past serving.payloads' checks and read no further than its header."""
+    if payload is None:
+        return ""
+    try:
+        with picture_file(payload, stored_by_this_app, gr.utils.get_upload_folder()) as handle:
+            check_header(handle)
+    except FaceLabError as exc:
+        return f"**{literal(label)}: cannot be used.** {literal(exc.visitor_message())}"
+    return ""
 
 
 def _message_line() -> gr.Markdown:
@@ -1032,15 +1066,15 @@ def build_demo() -> gr.Blocks:
             with inputs:
                 examples = _examples([["astronaut_mask.jpg"], ["astronaut.jpg"]], still,
                                      label="Examples: click one to check it")
-            _run(button, mask_check, still, [result, table], "mask", message, examples=examples)
+            _run(button, for_this_screen(mask_check), still, [result, table], "mask", message, examples=examples)
             tracker = gr.State(None, time_to_live=settings.session_seconds)  # one tracker per visitor and stream
-            live.stream(mask_live, [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
+            live.stream(for_this_screen(mask_live), [live, tracker], [result, tracker, table], api_name="mask_live", **LIVE)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(mask_why, still, "mask_why", ("Where the evidence lies", "Each face"), "mask")
 
         with gr.Tab("Emotion", id="emotion"):
             _off_note("emotion")
-            faces = gr.State([])
+            faces = gr.State([], time_to_live=settings.session_seconds)  # it holds small pictures of the faces
             inputs, outputs, still, button, live, message, result = _picture_and_result("emotion", settings)
             with outputs:
                 # No heading: a bare top word ("surprise") would drop the doubt and the caveat that the table and
@@ -1064,7 +1098,7 @@ def build_demo() -> gr.Blocks:
                                    visible=False)
             timeline_on.change(lambda on: gr.LinePlot(visible=on is True), timeline_on, plot, queue=False,
                                api_visibility="private")
-            _run(button, emotion, still, [result, bars, table, faces], "emotion", message, examples=examples,
+            _run(button, for_this_screen(emotion), still, [result, bars, table, faces], "emotion", message, examples=examples,
                  emptied={bars: largest_face_bars(None)})
             faces.change(first_face_picture, faces, picked, queue=False, api_visibility="private")
             result.select(emotion_pick, faces, [bars, picked], api_visibility="private")
@@ -1074,7 +1108,7 @@ def build_demo() -> gr.Blocks:
                                                        api_name="emotion_timeline", **UPLOAD)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(emotion_why, still, "emotion_why", ("Where the evidence lies", "Each face"), "emotion")
-            live.stream(emotion_live_with_timeline, [live, tracker, timeline_on, timeline],
+            live.stream(for_this_screen(emotion_live_with_timeline), [live, tracker, timeline_on, timeline],
                         [result, tracker, table, bars, plot, timeline, faces], api_name="emotion_live", **LIVE)
 
         # Identify's result gets the width, for a group photo's names (browser pass: its tags were 6-7 px tall and
@@ -1129,7 +1163,7 @@ def build_demo() -> gr.Blocks:
                                              info=OPERATING_POINT_INFO)
                         with gr.Column(scale=3, min_width=300):
                             message = _message_line()
-                            result = _result_picture(height=320)
+                            result = _result_picture(height=IDENTIFY_RESULT_HEIGHT)
                             table = gr.Dataframe(headers=IDENTIFY_HEADERS,
                                                  label="Faces", interactive=False, elem_id="identify-faces",
                                                  elem_classes="facelab-faces", wrap=True)
@@ -1154,9 +1188,9 @@ def build_demo() -> gr.Blocks:
             cleared.then(asked_back, None, [manage_row, confirm_row], queue=False, api_visibility="private")
             gr.Button("List enrolled people", visible=False).click(people, gallery, gr.JSON(visible=False),
                                                                   api_name="people", **UPLOAD)
-            _run(button, identify, [still, point, gallery], [result, table], "identify", message)
+            _run(button, for_this_screen(identify, LAPTOP_IDENTIFY_BOX), [still, point, gallery], [result, table], "identify", message)
             tracker = gr.State(None, time_to_live=settings.session_seconds)
-            live.stream(identify_live, [live, tracker, point, gallery], [result, tracker, table, message],
+            live.stream(for_this_screen(identify_live, LAPTOP_IDENTIFY_BOX), [live, tracker, point, gallery], [result, tracker, table, message],
                         api_name="identify_live", **LIVE)
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 why_outputs = _why(identify_why, [still, point, gallery], "identify_why",

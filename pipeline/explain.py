@@ -436,7 +436,7 @@ def verify_panel(crop_a: np.ndarray, crop_b: np.ndarray, maps: VerifyMaps) -> np
     top = max(float(np.maximum(maps.map_a, 0).max()), float(np.maximum(maps.map_b, 0).max()), 1e-6)
     tiles = [blend(crop, np.maximum(m, 0) / top) for crop, m in ((crop_a, maps.map_a), (crop_b, maps.map_b))]
     body = row([crop_a, tiles[0], tiles[1], crop_b, legend(ALIGNED_SIZE, "no drop", f"drop {top:.2f}", width=130)])
-    return with_caption(body, [f"similarity {maps.similarity:.3f}; colour: how much it drops when the network's "
+    return with_caption(body, [f"similarity {similarity_text(maps.similarity)}; colour: how much it drops when the network's "
                                f"view of that part is covered ({maps.grid}x{maps.grid} blocks)"])
 
 
@@ -469,7 +469,8 @@ def barcodes(maps: VerifyMaps, width: int = 640) -> np.ndarray:
     draw.line((left, y0 + chart_h - (0 - low) / (high - low) * chart_h, left + width, y0 + chart_h - (0 - low) / (high - low) * chart_h), fill=GREY)
     draw.line(list(zip(xs.tolist(), ys.tolist())), fill=OI_BLUE, width=2)
     draw.text((4, y0 + chart_h / 2 - 8), "sum", fill=INK, font=font)
-    draw.text((left, y0 + chart_h + 8), f"running sum of the product over the 512 numbers: ends at {running[-1]:.3f} "
+    draw.text((left, y0 + chart_h + 8), "running sum of the product over the 512 numbers: ends at "
+                                        f"{similarity_text(running[-1])} "
                                         f"= the cosine similarity", fill=INK, font=font)
     return np.asarray(out)
 

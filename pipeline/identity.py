@@ -268,21 +268,33 @@ def enroll(lab: FaceLab, gallery: Gallery, name: str, image: ImageInput, enroll_
     wrong file picked, would otherwise quietly give one person two names; one that only the balanced point
     names as someone else is enrolled with a note that says so.
     """
-    name = normalize_name(name)
+    typed = normalize_name(name)
+    name = spelling_enrolled(gallery, typed)
     face, others = _largest_face(lab, image, "No face was found in this picture, so no one was enrolled. "
                                              "Use a well-lit photo where the face is clearly visible.")
     notes = [f"{others + 1} faces in the picture: enrolled the largest one."] if others else []
-    notes += _someone_else(lab, gallery, name, face, enroll_anyway)
+    if name != typed:
+        notes.append(f"Added to {name}, as the name is already spelt in the gallery.")
+    notes += _notes_if_someone_else(lab, gallery, name, face, enroll_anyway)
     quality = assess_quality(face)
     person = gallery.add(name, face.embedding, thumbnail(face.crop), backbone=lab.embedder.backbone)
     return EnrollResult(person=person, box=face.box, crop=face.crop, quality=quality, notes=notes)
 
 
-def _someone_else(lab: FaceLab, gallery: Gallery, name: str, face: Face, enroll_anyway: bool) -> list[str]:
-    """Whether this face is already someone other than `name`: AlreadyEnrolledError when identify names it so at
-    the strict point (unless `enroll_anyway`); a note when only the balanced point does (or the visitor enrolls
-    anyway), where two people who look alike also meet: one person under two names silently made identify
-    answer with either."""
+def spelling_enrolled(gallery: Gallery, name: str) -> str:
+    """`name` as the gallery already spells it when it holds the same name in other capitals ("Tony Blair" for
+    "tony blair"): one person, where two names made identify answer with either; else `name`."""
+    if name in gallery:
+        return name
+    folded = name.casefold()
+    return next((person.name for person in gallery.people() if person.name.casefold() == folded), name)
+
+
+def _notes_if_someone_else(lab: FaceLab, gallery: Gallery, name: str, face: Face, enroll_anyway: bool) -> list[str]:
+    """Enroll's note when identify names this face as someone other than `name`: AlreadyEnrolledError instead
+    when it does so at the strict point (unless `enroll_anyway`); a note when only the balanced point does (or
+    the visitor enrolls anyway), where two people who look alike also meet: one person under two names silently
+    made identify answer with either. No note: []."""
     if not len(gallery):
         return []
     for point in ("strict", "balanced"):

@@ -10,9 +10,11 @@ import io
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -58,48 +60,48 @@ def load_rgb(source: ImageInput, settings: Settings | None = None) -> np.ndarray
 
     Raises InvalidImageError with a user-facing message for anything unreadable or out of limits.
     """
-    token = _CALL_SETTINGS.set(settings)
-    try:
-        return _load_rgb(source)
-    finally:
-        _CALL_SETTINGS.reset(token)
+    with _limits_for(settings):
+        if isinstance(source, np.ndarray):
+            rgb = _array_to_rgb(source)
+        else:
+            rgb = _pil_to_rgb(_open_pil(source))
+        _check_size(rgb.shape[1], rgb.shape[0])
+        return np.ascontiguousarray(rgb)
 
 
-def _load_rgb(source: ImageInput) -> np.ndarray:
-    # We check the pixel count from the header before decoding; Pillow's own check stays on as well, inside
-    # every decoder (an embedded picture, a TIFF page), and refuses at twice the limit: the same limit. (It is
-    # one process-wide number: where two callers' limits differ, the header check is the one that holds.)
-    Image.MAX_IMAGE_PIXELS = max_pixels()
-    if isinstance(source, np.ndarray):
-        rgb = _array_to_rgb(source)
-    else:
-        rgb = _pil_to_rgb(_open_pil(source))
-    _check_size(rgb.shape[1], rgb.shape[0])
-    return np.ascontiguousarray(rgb)
-
-
-def check_header(source: ImageInput, settings: Settings | None = None) -> None:
+def check_header(source: ImageInput | BinaryIO, settings: Settings | None = None) -> None:
     """Raise what `load_rgb` would raise before decoding a pixel (no file, an empty or too large one, not a
-    picture, too many or too few pixels), from the header alone: cheap enough to run as soon as a picture is
-    uploaded. Damage inside the picture's data only shows when `load_rgb` decodes it."""
+    picture, too many or too few pixels), from the header alone, as soon as a picture is uploaded. An open
+    binary file is read no further than its header. Damage inside the picture's data only shows when
+    `load_rgb` decodes it."""
     if isinstance(source, np.ndarray):
         return  # nothing to decode: load_rgb checks its shape
+    with _limits_for(settings):
+        _check_size(*_open_pil(source).size)
+
+
+@contextmanager
+def _limits_for(settings: Settings | None) -> Iterator[None]:
+    """`settings`' limits (None: the process's, as they are now) for the call inside, in its thread only."""
     token = _CALL_SETTINGS.set(settings)
     try:
+        # We check the pixel count from the header before decoding; Pillow's own check stays on as well, inside
+        # every decoder (an embedded picture, a TIFF page), and refuses at twice the limit: the same limit. (It
+        # is one process-wide number: where two callers' limits differ, the header check is the one that holds.)
         Image.MAX_IMAGE_PIXELS = max_pixels()
-        _check_size(*_open_pil(source).size)
+        yield
     finally:
         _CALL_SETTINGS.reset(token)
 
 
-def _open_pil(source: ImageInput) -> Image.Image:
+def _open_pil(source: ImageInput | BinaryIO) -> Image.Image:
     if source is None:
         raise InvalidImageError("No picture was given. Upload a photo or take a webcam snapshot.")
     if isinstance(source, Image.Image):
         return source
+    name = "the uploaded data"
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
-        name = "the uploaded data"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -107,13 +109,17 @@ def _open_pil(source: ImageInput) -> Image.Image:
         _check_file_size(path.stat().st_size)
         data = path.read_bytes()
         name = repr(path.name)
+    elif hasattr(source, "read") and hasattr(source, "seek"):  # an open file (its size checked by its opener)
+        data = source if source.read(1) else b""
+        source.seek(0)
     else:
         raise InvalidImageError(f"Unsupported input type {type(source).__name__}; give a picture.")
-    if not data:
-        raise InvalidImageError(f"{name[0].upper() + name[1:]} is empty (0 bytes).")
-    _check_file_size(len(data))
+    if isinstance(data, bytes):
+        if not data:
+            raise InvalidImageError(f"{name[0].upper() + name[1:]} is empty (0 bytes).")
+        _check_file_size(len(data))
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data, formats=FORMATS)
     except Image.DecompressionBombError as exc:
         raise InvalidImageError(_too_many_pixels_message(exc)) from None
     except UnidentifiedImageError:

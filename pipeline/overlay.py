@@ -30,10 +30,18 @@ FONT_PER_FACE_WIDTH = 0.22  # label text height per pixel of face width (a label
 # Smallest label text, as a share of the picture's longer side: the page shrinks a picture to its result box
 # (a 1200-px group photo to about 550 px on a laptop), so 1/40 keeps a tag about 17 px tall there.
 MIN_FONT_SHARE = 1 / 40
-# Smallest tag text as seen, where the caller knows how wide the page shows the picture (a phone: about 358 px
-# for every picture, where a 1200-px group photo's tags were 5 px tall): tags that cannot all keep their text at
-# this size keep their number (the table of faces gives the rest), rather than shrink below it.
+# Smallest tag text as seen, where the caller knows the box the page fits the picture into (a phone shows every
+# picture about 358 px wide, where a 1200-px group photo's tags were 5 px tall; a laptop a webcam frame 307 px
+# tall, where they were 8): tags that cannot all keep their text at this size keep their number (the table of
+# faces gives the rest), rather than shrink below it.
 MIN_SHOWN_FONT = 12
+
+
+def min_font_to_show(size: tuple[int, int], shown_in: tuple[float, float]) -> int:
+    """The smallest tag text, in picture pixels, that is MIN_SHOWN_FONT tall once a picture of `size` (width,
+    height) is fitted into a box of `shown_in` (width, height; math.inf for a box as tall as the picture needs)."""
+    fit = min(shown_in[0] / size[0], shown_in[1] / size[1])
+    return math.ceil(MIN_SHOWN_FONT / fit)
 
 
 @dataclass(frozen=True)
@@ -259,13 +267,13 @@ def shown_scale(shape: Sequence[int]) -> int:
 
 
 def draw_boxes(image: np.ndarray, boxes: Iterable[Box], numbered: bool = True,
-               shown_width: float | None = None) -> np.ndarray:
+               shown_in: tuple[float, float] | None = None) -> np.ndarray:
     """A copy of `image` (RGB uint8; enlarged by `shown_scale` when small) with each box outlined and a filled
     tag beside it: the box's number (its place in `boxes`, from 1: the row of the app's table of faces) on
     white, then its text, placed by `layout_tags` (above the box, else inside its top edge, else under it;
-    never over an earlier tag where there is room). `shown_width`: how many pixels wide the page will show
-    the picture, when known (a phone's); tag text is then at least MIN_SHOWN_FONT tall there. Text is drawn
-    as pixels: names can never be interpreted as markup."""
+    never over an earlier tag where there is room). `shown_in`: the box the page fits the picture into, when
+    known (`min_font_to_show`); tag text is then at least MIN_SHOWN_FONT tall there. Text is drawn as pixels:
+    names can never be interpreted as markup."""
     picture = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
     scale = shown_scale(image.shape)
     items = list(boxes)
@@ -275,7 +283,7 @@ def draw_boxes(image: np.ndarray, boxes: Iterable[Box], numbered: bool = True,
     draw = ImageDraw.Draw(picture)
     width = _line_width(picture.size)
     pad = width + 2
-    min_font = math.ceil(MIN_SHOWN_FONT * picture.width / shown_width) if shown_width else 0
+    min_font = min_font_to_show(picture.size, shown_in) if shown_in else 0
     for item in items:  # every outline first: a tag is never crossed by a neighbour's outline
         draw.rectangle(tuple(float(v) for v in item.box), outline=item.colour, width=width)
     for item, tag in zip(items, layout_tags(picture.size, items, numbered, min_font)):

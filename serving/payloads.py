@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import os
 import stat
 from collections.abc import Callable
-from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.errors import InvalidImageError
 from pipeline.images import max_file_bytes, size_text
@@ -39,17 +40,24 @@ def picture_bytes(payload: object, stored: StoredCheck, upload_root: str | os.Pa
     must also lie inside `upload_root` after resolving links, and be a regular file no larger than the
     upload limit.
     """
+    with picture_file(payload, stored, upload_root) as handle:
+        return handle.read(max_file_bytes() + 1)
+
+
+def picture_file(payload: object, stored: StoredCheck, upload_root: str | os.PathLike) -> BinaryIO:
+    """`picture_bytes`' file, open and not yet read (an inline picture: its decoded bytes in memory), past the
+    same checks: for a look at its header alone. Close it (a `with` block)."""
     if not isinstance(payload, dict):
         raise InvalidImageError(NOT_STORED)
     path, url = payload.get("path"), payload.get("url")
     if isinstance(path, str) and path:
         return _stored_file(path, stored, upload_root)
     if isinstance(url, str) and url.startswith("data:"):
-        return _data_url(url)
+        return io.BytesIO(_data_url(url))
     raise InvalidImageError(NOT_STORED)
 
 
-def _stored_file(path: str, stored: StoredCheck, upload_root: str | os.PathLike) -> bytes:
+def _stored_file(path: str, stored: StoredCheck, upload_root: str | os.PathLike) -> BinaryIO:
     if not stored(path):  # a set lookup first: nothing about an unknown path touches the disk
         raise InvalidImageError(NOT_STORED)
     # Inside the upload folder, with no link anywhere below it: a link there is never followed. The folder
@@ -64,14 +72,14 @@ def _stored_file(path: str, stored: StoredCheck, upload_root: str | os.PathLike)
         raise InvalidImageError(GONE) from None
     except OSError:
         raise InvalidImageError(NOT_STORED) from None
-    with os.fdopen(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidImageError(NOT_STORED)
-        limit = max_file_bytes()
-        if info.st_size > limit:
-            raise InvalidImageError(_too_large(info.st_size, limit))
-        return handle.read(limit + 1)
+    handle = os.fdopen(descriptor, "rb")
+    info, limit = os.fstat(handle.fileno()), max_file_bytes()
+    refusal = (NOT_STORED if not stat.S_ISREG(info.st_mode)
+               else _too_large(info.st_size, limit) if info.st_size > limit else None)
+    if refusal:
+        handle.close()
+        raise InvalidImageError(refusal)
+    return handle
 
 
 def _data_url(url: str) -> bytes:

@@ -103,6 +103,8 @@ def test_a_person_enrolled_from_one_photo_is_identified_on_another(client: Clien
     skip_if_off(client, "/identify", image(second), "balanced")
     _, table = client.predict(image(second), "balanced", api_name="/identify")
     assert rows(table)[0][1] == name and rows(table)[0][3] > 0.3  # face, name, possible match, similarity
+    # the numbers for a client; the page shows them with three decimals, as the tags and verdicts write them
+    assert table["metadata"]["display_value"][0][3] == f"{rows(table)[0][3]:.3f}"
     # the astronaut is someone else
     _, table = client.predict(image(EXAMPLES / "astronaut.jpg"), "strict", api_name="/identify")
     assert rows(table)[0][1] == "unknown"
@@ -597,3 +599,30 @@ def test_the_emotion_timeline_endpoint_answers_an_api_client_with_an_empty_plot(
     plot = client.predict(api_name="/emotion_timeline")  # no live stream in this session
     assert plot["columns"] == ["seconds", "emotion", "probability"] and plot["data"] == []
     assert plot["datatypes"]["seconds"] == plot["datatypes"]["probability"] == "quantitative"
+
+
+def test_a_phone_is_told_from_its_request_headers() -> None:
+    """Result tags are drawn for a phone's screen when the request comes from one: Chromium's client hint, or a
+    phone's user agent (Safari sends no hints); not for a desktop browser or an API client."""
+    import app
+
+    iphone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+              "Version/18.1 Mobile/15E148 Safari/604.1")
+    desktop = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+    assert app.on_a_phone(app.gr.Request(headers={"user-agent": iphone}))
+    assert app.on_a_phone(app.gr.Request(headers={"user-agent": desktop, "sec-ch-ua-mobile": "?1"}))
+    assert not app.on_a_phone(app.gr.Request(headers={"user-agent": desktop, "sec-ch-ua-mobile": "?0"}))
+    assert not app.on_a_phone(app.gr.Request(headers={"user-agent": "python-httpx/0.28.1"}))
+    assert not app.on_a_phone(None)
+
+
+def test_the_check_of_a_new_picture_opens_only_what_the_app_stored() -> None:
+    """The message line's check of a newly given picture goes through the same gate as every action: a payload
+    naming a server file gets the one refusal, whatever the file is."""
+    import app
+    from serving.payloads import NOT_STORED
+
+    for path in ("/etc/passwd", str(Path(app.__file__)), "../../etc/hostname"):
+        said = app._why_unusable({"path": path}, "Picture")
+        assert said.startswith("**Picture: cannot be used.**") and app.literal(NOT_STORED) in said, said
+    assert app._why_unusable(None, "Picture") == ""

@@ -446,6 +446,9 @@ def test_a_file_that_is_not_a_picture_is_said_at_once(browser, tmp_path) -> None
     panel = open_tab(browser, "Verify")
     upload(panel, "Second photo", text)
     wait_for_text(browser, panel, "Second photo: cannot be used.")
+    panel = open_tab(browser, "Enroll & identify")  # a form whose new photo empties nothing
+    upload(panel, "Photo (one face)", text)
+    wait_for_text(browser, panel, "Photo (one face): cannot be used.")
 
 
 def test_a_new_picture_empties_the_last_result_and_a_new_action_closes_old_toasts(browser) -> None:

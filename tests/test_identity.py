@@ -256,7 +256,10 @@ def test_a_face_named_as_someone_else_is_not_enrolled_under_a_new_name(lab) -> N
         enroll(lab, gallery, "Other Name", mirrored)
     assert refused.value.match == "First Name" and [p.name for p in gallery.people()] == ["First Name"]
     assert enroll(lab, gallery, "First Name", mirrored).person.embeddings == 2
-    assert enroll(lab, gallery, "Other Name", mirrored, enroll_anyway=True).person.name == "Other Name"
+    anyway = enroll(lab, gallery, "Other Name", mirrored, enroll_anyway=True)
+    assert anyway.person.name == "Other Name"
+    assert any(note.startswith("This face also matches First Name (similarity ") and "strict threshold" in note
+               for note in anyway.notes), anyway.notes  # enrolled anyway: still said
 
 
 def test_a_face_that_matches_someone_else_only_at_the_balanced_point_is_enrolled_with_a_note(lab) -> None:
@@ -270,6 +273,18 @@ def test_a_face_that_matches_someone_else_only_at_the_balanced_point_is_enrolled
     assert sorted(p.name for p in gallery.people()) == ["Bob", "George"]
     assert any(note.startswith("This face also matches George (similarity ") and "balanced threshold" in note
                and "delete one of the two names" in note for note in result.notes), result.notes
+
+
+def test_a_name_typed_in_other_capitals_adds_to_the_person_enrolled(lab) -> None:
+    """"tony blair" after "Tony Blair" made a second person (browser pass: two photos that did not match each
+    other at the strict point), and identify answered either name: now the photo goes to the person enrolled,
+    and enroll says so."""
+    folder = DATA_DIR / "identity" / "lfw" / "Tony_Blair"
+    gallery = InMemoryGallery()
+    enroll(lab, gallery, "Tony Blair", folder / "Tony_Blair_0018.jpg")
+    result = enroll(lab, gallery, "tony  BLAIR", folder / "Tony_Blair_0032.jpg")
+    assert [(p.name, p.embeddings) for p in gallery.people()] == [("Tony Blair", 2)]
+    assert result.person.name == "Tony Blair" and "Added to Tony Blair" in " ".join(result.notes)
 
 
 def test_a_marginal_score_is_a_possible_match_not_a_name(lab) -> None:

@@ -92,13 +92,22 @@ def test_the_header_check_refuses_what_load_rgb_would_before_decoding() -> None:
                                                                        100_000, 100_000)):
         with pytest.raises(InvalidImageError) as by_load:
             load_rgb(data)
-        with pytest.raises(InvalidImageError) as by_header:
-            check_header(data)
-        assert str(by_header.value) == str(by_load.value)
+        for given in (data, io.BytesIO(data)):  # the bytes, or the open file
+            with pytest.raises(InvalidImageError) as by_header:
+                check_header(given)
+            assert str(by_header.value) == str(by_load.value)
     truncated = encoded(Image.new("RGB", (300, 300), "gray"), "PNG")[:-30]
     check_header(truncated)
     with pytest.raises(InvalidImageError, match="damaged or truncated"):
         load_rgb(truncated)
+
+
+@pytest.mark.shared_data
+def test_the_header_check_reads_an_open_file_no_further_than_its_header() -> None:
+    large = MISC_DIR / "large_4800px_multiple_faces_upscaled.jpg"
+    with open(large, "rb") as handle:
+        check_header(handle)
+        assert handle.tell() < 64 * 1024 < large.stat().st_size, handle.tell()
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:

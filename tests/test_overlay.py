@@ -175,25 +175,29 @@ def test_tags_on_a_large_crowded_picture_never_cover_each_other(lab) -> None:
         assert np.all(cell > 200, axis=2).mean() > 0.4, tag
 
 
-def test_on_a_phone_every_tag_is_legible_and_none_covers_another(lab) -> None:
-    """The group photo (1200 px wide) shown 358 px wide on a phone: its tags, drawn for a laptop, were 5 px tall
-    there. Drawn for that width, every tag's text is at least MIN_SHOWN_FONT px as shown; tags that do not fit at
-    that size keep their number (the table gives the rest), and none covers another."""
+def test_tags_are_legible_in_the_box_the_page_shows_the_picture_in(lab) -> None:
+    """The group photo (1200 px wide) shown 358 px wide on a phone: its tags, drawn for no box, were 5 px tall
+    there; a webcam frame (640x480) in a laptop's 643 x 307 box: 8 px. Drawn for the box, every tag's text is at
+    least MIN_SHOWN_FONT px as shown; tags that do not fit at that size keep their number (the table gives the
+    rest), and none covers another."""
+    import math
+
     from PIL import Image
 
     from shared_data import MISC_DIR
 
-    picture = np.asarray(Image.open(MISC_DIR / "multiple_faces_group_photo.jpg").convert("RGB"))
-    faces = lab.analyze(picture).faces
-    boxes = [overlay.Box(f.box, overlay.emotion_text("neutral", 0.71)[0]) for f in faces]
-    laptop = overlay.layout_tags(picture.shape[1::-1], boxes)
-    shown = 358 / picture.shape[1]
-    assert min(t.size for t in laptop) * shown < overlay.MIN_SHOWN_FONT  # the defect: too small as shown
-    phone = overlay.layout_tags(picture.shape[1::-1], boxes, min_font=int(np.ceil(12 / shown)))
-    assert len(faces) == 6 and [t.number for t in phone] == ["1", "2", "3", "4", "5", "6"]
-    assert min(t.size for t in phone) * shown >= overlay.MIN_SHOWN_FONT
-    for i, a in enumerate(phone):
-        assert all(overlay._overlap(a.rect, b.rect) == 0 for b in phone[i + 1:]), (a, phone)
-    assert phone[0].text  # the largest face keeps its words
-    drawn = overlay.draw_boxes(picture, boxes, shown_width=358)
-    assert drawn.shape == picture.shape and not np.array_equal(drawn, overlay.draw_boxes(picture, boxes))
+    group = np.asarray(Image.open(MISC_DIR / "multiple_faces_group_photo.jpg").convert("RGB"))
+    frame = np.asarray(Image.fromarray(group[:, 150:990]).resize((640, 480)))
+    for picture, box in ((group, (358, math.inf)), (frame, (643, 307))):
+        faces = lab.analyze(picture).faces
+        boxes = [overlay.Box(f.box, overlay.emotion_text("neutral", 0.71)[0]) for f in faces]
+        size = picture.shape[1::-1]
+        shown = min(box[0] / size[0], box[1] / size[1])
+        assert min(t.size for t in overlay.layout_tags(size, boxes)) * shown < overlay.MIN_SHOWN_FONT  # the defect
+        tags = overlay.layout_tags(size, boxes, min_font=overlay.min_font_to_show(size, box))
+        assert len(faces) >= 4 and [t.number for t in tags] == [str(i + 1) for i in range(len(faces))]
+        assert min(t.size for t in tags) * shown >= overlay.MIN_SHOWN_FONT, (box, [t.size for t in tags])
+        for i, a in enumerate(tags):
+            assert all(overlay._overlap(a.rect, b.rect) == 0 for b in tags[i + 1:]), (a, tags)
+        assert tags[0].text  # the largest face keeps its words
+        assert not np.array_equal(overlay.draw_boxes(picture, boxes, shown_in=box), overlay.draw_boxes(picture, boxes))
