@@ -414,15 +414,18 @@ emotion_live = _live("emotion", _describe(_emotion_label, _emotion_cells, emotio
 # ----------------------------------------------------------------------------------------------
 # Enroll & identify, verify (pipeline.identity)
 
-def _people(gallery) -> tuple[list, dict]:
-    """The gallery grid (thumbnail, name) and the choices of the delete menu."""
-    import io
-    from PIL import Image
-
+def _people(gallery) -> tuple[dict, dict]:
+    """The gallery grid (thumbnail, name), headed by how many people it holds (its box shows two rows; a fifth
+    person was a sliver at its foot, unannounced), and the choices of the delete menu."""
     people = gallery.people()
     grid = [(np.asarray(Image.open(io.BytesIO(p.thumbnail)).convert("RGB")) if p.thumbnail else np.full((64, 64, 3), 200, np.uint8),
              p.name) for p in people]
-    return grid, gr.update(choices=[p.name for p in people], value=None)
+    return (gr.update(value=grid, label=enrolled_label(len(people))),
+            gr.update(choices=[p.name for p in people], value=None))
+
+
+def enrolled_label(count: int) -> str:
+    return f"Enrolled people ({count})" if count else "Enrolled people"
 
 
 @gpu
@@ -764,6 +767,8 @@ def about(settings: Settings = SETTINGS) -> str:
 OPERATING_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed matches. The threshold adapts to the "
                         "gallery (how many photos it holds, how alike its people look); each result shows the one "
                         "it was compared with.")
+VERIFY_POINT_INFO = ("strict: fewer false matches; balanced: fewer missed matches. The result shows the threshold it "
+                     "was compared with.")  # two photos: no gallery for the threshold to adapt to
 
 
 TABS = tuple(TAB_NEEDS)
@@ -993,9 +998,22 @@ def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, 
         if check_pictures and isinstance(component, gr.Image):
             component.change(_picture_changed(blank if empties else None, component.label), component,
                              [*empties, message], api_visibility="private", **UPLOAD)
-        elif empties and isinstance(component, (gr.Image, gr.Radio)):
+        elif empties and isinstance(component, gr.Image):
             component.change(lambda: blank, None, [*empties, message], queue=False, api_visibility="private")
+        elif empties and isinstance(component, gr.Radio):  # says why a result went (it went without a word)
+            component.change(_point_changed(blank, button.value), [component, empties[0]], [*empties, message],
+                             queue=False, api_visibility="private")
     return event
+
+
+def _point_changed(blank: list, action: str) -> Callable[[Any, Any], list]:
+    """The step after a new operating point: the tab's `blank`, the message line saying why its result went
+    (when one was shown: `shown`, the first of the emptied outputs) and how to get the new point's."""
+    def changed(point, shown) -> list:
+        if shown in (None, ""):
+            return blank
+        return [*blank[:-1], f"The operating point is now {literal(point)}: press \"{literal(action)}\" for its answer."]
+    return changed
 
 
 def _picture_changed(blank: list | None, label: str | None) -> Callable[[Any], Any]:
@@ -1212,7 +1230,7 @@ def build_demo() -> gr.Blocks:
                         second = gr.Image(type="filepath", sources=["upload", "webcam", "clipboard"], label="Second photo",
                                           height=250, min_width=200)
                     verify_point = gr.Radio(list(identity.OPERATING_POINTS), value="balanced", label="Operating point",
-                                            info=OPERATING_POINT_INFO)
+                                            info=VERIFY_POINT_INFO)
                     verify_button = gr.Button("Verify", variant="primary")
                     TAB_BUTTONS["verify"].append(verify_button)
                     examples_here = gr.Column()

@@ -471,6 +471,12 @@ def test_a_new_picture_empties_the_last_result_and_a_new_action_closes_old_toast
     WebDriverWait(browser, WAIT).until(lambda d: "Same person" in panel.text or "thresholds" in toasts(d))
     if "Same person" not in panel.text:
         pytest.skip("the manifest has no verification thresholds yet, so verification is off")
+    # another operating point takes the verdict down too, and says why (it went without a word)
+    panel.find_element(By.XPATH, ".//label[.//input[@type='radio']][normalize-space()='strict']").click()
+    wait_for_text(browser, panel, 'The operating point is now strict: press "Verify" for its answer.')
+    assert "Same person" not in panel.text
+    click(panel, "Verify")
+    WebDriverWait(browser, WAIT).until(lambda d: "Similarity" in panel.text)
     upload(panel, "Second photo", EXAMPLES / "astronaut.jpg")
     WebDriverWait(browser, 30).until(lambda d: "Same person" not in panel.text and "Similarity" not in panel.text)
 
@@ -514,6 +520,8 @@ def test_the_gallery_is_hard_to_lose_and_shows_whole_names(browser) -> None:
         WebDriverWait(browser, 30).until(lambda d: photo_shown(panel, "Photo (one face)"))
         click(panel, "Enroll")
         WebDriverWait(browser, WAIT).until(lambda d: name in gallery_names(panel))
+    # the box shows two rows of people: its heading says how many there are
+    assert panel.find_element(By.CSS_SELECTOR, "#enrolled [data-testid=block-label]").text == "Enrolled people (2)"
     caption = next(e for e in panel.find_elements(By.CSS_SELECTOR, "#enrolled .caption-label") if e.text == long_name)
     assert browser.execute_script(WHOLE_CAPTION, caption), "the name is cut"
     # ... and leaves most of the face to be seen (it covered two thirds), under the gallery's label, not beneath it
