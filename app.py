@@ -414,18 +414,19 @@ emotion_live = _live("emotion", _describe(_emotion_label, _emotion_cells, emotio
 # ----------------------------------------------------------------------------------------------
 # Enroll & identify, verify (pipeline.identity)
 
-def _people(gallery) -> tuple[dict, dict]:
-    """The gallery grid (thumbnail, name), headed by how many people it holds (its box shows two rows; a fifth
-    person was a sliver at its foot, unannounced), and the choices of the delete menu."""
+def _people(gallery) -> tuple[list, dict]:
+    """The gallery grid (thumbnail, name) and the choices of the delete menu."""
     people = gallery.people()
     grid = [(np.asarray(Image.open(io.BytesIO(p.thumbnail)).convert("RGB")) if p.thumbnail else np.full((64, 64, 3), 200, np.uint8),
              p.name) for p in people]
-    return (gr.update(value=grid, label=enrolled_label(len(people))),
-            gr.update(choices=[p.name for p in people], value=None))
+    return grid, gr.update(choices=[p.name for p in people], value=None)
 
 
-def enrolled_label(count: int) -> str:
-    return f"Enrolled people ({count})" if count else "Enrolled people"
+def enrolled_heading(gallery) -> dict:
+    """The gallery grid's heading: how many people it holds (its box shows two rows; a fifth person was a sliver
+    at its foot, unannounced). A page-only step after each change: API clients get the grid's value alone."""
+    count = len(gallery)
+    return gr.update(label=f"Enrolled people ({count})" if count else "Enrolled people")
 
 
 @gpu
@@ -1217,6 +1218,7 @@ def build_demo() -> gr.Blocks:
             # stayed on the faces, and a face enrolled since stayed "unknown".
             identified = [result, table, *why_outputs]
             for changed in (enrolled, deleted, cleared):
+                changed.success(enrolled_heading, gallery, grid, queue=False, api_visibility="private")
                 changed.success(functools.partial(gallery_changed, outputs=len(identified)), result, [*identified, message],
                                 queue=False, api_visibility="private")
 

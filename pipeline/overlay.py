@@ -325,8 +325,9 @@ def similarity_scale(similarity: float, thresholds: dict[str, float], chosen: st
     font = _font(16)
     x_of = lambda value: left + (right - left) * (min(max(float(value), low), high) - low) / (high - low)  # noqa: E731
     draw.rectangle((left, 40, right, 48), fill=(225, 225, 225))
-    for value in (0.0, 0.5, 1.0):
-        draw.text((x_of(value), 52), f"{value:.1f}", fill=GREY, font=font, anchor="ma")
+    for value in (0.0, 0.5, 1.0):  # not where a threshold's line would run through the number ("0.5|")
+        if all(abs(x_of(value) - x_of(limit)) > 18 for limit in thresholds.values()):
+            draw.text((x_of(value), 52), f"{value:.1f}", fill=GREY, font=font, anchor="ma")
     ticks = [(row, name, value, (30, 30, 30) if name == chosen else GREY)
              for row, (name, value) in enumerate(sorted(thresholds.items(), key=lambda item: item[1]))]
     for row, name, value, shade in ticks:
