@@ -373,7 +373,7 @@ def picked_face(jpeg: bytes | None, number: int) -> dict:
 
 
 def first_face_picture(faces) -> dict:
-    """When the clickable faces change (a result, an emptied one, the live stream's): the bars are about face 1."""
+    """After a result (a page-only step: API clients get no picture): the bars are about face 1."""
     return picked_face(faces[0][2] if faces else None, 1)
 
 
@@ -656,14 +656,17 @@ def emotion_live_with_timeline(frame, tracker, timeline_on, timeline, *, shown_i
     # The faces a click on the live result picks, as the table numbers them (a click showed the last photo's):
     # sent with the table, not at every frame; no pictures of them: the bars go back to the largest face then.
     table_sent = not isinstance(shown[2], dict)  # gr.skip() is an update dict
-    faces = (clickable_faces([t.face for t in tracker.tracks], tracker.frame_shape, pictures=False)
-             if table_sent and tracker is not None and tracker.frame_shape is not None else gr.skip())
+    if table_sent and tracker is not None and tracker.frame_shape is not None:
+        faces = clickable_faces([t.face for t in tracker.tracks], tracker.frame_shape, pictures=False)
+        picked = picked_face(None, 1)
+    else:
+        faces = picked = gr.skip()
     if timeline_on is not True:
-        return (*shown, gr.skip(), timeline, faces)
+        return (*shown, gr.skip(), timeline, faces, picked)
     timeline = record_largest_emotion(tracker, timeline)
     if tracker is None or not sent_now(tracker, "timeline"):
-        return (*shown, gr.skip(), timeline, faces)
-    return (*shown, timeline_table(timeline), timeline, faces)
+        return (*shown, gr.skip(), timeline, faces, picked)
+    return (*shown, timeline_table(timeline), timeline, faces, picked)
 
 
 def _why(fn, inputs, api_name: str, pictures: tuple[str, ...], tab: str) -> list:
@@ -969,14 +972,15 @@ def _failure_line(action: str) -> Callable[[gr.Request], str]:
 
 def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, api_name: str, message: gr.Markdown,
          empties: list | None = None, examples: gr.Examples | None = None, emptied: dict | None = None,
-         check_pictures: bool = True) -> Any:
+         check_pictures: bool = True, then_show: tuple | None = None) -> Any:
     """`fn` on a click, as `api_name`. A first, private step empties `empties` (default: the outputs) and the
     tab's `message` line, so a failure never shows the last picture's result beside it (a stale "Same person"
     next to a faceless photo). When `fn` fails, its message is written to `message` and stays there until
     the next action (the toast closes after 10 s). With `examples`, a click on one fills the inputs and then
     runs the same steps (Gradio's own run_on_click preprocessed the picture into a path, which `picture` refuses:
     every example click failed). `emptied` gives some of the empties another blank than None (a heading set back).
-    Returns the button's event, to chain what follows a success."""
+    `then_show` (fn, inputs, outputs): a page-only step after each success, the button's or an example's (what
+    API clients need not get). Returns the button's event, to chain what follows a success."""
     empties = outputs if empties is None else empties
     blank = [(emptied or {}).get(component) for component in empties] + [""]
     script = CLOSE_TOASTS + (SHOW_RESULT_ON_A_PHONE if api_name in MAIN_ACTIONS else "")
@@ -986,6 +990,8 @@ def _run(button: gr.Button, fn: Callable[..., Any], inputs: Any, outputs: list, 
         event = then(lambda: blank if empties else "", None, [*empties, message], queue=False,  # one output: no list
                      api_visibility="private").then(_remembering(fn, api_name), inputs, outputs, **visibility, **UPLOAD)
         event.failure(_failure_line(api_name), None, message, queue=False, api_visibility="private")
+        if then_show is not None:
+            event.success(*then_show, queue=False, api_visibility="private")
         return event
 
     event = steps(button.click, api_name=api_name)
@@ -1117,9 +1123,10 @@ def build_demo() -> gr.Blocks:
                                    visible=False)
             timeline_on.change(lambda on: gr.LinePlot(visible=on is True), timeline_on, plot, queue=False,
                                api_visibility="private")
-            _run(button, for_this_screen(emotion), still, [result, bars, table, faces], "emotion", message, examples=examples,
-                 emptied={bars: largest_face_bars(None)})
-            faces.change(first_face_picture, faces, picked, queue=False, api_visibility="private")
+            _run(button, for_this_screen(emotion), still, [result, bars, table, faces], "emotion", message,
+                 empties=[result, bars, table, faces, picked], examples=examples,
+                 emptied={bars: largest_face_bars(None), picked: picked_face(None, 1)},
+                 then_show=(first_face_picture, faces, picked))
             result.select(emotion_pick, faces, [bars, picked], api_visibility="private")
             tracker = gr.State(None, time_to_live=settings.session_seconds)
             timeline = gr.State(None, time_to_live=settings.session_seconds)
@@ -1128,7 +1135,7 @@ def build_demo() -> gr.Blocks:
             with gr.Accordion("Why?", open=False, elem_classes="facelab-why"):  # issue 18
                 _why(emotion_why, still, "emotion_why", ("Where the evidence lies", "Each face"), "emotion")
             live.stream(for_this_screen(emotion_live_with_timeline), [live, tracker, timeline_on, timeline],
-                        [result, tracker, table, bars, plot, timeline, faces], api_name="emotion_live", **LIVE)
+                        [result, tracker, table, bars, plot, timeline, faces, picked], api_name="emotion_live", **LIVE)
 
         # Identify's result gets the width, for a group photo's names (browser pass: its tags were 6-7 px tall and
         # its table cut, below the fold): enroll keeps what its photo's label needs on one line, the picture to

@@ -558,15 +558,16 @@ def test_the_emotion_timeline_fills_while_the_live_stream_runs() -> None:
         pytest.skip(app.unavailable("emotion"))
     plot, timeline = app.emotion_timeline(None, None)
     assert len(plot) == 0  # no stream yet: an empty plot
-    out, *_, kept, _ = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
+    out, *_, kept, _, _ = app.emotion_live_with_timeline(frame_payload(next(moving_frames(1))), None, False, None)
     assert out is not None and kept is None  # the box not ticked: the stream as before, no timeline kept
     tracker, plots = None, 0
     for frame in moving_frames(5):
-        _, tracker, *_, plot, timeline, sent = app.emotion_live_with_timeline(frame_payload(frame), tracker, True,
-                                                                            timeline)
+        _, tracker, *_, plot, timeline, sent, picked = app.emotion_live_with_timeline(frame_payload(frame), tracker,
+                                                                                    True, timeline)
         plots += not isinstance(plot, dict)  # a table, or gr.skip() (an update dict): the plot left as it is
         if isinstance(sent, list):  # the clickable faces too: with the table, not at every frame
             faces, boxes = sent, [t.face.box.tolist() for t in tracker.tracks]
+            assert picked["visible"] is False  # no face's picture beside bars that follow the largest face
     # a click on the live result picks the live face (it showed the last uploaded photo's emotions)
     (x1, y1, x2, y2), probabilities, picture = faces[0]
     assert picture is None  # no picture of it beside the bars: they go back to the largest face
