@@ -257,11 +257,6 @@ def for_this_screen(fn: Callable[..., Any], laptop_box: tuple[float, float] = LA
     return wrapper
 
 
-def draw_result(image: np.ndarray, boxes: list, shown_in: tuple[float, float] | None) -> np.ndarray:
-    """A tab's result picture: the faces' boxes and tags, the tags legible in the box the page fits it into."""
-    return overlay.draw_boxes(image, boxes, shown_in=shown_in)
-
-
 @gpu
 @friendly
 def mask_check(image, *, shown_in: tuple[float, float] | None = None):
@@ -270,7 +265,7 @@ def mask_check(image, *, shown_in: tuple[float, float] | None = None):
     labels = [_mask_label(f) for f in analysis.faces]
     boxes = [overlay.Box(f.box, text, colour) for f, (text, colour) in zip(analysis.faces, labels)]
     rows = [[i + 1, text, box_text(f.box)] for i, (f, (text, _)) in enumerate(zip(analysis.faces, labels))]
-    return draw_result(analysis.image, boxes, shown_in), rows
+    return overlay.draw_boxes(analysis.image, boxes, shown_in=shown_in), rows
 
 
 LIVE_TABLE_SECONDS = 0.5  # a live stream refreshes its table of faces (and emotion bars) at most twice a second
@@ -323,7 +318,8 @@ def _live(tab: str, label_faces, reuse: bool = True, bars: bool = False, hint: C
             fresh = [t for t in tracks if "label" not in t.memo or not reuse]
             for track, label in zip(fresh, label_faces([t.face for t in fresh], *extra)):
                 track.memo["label"] = label
-            drawn = draw_result(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks], shown_in)
+            drawn = overlay.draw_boxes(rgb, [overlay.Box(t.face.box, *t.memo["label"][:2]) for t in tracks],
+                                       shown_in=shown_in)
             return outputs(drawn, tracker, tracks, extra)
         except Exception:
             log.exception("live frame failed")
@@ -352,7 +348,7 @@ def emotion(image, *, shown_in: tuple[float, float] | None = None):
     boxes = [overlay.Box(f.box, *_emotion_label(f)) for f in analysis.faces]
     rows = [[i + 1, *_emotion_cells(f), box_text(f.box)] for i, f in enumerate(analysis.faces)]
     faces = clickable_faces(analysis.faces, analysis.image.shape)
-    return draw_result(analysis.image, boxes, shown_in), faces[0][1], rows, faces
+    return overlay.draw_boxes(analysis.image, boxes, shown_in=shown_in), faces[0][1], rows, faces
 
 
 def clickable_faces(faces, shape, pictures: bool = True) -> list:
@@ -491,7 +487,7 @@ def identify(image, operating_point, gallery, *, shown_in: tuple[float, float] |
     matches = found.faces
     boxes = [overlay.Box(m.box, *overlay.identity_text(m.name, m.similarity, m.possible)) for m in matches]
     rows = [[i + 1, *_match_cells(m), box_text(m.box)] for i, m in enumerate(matches)]
-    return draw_result(rgb, boxes, shown_in), identify_table(rows)
+    return overlay.draw_boxes(rgb, boxes, shown_in=shown_in), identify_table(rows)
 
 
 NO_ONE_ENROLLED = "No one is enrolled yet: every face will be unknown. Enroll someone first."
